@@ -1,0 +1,241 @@
+"""Viola-Jones vs CNN face detection under shadow and cartoon variants.
+
+Method, one rule per stage:
+  1. build_dataset  compose test scenes with exact face boxes and a disjoint training set
+  2. make_variant   the same test images, altered (original / shadow / cartoon / shadow sweep)
+  3. train_cnn      train the CNN face classifier with hard-negative mining
+  4. detect         run each detector on each variant of each dataset
+  5. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
+  6. summarise      one table of all runs
+  7. figures        comparison figures
+  8. report         the self-contained HTML report
+
+Every rule's parameters are the config section it depends on, so changing one setting reruns
+that stage and its descendants only. Each rule calls a sub-command of `python -m pipeline`.
+"""
+
+import json
+import shlex
+import sys
+
+from pipeline.config import validate_config
+from pipeline.figures import FIGURES
+from pipeline.variants import variant_instances, sweep_name
+
+
+configfile: "config/default.yaml"
+
+
+validate_config(config)
+
+PIPELINE = f"{shlex.quote(sys.executable)} -m pipeline"
+DATASETS = list(config["datasets"])
+VARIANTS = variant_instances(config)
+MAIN_VARIANTS = list(config["variants"])
+DETECTORS = config["detectors"]
+MODELS = sorted({d["model"] for d in DETECTORS.values() if d["kind"] == "cnn"})
+SWEEP = config["shadow_sweep"]
+
+
+def as_json(settings):
+    return json.dumps(settings, sort_keys=True)
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    variant="|".join(v.replace(".", r"\.") for v in VARIANTS),
+    detector="|".join(DETECTORS),
+    model="[A-Za-z][A-Za-z0-9_]*",
+
+
+rule all:
+    input:
+        "results/report/index.html",
+
+
+rule build_dataset:
+    output:
+        test="results/data/{dataset}/test.json",
+        test_images=directory("results/data/{dataset}/test"),
+        train="results/data/{dataset}/train.npz",
+        backgrounds="results/data/{dataset}/train_backgrounds.json",
+        background_images=directory("results/data/{dataset}/train_backgrounds"),
+    params:
+        settings=lambda wc: as_json(config["datasets"][wc.dataset]),
+        out="results/data/{dataset}",
+    log:
+        "results/logs/build_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/build_dataset/{dataset}.tsv"
+    shell:
+        "{PIPELINE} build-dataset --settings {params.settings:q} --out {params.out} "
+        "2> {log}"
+
+
+rule make_variant:
+    input:
+        "results/data/{dataset}/test.json",
+    output:
+        manifest="results/variants/{dataset}/{variant}/manifest.json",
+        images=directory("results/variants/{dataset}/{variant}/images"),
+    params:
+        settings=lambda wc: as_json(VARIANTS[wc.variant]),
+        out="results/variants/{dataset}/{variant}",
+    log:
+        "results/logs/make_variant/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/make_variant/{dataset}/{variant}.tsv"
+    shell:
+        "{PIPELINE} make-variant --manifest {input} --name {wildcards.variant} "
+        "--settings {params.settings:q} --out {params.out} 2> {log}"
+
+
+def training_inputs(wc):
+    dataset = config["models"][wc.model]["train_dataset"]
+    return {
+        "train": f"results/data/{dataset}/train.npz",
+        "backgrounds": f"results/data/{dataset}/train_backgrounds.json",
+    }
+
+
+rule train_cnn:
+    input:
+        unpack(training_inputs),
+    output:
+        "results/models/{model}.pt",
+    params:
+        settings=lambda wc: as_json(config["models"][wc.model]),
+    threads: workflow.cores
+    log:
+        "results/logs/train_cnn/{model}.log",
+    benchmark:
+        "results/benchmarks/train_cnn/{model}.tsv"
+    shell:
+        "{PIPELINE} train-cnn --settings {params.settings:q} --train {input.train} "
+        "--backgrounds {input.backgrounds} --out {output} --threads {threads} "
+        "2> {log}"
+
+
+def detection_inputs(wc):
+    inputs = {"manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json"}
+    if DETECTORS[wc.detector]["kind"] == "cnn":
+        inputs["model"] = f"results/models/{DETECTORS[wc.detector]['model']}.pt"
+    return inputs
+
+
+rule detect:
+    input:
+        unpack(detection_inputs),
+    output:
+        "results/detections/{detector}/{dataset}/{variant}.json",
+    params:
+        settings=lambda wc: as_json(DETECTORS[wc.detector]),
+        model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
+    threads: 1
+    log:
+        "results/logs/detect/{detector}/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/detect/{detector}/{dataset}/{variant}.tsv"
+    shell:
+        "{PIPELINE} detect --settings {params.settings:q} --manifest {input.manifest} "
+        "{params.model} --name {wildcards.detector} --out {output} --threads {threads} "
+        "2> {log}"
+
+
+rule evaluate:
+    input:
+        truth="results/variants/{dataset}/{variant}/manifest.json",
+        detections="results/detections/{detector}/{dataset}/{variant}.json",
+    output:
+        "results/metrics/{detector}/{dataset}/{variant}.json",
+    params:
+        settings=as_json(config["evaluation"]),
+    log:
+        "results/logs/evaluate/{detector}/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
+    shell:
+        "{PIPELINE} evaluate --settings {params.settings:q} --truth {input.truth} "
+        "--detections {input.detections} --detector {wildcards.detector} "
+        "--dataset {wildcards.dataset} --variant {wildcards.variant} --out {output} "
+        "2> {log}"
+
+
+rule summarise:
+    input:
+        expand(
+            "results/metrics/{detector}/{dataset}/{variant}.json",
+            detector=DETECTORS,
+            dataset=DATASETS,
+            variant=VARIANTS,
+        ),
+    output:
+        csv=report("results/metrics/summary.csv", category="Tables",
+                   caption="pipeline/captions/summary.rst"),
+        json="results/metrics/summary.json",
+    log:
+        "results/logs/summarise.log",
+    shell:
+        "{PIPELINE} summarise --metrics {input} --out-csv {output.csv} "
+        "--out-json {output.json} 2> {log}"
+
+
+FIGURE_SETTINGS = {
+    "datasets": DATASETS,
+    "detectors": list(DETECTORS),
+    "main_variants": MAIN_VARIANTS,
+    "models": MODELS,
+    "sweep": {
+        "strengths": SWEEP["strengths"],
+        "names": [sweep_name(SWEEP["variant"], s) for s in SWEEP["strengths"]],
+    },
+    "example_images": config["report"]["example_images"],
+    "fp_for_summary": config["report"]["fp_for_summary"],
+}
+
+
+rule figures:
+    input:
+        summary="results/metrics/summary.json",
+        variants=expand(
+            "results/variants/{dataset}/{variant}/manifest.json",
+            dataset=DATASETS,
+            variant=MAIN_VARIANTS,
+        ),
+        detections=expand(
+            "results/detections/{detector}/{dataset}/{variant}.json",
+            detector=DETECTORS,
+            dataset=DATASETS,
+            variant=MAIN_VARIANTS,
+        ),
+        models=expand("results/models/{model}.pt", model=MODELS),
+    output:
+        [
+            report(f"results/figures/{name}", category="Figures",
+                   caption=f"pipeline/captions/{name[:-4]}.rst")
+            for name in FIGURES
+        ],
+    params:
+        settings=as_json(FIGURE_SETTINGS),
+    log:
+        "results/logs/figures.log",
+    benchmark:
+        "results/benchmarks/figures.tsv"
+    shell:
+        "{PIPELINE} figures --settings {params.settings:q} --summary {input.summary} "
+        "--results results --out-dir results/figures 2> {log}"
+
+
+rule report:
+    input:
+        summary="results/metrics/summary.json",
+        figures=expand("results/figures/{name}", name=FIGURES),
+    output:
+        "results/report/index.html",
+    params:
+        settings=as_json({**FIGURE_SETTINGS, "config": config}),
+    log:
+        "results/logs/report.log",
+    shell:
+        "{PIPELINE} report --settings {params.settings:q} --summary {input.summary} "
+        "--figures {input.figures} --out {output} 2> {log}"

@@ -1,0 +1,1 @@
+"""Viola-Jones vs CNN face-detector comparison under shadow and cartoon variants."""

@@ -1,0 +1,165 @@
+"""The project's one box and annotation type, and their JSON form.
+
+A box is axis-aligned, in pixels, ``(x, y, w, h)`` with ``(x, y)`` the top-left corner;
+``score`` is the detector's confidence (1.0 for ground truth). An :class:`ImageRecord` is one
+image of a dataset with its boxes; a :class:`Manifest` is a list of them with the folder the
+image files live in. Ground truth and detections use the same types and the same file format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.io import read_json, write_json
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in pixels; ``score`` is a confidence, higher is more sure."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = 1.0
+
+    @property
+    def area(self) -> float:
+        return max(self.w, 0.0) * max(self.h, 0.0)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other`` (0 when either box is empty)."""
+        return float(iou_matrix([self], [other])[0, 0])
+
+    def clipped(self, width: int, height: int) -> Box:
+        """This box cut to the image ``[0, width) x [0, height)``."""
+        x1, y1 = max(self.x, 0.0), max(self.y, 0.0)
+        x2, y2 = min(self.x + self.w, float(width)), min(self.y + self.h, float(height))
+        return Box(x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0), self.score)
+
+    def to_list(self, with_score: bool = False) -> list[float]:
+        values = [round(self.x, 3), round(self.y, 3), round(self.w, 3), round(self.h, 3)]
+        return values + [round(self.score, 6)] if with_score else values
+
+    @classmethod
+    def from_list(cls, values: list[float]) -> Box:
+        """``[x, y, w, h]`` or ``[x, y, w, h, score]``."""
+        if len(values) not in (4, 5):
+            raise ValueError(f"a box needs 4 or 5 numbers [x, y, w, h(, score)], got {values!r}")
+        return cls(*(float(v) for v in values))
+
+
+def boxes_to_array(boxes: list[Box]) -> np.ndarray:
+    """Boxes as a float64 array of shape (N, 4) in ``x, y, w, h``."""
+    return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64).reshape(-1, 4)
+
+
+def iou_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union, shape (len(a), len(b)); empty boxes give 0."""
+    a = boxes_to_array(a) if isinstance(a, list) else np.asarray(a, dtype=np.float64)
+    b = boxes_to_array(b) if isinstance(b, list) else np.asarray(b, dtype=np.float64)
+    ax1, ay1 = a[:, 0:1], a[:, 1:2]
+    ax2, ay2 = ax1 + a[:, 2:3], ay1 + a[:, 3:4]
+    bx1, by1 = b[:, 0], b[:, 1]
+    bx2, by2 = bx1 + b[:, 2], by1 + b[:, 3]
+    inter_w = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    inter_h = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = inter_w * inter_h
+    area_a = np.clip(a[:, 2:3], 0, None) * np.clip(a[:, 3:4], 0, None)
+    area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+@dataclass
+class ImageRecord:
+    """One image of a dataset: its file (relative to the manifest's root), size and boxes."""
+
+    file: str
+    width: int
+    height: int
+    boxes: list[Box] = field(default_factory=list)
+    seconds: float | None = None  # detection wall time, for detection records
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, with_score: bool) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "file": self.file,
+            "width": self.width,
+            "height": self.height,
+            "boxes": [b.to_list(with_score) for b in self.boxes],
+        }
+        if self.seconds is not None:
+            record["seconds"] = round(self.seconds, 6)
+        if self.attributes:
+            record["attributes"] = self.attributes
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ImageRecord:
+        return cls(
+            file=str(record["file"]),
+            width=int(record["width"]),
+            height=int(record["height"]),
+            boxes=[Box.from_list(b) for b in record["boxes"]],
+            seconds=record.get("seconds"),
+            attributes=dict(record.get("attributes", {})),
+        )
+
+
+@dataclass
+class Manifest:
+    """A list of image records; ``root`` is the folder the image files are relative to.
+
+    Written as JSON: ``{"kind", "root", "meta", "images": [{file, width, height, boxes}]}``
+    where ``kind`` is ``"ground_truth"`` or ``"detections"`` and ``root`` is stored relative to
+    the JSON file so a results folder can be moved as a whole.
+    """
+
+    kind: str
+    root: Path
+    images: list[ImageRecord]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def image_path(self, record: ImageRecord) -> Path:
+        return self.root / record.file
+
+    @property
+    def n_boxes(self) -> int:
+        return sum(len(r.boxes) for r in self.images)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        root = Path(_relative(self.root, path.parent))
+        write_json(
+            path,
+            {
+                "kind": self.kind,
+                "root": root.as_posix(),
+                "meta": self.meta,
+                "images": [r.to_dict(self.kind == "detections") for r in self.images],
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        data = read_json(path)
+        try:
+            images = [ImageRecord.from_dict(r) for r in data["images"]]
+            kind = data["kind"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: not a valid manifest ({error})") from error
+        return cls(kind, (path.parent / data.get("root", ".")).resolve(), images,
+                   data.get("meta", {}))
+
+
+def _relative(target: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(Path(target).resolve(), Path(start).resolve())

@@ -1,0 +1,184 @@
+"""Command-line entry points, one sub-command per workflow stage.
+
+Each stage takes its settings either as a JSON object (``--settings '{...}'``, what the
+Snakefile passes) or as a section of a YAML config file (``--config config/default.yaml
+--section detectors.haar``), so every stage runs and tests without Snakemake::
+
+    python -m pipeline build-dataset --config config/default.yaml --section datasets.embedded \\
+        --out results/data/embedded
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from pipeline.io import setup_logging
+
+LOG = logging.getLogger("pipeline.cli")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The stage settings from ``--settings`` JSON or ``--config`` + ``--section``."""
+    if args.settings is not None:
+        try:
+            return json.loads(args.settings)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"--settings: not valid JSON ({error})") from error
+    if args.config is None or args.section is None:
+        raise SystemExit("give --settings JSON, or --config FILE with --section KEY.PATH")
+    from pipeline.config import load_config
+
+    node: Any = load_config(args.config)
+    for key in args.section.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise SystemExit(f"{args.config}: no section '{args.section}' (missing '{key}')")
+        node = node[key]
+    return node
+
+
+def _set_threads(threads: int) -> None:
+    import cv2
+    import torch
+
+    cv2.setNumThreads(threads)
+    torch.set_num_threads(threads)
+
+
+def cmd_build_dataset(args: argparse.Namespace) -> None:
+    from pipeline.datasets import build_dataset
+
+    build_dataset(_settings(args), args.out)
+
+
+def cmd_make_variant(args: argparse.Namespace) -> None:
+    from pipeline.boxes import Manifest
+    from pipeline.variants import make_variant
+
+    make_variant(Manifest.load(args.manifest), _settings(args), args.out, args.name)
+
+
+def cmd_train_cnn(args: argparse.Namespace) -> None:
+    from pipeline.training import train_cnn
+
+    _set_threads(args.threads)
+    train_cnn(_settings(args), args.train, args.backgrounds, args.out)
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    from pipeline.detectors import detect_to_file
+
+    _set_threads(args.threads)
+    detect_to_file(_settings(args), args.manifest, args.out, args.name, args.model)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pipeline.boxes import Manifest
+    from pipeline.io import write_json
+    from pipeline.metrics import evaluate
+
+    settings = _settings(args)
+    truth, detections = Manifest.load(args.truth), Manifest.load(args.detections)
+    metrics = evaluate(truth, detections, settings["iou_threshold"],
+                       settings["false_positive_points"])
+    metrics = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant,
+               **metrics}
+    LOG.info("%s on %s/%s: AP %.3f, %d faces, %d detections", args.detector, args.dataset,
+             args.variant, metrics["average_precision"], metrics["n_faces"],
+             metrics["n_detections"])
+    write_json(args.out, metrics)
+
+
+def cmd_summarise(args: argparse.Namespace) -> None:
+    from pipeline.summary import summarise
+
+    summarise(args.metrics, args.out_csv, args.out_json)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from pipeline.figures import make_figures
+
+    make_figures(_settings(args), args.summary, args.results, args.out_dir)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from pipeline.report import write_report
+
+    write_report(_settings(args), args.summary, args.figures, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        group = sub.add_argument_group("settings (one of)")
+        group.add_argument("--settings", help="stage settings as a JSON object")
+        group.add_argument("--config", help="a YAML config file (validated)")
+        group.add_argument("--section", help="dotted key of the section in --config")
+        sub.add_argument("--log", help="also write the log to this file")
+        return sub
+
+    sub = add("build-dataset", cmd_build_dataset, "build a dataset's test and training files")
+    sub.add_argument("--out", required=True, help="output folder")
+
+    sub = add("make-variant", cmd_make_variant, "alter every test image (same boxes)")
+    sub.add_argument("--manifest", required=True, help="ground-truth manifest JSON")
+    sub.add_argument("--name", required=True, help="variant name, for logs and metadata")
+    sub.add_argument("--out", required=True, help="output folder")
+
+    sub = add("train-cnn", cmd_train_cnn, "train the CNN face classifier")
+    sub.add_argument("--train", required=True, help="train.npz with faces and nonfaces")
+    sub.add_argument("--backgrounds", required=True, help="manifest of face-free scenes")
+    sub.add_argument("--out", required=True, help="checkpoint file to write")
+    sub.add_argument("--threads", type=int, default=2)
+
+    sub = add("detect", cmd_detect, "run one detector over a manifest's images")
+    sub.add_argument("--manifest", required=True)
+    sub.add_argument("--name", required=True, help="detector name")
+    sub.add_argument("--model", help="model checkpoint, for detectors that need one")
+    sub.add_argument("--out", required=True, help="detections JSON to write")
+    sub.add_argument("--threads", type=int, default=1)
+
+    sub = add("evaluate", cmd_evaluate, "match detections to ground truth, write metrics")
+    sub.add_argument("--truth", required=True)
+    sub.add_argument("--detections", required=True)
+    sub.add_argument("--detector", required=True)
+    sub.add_argument("--dataset", required=True)
+    sub.add_argument("--variant", required=True)
+    sub.add_argument("--out", required=True)
+
+    sub = commands.add_parser("summarise", help="collect metrics files into one table")
+    sub.set_defaults(handler=cmd_summarise)
+    sub.add_argument("--metrics", nargs="+", required=True)
+    sub.add_argument("--out-csv", required=True)
+    sub.add_argument("--out-json", required=True)
+    sub.add_argument("--log")
+
+    sub = add("figures", cmd_figures, "draw the comparison figures")
+    sub.add_argument("--summary", required=True, help="summary.json")
+    sub.add_argument("--results", default="results", help="results folder")
+    sub.add_argument("--out-dir", required=True)
+
+    sub = add("report", cmd_report, "write the self-contained HTML report")
+    sub.add_argument("--summary", required=True, help="summary.json")
+    sub.add_argument("--figures", nargs="+", required=True)
+    sub.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log)
+    LOG.info("%s: %s", args.command, " ".join(sys.argv[1:] if argv is None else argv))
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Dataset registry and the embedded dataset built from images shipped inside installed packages.
+
+A dataset builder writes, under one output folder:
+
+- ``test.json``: a ground-truth :class:`~pipeline.boxes.Manifest` of test images (``test/``);
+- ``train.npz``: training face crops ``faces`` (N, h, w) uint8 and face-free patches
+  ``nonfaces`` (M, h, w) uint8;
+- ``train_backgrounds.json``: a manifest of face-free training scenes (``train_backgrounds/``)
+  for negative sampling and hard-negative mining.
+
+The embedded dataset uses scikit-image's ``lfw_subset`` (100 real 25x25 faces, 100 face-free
+patches) and face-free sample scenes of scikit-image and scikit-learn. Test and training faces
+are disjoint, and so are test and training scenes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.boxes import Box, ImageRecord, Manifest
+from pipeline.io import to_gray_uint8, write_image
+
+LOG = logging.getLogger(__name__)
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        return getattr(skimage.data, name)()
+
+    return load
+
+
+def _sklearn(file: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(file)
+
+    return load
+
+
+def _motorcycle_left() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.stereo_motorcycle()[0]
+
+
+# Face-free sample scenes shipped inside scikit-image and scikit-learn (RGB or gray).
+BACKGROUNDS: dict[str, Callable[[], np.ndarray]] = {
+    **{n: _skimage(n) for n in ["brick", "cell", "chelsea", "coffee", "coins", "grass", "gravel",
+                                "hubble_deep_field", "moon", "page", "rocket", "text"]},
+    "clock_motion": _skimage("clock"),
+    "motorcycle_left": _motorcycle_left,
+    "china": _sklearn("china.jpg"),
+    "flower": _sklearn("flower.jpg"),
+}
+
+
+def load_background(name: str) -> np.ndarray:
+    """A face-free scene as grayscale uint8, shape (H, W)."""
+    if name not in BACKGROUNDS:
+        raise KeyError(f"unknown background '{name}'; known: {', '.join(sorted(BACKGROUNDS))}")
+    image = BACKGROUNDS[name]()
+    if image.ndim == 3:  # packages return RGB; OpenCV's gray conversion expects BGR order
+        image = image[:, :, ::-1]
+    return to_gray_uint8(np.ascontiguousarray(image))
+
+
+def lfw_patches() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's LFW subset: (faces, nonfaces), each (100, 25, 25) uint8."""
+    import skimage.data
+
+    patches = (np.clip(skimage.data.lfw_subset(), 0, 1) * 255).round().astype(np.uint8)
+    return patches[:100], patches[100:]
+
+
+def feathered_mask(size: int, feather: float) -> np.ndarray:
+    """Square alpha mask (size, size) in [0, 1]: 1 inside, falling linearly to 0 at the rim."""
+    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
+    edge = np.minimum.outer(ramp, ramp)
+    return np.clip(edge / max(feather, 1e-6), 0.0, 1.0)
+
+
+def paste_face(scene: np.ndarray, face: np.ndarray, box: Box) -> None:
+    """Blend ``face`` resized to ``box`` into ``scene`` in place with a feathered rim."""
+    x, y, side = int(box.x), int(box.y), int(box.w)
+    resized = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    alpha = feathered_mask(side, feather=max(1.5, 0.05 * side))
+    region = scene[y : y + side, x : x + side].astype(np.float32)
+    blended = alpha * resized + (1.0 - alpha) * region
+    scene[y : y + side, x : x + side] = np.clip(blended.round(), 0, 255).astype(np.uint8)
+
+
+def random_crop(image: np.ndarray, width: int, height: int, rng: np.random.Generator,
+                max_zoom: float = 1.6) -> np.ndarray:
+    """A ``width`` x ``height`` crop of ``image`` at a random zoom of at least cover size."""
+    h, w = image.shape
+    scale = max(width / w, height / h) * rng.uniform(1.0, max_zoom)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    x0 = int(rng.integers(0, new_w - width + 1))
+    y0 = int(rng.integers(0, new_h - height + 1))
+    return resized[y0 : y0 + height, x0 : x0 + width].copy()
+
+
+def place_boxes(n: int, sizes: tuple[int, int], width: int, height: int,
+                rng: np.random.Generator, tries: int = 100) -> list[Box]:
+    """Up to ``n`` non-overlapping squares inside the image, side uniform in ``sizes``."""
+    boxes: list[Box] = []
+    for _ in range(n):
+        for _ in range(tries):
+            side = int(rng.integers(sizes[0], sizes[1] + 1))
+            x = int(rng.integers(0, width - side + 1))
+            y = int(rng.integers(0, height - side + 1))
+            box = Box(x, y, side, side)
+            margin = 4
+            if all(
+                box.x + box.w + margin <= b.x or b.x + b.w + margin <= box.x
+                or box.y + box.h + margin <= b.y or b.y + b.h + margin <= box.y
+                for b in boxes
+            ):
+                boxes.append(box)
+                break
+    return boxes
+
+
+def build_embedded(settings: dict[str, Any], out_dir: str | Path) -> None:
+    """Compose the embedded dataset's test scenes and training set under ``out_dir``."""
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(settings["seed"])
+    faces, nonfaces = lfw_patches()
+    order = rng.permutation(len(faces))
+    test_ids, train_ids = order[: settings["n_test_faces"]], order[settings["n_test_faces"] :]
+    LOG.info("embedded: %d test faces, %d training faces (disjoint)", len(test_ids),
+             len(train_ids))
+
+    width, height = settings["scene_size"]
+    backgrounds = {name: load_background(name) for name in settings["test_backgrounds"]}
+    face_queue: list[int] = []
+    records = []
+    for index in tqdm(range(settings["n_scenes"]), desc="compose test scenes", unit="scene"):
+        name = settings["test_backgrounds"][index % len(settings["test_backgrounds"])]
+        scene = random_crop(backgrounds[name], width, height, rng)
+        empty = rng.random() < settings["empty_scene_fraction"]
+        count = 0 if empty else int(rng.integers(settings["faces_per_scene"][0],
+                                                 settings["faces_per_scene"][1] + 1))
+        boxes = place_boxes(count, tuple(settings["face_size"]), width, height, rng)
+        face_ids = []
+        for box in boxes:
+            if not face_queue:
+                face_queue = list(rng.permutation(test_ids))
+            face_id = int(face_queue.pop())
+            face_ids.append(face_id)
+            paste_face(scene, faces[face_id], box)
+        file = f"scene_{index:04d}.png"
+        write_image(out_dir / "test" / file, scene)
+        records.append(ImageRecord(file, width, height, boxes,
+                                   attributes={"background": name, "lfw_face_ids": face_ids}))
+    Manifest("ground_truth", out_dir / "test", records,
+             meta={"dataset": "embedded", "source": "scikit-image lfw_subset + sample scenes"}
+             ).save(out_dir / "test.json")
+
+    _save_training_set(out_dir, faces[train_ids], nonfaces, settings["train_backgrounds"])
+    LOG.info("embedded: %d test scenes with %d faces written to %s", len(records),
+             sum(len(r.boxes) for r in records), out_dir)
+
+
+def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
+                       background_names: list[str]) -> None:
+    from pipeline.io import atomic_open
+
+    with atomic_open(out_dir / "train.npz", "wb") as handle:
+        np.savez_compressed(handle, faces=faces, nonfaces=nonfaces)
+    records = []
+    for name in background_names:
+        image = load_background(name)
+        write_image(out_dir / "train_backgrounds" / f"{name}.png", image)
+        records.append(ImageRecord(f"{name}.png", image.shape[1], image.shape[0], []))
+    Manifest("ground_truth", out_dir / "train_backgrounds", records,
+             meta={"purpose": "face-free scenes for negatives"}
+             ).save(out_dir / "train_backgrounds.json")
+
+
+# Dataset kind -> builder(settings, out_dir).
+DATASETS: dict[str, Callable[[dict[str, Any], str | Path], None]] = {
+    "embedded": build_embedded,
+}
+
+
+def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
+    DATASETS[settings["kind"]](settings, out_dir)

@@ -1,0 +1,67 @@
+"""Viola-Jones baseline: an OpenCV Haar cascade with a score for every detection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.boxes import Box
+
+BUNDLED_CASCADES = {
+    "default": "haarcascade_frontalface_default.xml",
+    "alt": "haarcascade_frontalface_alt.xml",
+    "alt2": "haarcascade_frontalface_alt2.xml",
+    "alt_tree": "haarcascade_frontalface_alt_tree.xml",
+}
+
+
+def cascade_path(cascade: str) -> Path:
+    """The XML file of a bundled cascade name, or ``cascade`` itself taken as a path."""
+    if cascade in BUNDLED_CASCADES:
+        return Path(cv2.data.haarcascades) / BUNDLED_CASCADES[cascade]
+    return Path(cascade)
+
+
+@dataclass
+class HaarDetector:
+    """``detectMultiScale3`` with ``outputRejectLevels=True``.
+
+    The score of a detection is OpenCV's level weight: the boosted sum of the last cascade
+    stage the grouped window reached, so thresholding it traces a precision-recall curve.
+    """
+
+    classifier: cv2.CascadeClassifier
+    scale_factor: float
+    min_neighbors: int
+    min_size: int
+    equalize_hist: bool
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> HaarDetector:
+        path = cascade_path(settings["cascade"])
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: Haar cascade XML not found")
+        classifier = cv2.CascadeClassifier(str(path))
+        if classifier.empty():
+            raise ValueError(f"{path}: OpenCV could not load this file as a cascade")
+        return cls(classifier, settings["scale_factor"], settings["min_neighbors"],
+                   settings["min_size"], settings["equalize_hist"])
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        if self.equalize_hist:
+            image = cv2.equalizeHist(image)
+        rects, _levels, weights = self.classifier.detectMultiScale3(
+            image,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
+        )
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        return [Box(float(x), float(y), float(w), float(h), float(s))
+                for (x, y, w, h), s in zip(np.asarray(rects).reshape(-1, 4), weights,
+                                           strict=True)]

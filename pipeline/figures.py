@@ -1,0 +1,208 @@
+"""The comparison figures, drawn from ``summary.json`` and the files under ``results/``.
+
+Settings (built by the Snakefile from the config): ``detectors``, ``datasets``,
+``main_variants``, ``sweep`` (``{"strengths": [...], "names": [...]}``), ``models``,
+``example_images`` and ``fp_for_summary``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline.boxes import Manifest  # noqa: E402
+from pipeline.io import atomic_open, read_gray, read_json  # noqa: E402
+from pipeline.metrics import curve_from_metrics  # noqa: E402
+
+LOG = logging.getLogger(__name__)
+
+FIGURES = ["pr_curves.png", "detection_rate_vs_fp.png", "ap_by_variant.png",
+           "ap_vs_shadow_strength.png", "examples.png", "training_curves.png"]
+COLOURS = ["tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:olive"]
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _runs_by_key(summary: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["detector"], r["dataset"], r["variant"]): r for r in summary["runs"]}
+
+
+def _grid(rows: int, cols: int, width: float = 4.0, height: float = 3.4
+          ) -> tuple[plt.Figure, np.ndarray]:
+    figure, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows),
+                                squeeze=False)
+    return figure, axes
+
+
+def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> None:
+    """PR curves (``kind='pr'``) or detection rate vs false positives (``'fp'``) per variant."""
+    datasets, variants = settings["datasets"], settings["main_variants"]
+    figure, axes = _grid(len(datasets), len(variants))
+    for i, dataset in enumerate(datasets):
+        for j, variant in enumerate(variants):
+            axis = axes[i, j]
+            for k, detector in enumerate(settings["detectors"]):
+                run = runs.get((detector, dataset, variant))
+                if run is None:
+                    continue
+                curve = curve_from_metrics(run)
+                colour = COLOURS[k % len(COLOURS)]
+                if kind == "pr":
+                    axis.plot(np.r_[0, curve.recall], np.r_[1, curve.precision], color=colour,
+                              drawstyle="steps-post",
+                              label=f"{detector} (AP {run['average_precision']:.3f})")
+                else:
+                    axis.plot(np.r_[0, curve.false_positives], np.r_[0, curve.recall],
+                              color=colour, drawstyle="steps-post", label=detector)
+            if kind == "pr":
+                axis.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+            else:
+                axis.set(xlabel="false positives (whole variant)", ylabel="detection rate",
+                         ylim=(0, 1.02), xscale="symlog")
+            axis.set_title(f"{dataset} / {variant}")
+            axis.grid(alpha=0.3)
+            axis.legend(loc="lower left" if kind == "pr" else "lower right", fontsize=8)
+    _save(figure, out)
+
+
+def plot_ap_by_variant(settings: dict[str, Any], runs: dict, out: Path) -> None:
+    datasets, variants, detectors = (settings["datasets"], settings["main_variants"],
+                                     settings["detectors"])
+    figure, axes = _grid(1, len(datasets), width=5.0)
+    width = 0.8 / max(len(detectors), 1)
+    for i, dataset in enumerate(datasets):
+        axis = axes[0, i]
+        for k, detector in enumerate(detectors):
+            values = [runs.get((detector, dataset, v), {}).get("average_precision", np.nan)
+                      for v in variants]
+            positions = np.arange(len(variants)) + (k - (len(detectors) - 1) / 2) * width
+            bars = axis.bar(positions, values, width, label=detector,
+                            color=COLOURS[k % len(COLOURS)])
+            axis.bar_label(bars, fmt="%.2f", fontsize=7)
+        axis.set_xticks(np.arange(len(variants)), variants)
+        axis.set(ylabel="average precision", ylim=(0, 1.05), title=dataset)
+        axis.legend(fontsize=8)
+    _save(figure, out)
+
+
+def plot_shadow_sweep(settings: dict[str, Any], runs: dict, out: Path) -> None:
+    sweep, fp = settings["sweep"], str(settings["fp_for_summary"])
+    datasets = settings["datasets"]
+    figure, axes = _grid(len(datasets), 2)
+    for i, dataset in enumerate(datasets):
+        for k, detector in enumerate(settings["detectors"]):
+            found = [runs.get((detector, dataset, n)) for n in sweep["names"]]
+            strengths = [s for s, r in zip(sweep["strengths"], found, strict=True) if r]
+            ap = [r["average_precision"] for r in found if r]
+            rate = [r["detection_rate_at_fp"].get(fp, np.nan) for r in found if r]
+            colour = COLOURS[k % len(COLOURS)]
+            axes[i, 0].plot(strengths, ap, "o-", color=colour, label=detector)
+            axes[i, 1].plot(strengths, rate, "o-", color=colour, label=detector)
+        axes[i, 0].set(xlabel="shadow strength", ylabel="average precision", ylim=(0, 1.05),
+                       title=f"{dataset}: AP vs shadow strength")
+        axes[i, 1].set(xlabel="shadow strength", ylabel=f"detection rate at {fp} FP",
+                       ylim=(0, 1.05), title=f"{dataset}: detection rate at {fp} FP")
+        for axis in axes[i]:
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+    _save(figure, out)
+
+
+def operating_threshold(run: dict[str, Any], false_positives: int) -> float:
+    """The lowest score threshold at which the run has at most ``false_positives`` FPs."""
+    curve = curve_from_metrics(run)
+    allowed = curve.false_positives <= false_positives
+    return float(curve.thresholds[allowed].min()) if allowed.any() else float("inf")
+
+
+def plot_examples(settings: dict[str, Any], runs: dict, results: Path, out: Path) -> None:
+    """Test images in each variant with ground truth and each detector's boxes."""
+    dataset, variants = settings["datasets"][0], settings["main_variants"]
+    manifests = {v: Manifest.load(results / "variants" / dataset / v / "manifest.json")
+                 for v in variants}
+    first = manifests[variants[0]]
+    by_faces = sorted(range(len(first.images)), key=lambda k: (-len(first.images[k].boxes), k))
+    chosen = sorted(by_faces[: settings["example_images"]])
+    detections = {}
+    for detector in settings["detectors"]:
+        for v in variants:
+            path = results / "detections" / detector / dataset / f"{v}.json"
+            if path.exists():
+                detections[detector, v] = Manifest.load(path)
+    figure, axes = _grid(len(chosen), len(variants), width=3.6, height=2.9)
+    fp = settings["fp_for_summary"]
+    for j, variant in enumerate(variants):
+        for i, index in enumerate(chosen):
+            record = manifests[variant].images[index]
+            axis = axes[i, j]
+            axis.imshow(read_gray(manifests[variant].image_path(record)), cmap="gray",
+                        vmin=0, vmax=255)
+            for box in record.boxes:
+                axis.add_patch(plt.Rectangle((box.x, box.y), box.w, box.h, fill=False,
+                                             color="lime", lw=1.5, ls="--"))
+            for k, detector in enumerate(settings["detectors"]):
+                found = detections.get((detector, variant))
+                run = runs.get((detector, dataset, variant))
+                if found is None or run is None:
+                    continue
+                threshold = operating_threshold(run, fp)
+                for box in found.images[index].boxes:
+                    if box.score >= threshold:
+                        axis.add_patch(plt.Rectangle((box.x, box.y), box.w, box.h, fill=False,
+                                                     color=COLOURS[k % len(COLOURS)], lw=1.3))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if i == 0:
+                axis.set_title(variant)
+    handles = [plt.Line2D([], [], color="lime", ls="--", label="ground truth")] + [
+        plt.Line2D([], [], color=COLOURS[k % len(COLOURS)], label=d)
+        for k, d in enumerate(settings["detectors"])]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles))
+    _save(figure, out)
+
+
+def plot_training(settings: dict[str, Any], results: Path, out: Path) -> None:
+    from pipeline.cnn import load_checkpoint
+
+    models = settings["models"]
+    figure, axes = _grid(1, max(len(models), 1), width=5.0)
+    for i, name in enumerate(models):
+        _, checkpoint = load_checkpoint(results / "models" / f"{name}.pt")
+        history = checkpoint["history"]
+        steps = np.arange(1, len(history) + 1)
+        axis = axes[0, i]
+        axis.plot(steps, [h["train_loss"] for h in history], "o-", label="train loss")
+        axis.plot(steps, [h["val_loss"] for h in history], "s-", label="validation loss")
+        for boundary in [k + 0.5 for k in range(1, len(history))
+                         if history[k]["round"] != history[k - 1]["round"]]:
+            axis.axvline(boundary, color="grey", ls=":", lw=1)
+        axis.set(xlabel="epoch (dotted: new hard-negative round)", ylabel="BCE loss",
+                 yscale="log", title=f"model {name}")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    _save(figure, out)
+
+
+def make_figures(settings: dict[str, Any], summary_path: str | Path, results: str | Path,
+                 out_dir: str | Path) -> list[Path]:
+    out_dir, results = Path(out_dir), Path(results)
+    runs = _runs_by_key(read_json(summary_path))
+    plot_curves(settings, runs, out_dir / "pr_curves.png", "pr")
+    plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
+    plot_ap_by_variant(settings, runs, out_dir / "ap_by_variant.png")
+    plot_shadow_sweep(settings, runs, out_dir / "ap_vs_shadow_strength.png")
+    plot_examples(settings, runs, results, out_dir / "examples.png")
+    plot_training(settings, results, out_dir / "training_curves.png")
+    LOG.info("figures written to %s", out_dir)
+    return [out_dir / name for name in FIGURES]

@@ -1,0 +1,130 @@
+"""The project's one evaluation: matching, precision-recall, AP and detection rate vs FP.
+
+Matching is one-to-one and greedy by score: within each image, detections are taken from the
+highest score down and each claims the unclaimed ground-truth box it overlaps most, if that
+IoU is at least the threshold; otherwise it is a false positive.
+
+Average precision is the area under the precision envelope (precision made non-increasing in
+recall), summed over the recall steps: the all-point interpolation of PASCAL VOC 2010+.
+Curve points are taken only between distinct scores, so tied detections enter together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.boxes import Box, Manifest, iou_matrix
+
+
+def match_image(truth: list[Box], detections: list[Box], iou_threshold: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (D,) and true-positive flags (D,) of one image's detections, best score first."""
+    order = sorted(range(len(detections)), key=lambda k: -detections[k].score)
+    scores = np.array([detections[k].score for k in order], dtype=np.float64)
+    hits = np.zeros(len(order), dtype=bool)
+    if not truth or not detections:
+        return scores, hits
+    overlaps = iou_matrix([detections[k] for k in order], truth)
+    claimed = np.zeros(len(truth), dtype=bool)
+    for d in range(len(order)):
+        candidates = np.where(claimed, -1.0, overlaps[d])
+        best = int(np.argmax(candidates))
+        if candidates[best] >= iou_threshold:
+            claimed[best] = True
+            hits[d] = True
+    return scores, hits
+
+
+@dataclass
+class Curve:
+    """Operating points from the highest threshold down; arrays of equal length."""
+
+    thresholds: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    n_truth: int
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self.true_positives / max(self.n_truth, 1)
+
+    @property
+    def precision(self) -> np.ndarray:
+        total = self.true_positives + self.false_positives
+        return np.divide(self.true_positives, total, out=np.ones(len(total)), where=total > 0)
+
+
+def pr_curve(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> Curve:
+    """Cumulative TP/FP at every distinct score, highest first."""
+    order = np.argsort(-scores, kind="stable")
+    scores, hits = scores[order], hits[order]
+    tp, fp = np.cumsum(hits), np.cumsum(~hits)
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True] if len(scores) else np.zeros(0, bool)
+    return Curve(scores[last_of_tie], tp[last_of_tie], fp[last_of_tie], n_truth)
+
+
+def average_precision(curve: Curve) -> float:
+    """Area under the precision envelope; 0 when nothing is found, NaN with no ground truth."""
+    if curve.n_truth == 0:
+        return float("nan")
+    if len(curve.thresholds) == 0:
+        return 0.0
+    recall = np.r_[0.0, curve.recall]
+    envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
+    return float(np.sum(np.diff(recall) * envelope))
+
+
+def detection_rate_at(curve: Curve, false_positives: int) -> float:
+    """Highest recall reached with at most ``false_positives`` false positives in total."""
+    allowed = curve.false_positives <= false_positives
+    return float(curve.recall[allowed].max()) if allowed.any() else 0.0
+
+
+def match_manifests(truth: Manifest, detections: Manifest, iou_threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """All scores and TP flags of a detection manifest against its ground truth, and n_truth."""
+    found = {r.file: r for r in detections.images}
+    missing = [r.file for r in truth.images if r.file not in found]
+    if missing:
+        raise ValueError(f"detections lack {len(missing)} test images, e.g. {missing[0]!r}")
+    scores, hits = [], []
+    for record in truth.images:
+        s, h = match_image(record.boxes, found[record.file].boxes, iou_threshold)
+        scores.append(s)
+        hits.append(h)
+    return (np.concatenate(scores) if scores else np.zeros(0),
+            np.concatenate(hits) if hits else np.zeros(0, bool), truth.n_boxes)
+
+
+def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
+             fp_points: list[int]) -> dict[str, Any]:
+    """Metrics of one detector on one dataset variant, as a JSON-ready dict."""
+    scores, hits, n_truth = match_manifests(truth, detections, iou_threshold)
+    curve = pr_curve(scores, hits, n_truth)
+    seconds = np.array([r.seconds for r in detections.images if r.seconds is not None])
+    return {
+        "iou_threshold": iou_threshold,
+        "n_images": len(truth.images),
+        "n_faces": n_truth,
+        "n_detections": int(len(scores)),
+        "average_precision": average_precision(curve),
+        "detection_rate_at_fp": {str(n): detection_rate_at(curve, n) for n in fp_points},
+        "max_recall": float(curve.recall[-1]) if len(curve.recall) else 0.0,
+        "ms_per_image_mean": float(seconds.mean() * 1000) if seconds.size else None,
+        "ms_per_image_median": float(np.median(seconds) * 1000) if seconds.size else None,
+        "curve": {
+            "threshold": curve.thresholds.tolist(),
+            "true_positives": curve.true_positives.tolist(),
+            "false_positives": curve.false_positives.tolist(),
+        },
+    }
+
+
+def curve_from_metrics(metrics: dict[str, Any]) -> Curve:
+    """The :class:`Curve` stored in a metrics dict written by :func:`evaluate`."""
+    c = metrics["curve"]
+    return Curve(np.array(c["threshold"], dtype=float), np.array(c["true_positives"], dtype=float),
+                 np.array(c["false_positives"], dtype=float), metrics["n_faces"])

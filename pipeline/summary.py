@@ -1,0 +1,43 @@
+"""Collect per-run metrics files into one table (CSV for people, JSON for later stages)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.io import atomic_open, read_json, write_json
+
+LOG = logging.getLogger(__name__)
+
+COLUMNS = ["detector", "dataset", "variant", "n_images", "n_faces", "n_detections",
+           "average_precision", "relative_ap", "max_recall", "ms_per_image_mean"]
+
+
+def summarise(metric_files: list[str], out_csv: str | Path, out_json: str | Path) -> list[dict]:
+    """One row per detector x dataset x variant; ``relative_ap`` = AP / AP on ``original``."""
+    runs = [read_json(path) for path in metric_files]
+    original = {(r["detector"], r["dataset"]): r["average_precision"]
+                for r in runs if r["variant"] == "original"}
+    for run in runs:
+        base = original.get((run["detector"], run["dataset"]))
+        run["relative_ap"] = (run["average_precision"] / base
+                              if base not in (None, 0) else None)
+    runs.sort(key=lambda r: (r["dataset"], r["variant"], r["detector"]))
+    fp_keys = sorted({k for r in runs for k in r["detection_rate_at_fp"]}, key=int)
+    with atomic_open(out_csv, "w") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS + [f"detection_rate_at_{k}_fp" for k in fp_keys])
+        for run in runs:
+            writer.writerow([_cell(run.get(c)) for c in COLUMNS]
+                            + [_cell(run["detection_rate_at_fp"].get(k)) for k in fp_keys])
+    write_json(out_json, {"runs": runs, "fp_points": [int(k) for k in fp_keys]})
+    LOG.info("summarised %d runs into %s", len(runs), out_csv)
+    return runs
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else value
