@@ -17,13 +17,14 @@ that stage and its descendants only. Each rule calls a sub-command of `python -m
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from pipeline.config import validate_config
 from pipeline.figures import FIGURES
 from pipeline.variants import variant_instances, sweep_name
 
 
-configfile: "config/default.yaml"
+configfile: Path(workflow.basedir) / "config" / "default.yaml"
 
 
 validate_config(config)

@@ -42,8 +42,8 @@ class Box:
         return Box(x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0), self.score)
 
     def to_list(self, with_score: bool = False) -> list[float]:
-        values = [round(self.x, 3), round(self.y, 3), round(self.w, 3), round(self.h, 3)]
-        return values + [round(self.score, 6)] if with_score else values
+        values = [self.x, self.y, self.w, self.h]
+        return values + [self.score] if with_score else values
 
     @classmethod
     def from_list(cls, values: list[float]) -> Box:

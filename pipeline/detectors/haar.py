@@ -45,7 +45,10 @@ class HaarDetector:
         path = cascade_path(settings["cascade"])
         if not path.is_file():
             raise FileNotFoundError(f"{path}: Haar cascade XML not found")
-        classifier = cv2.CascadeClassifier(str(path))
+        try:
+            classifier = cv2.CascadeClassifier(str(path))
+        except (cv2.error, SystemError) as error:
+            raise ValueError(f"{path}: OpenCV could not read this file ({error})") from error
         if classifier.empty():
             raise ValueError(f"{path}: OpenCV could not load this file as a cascade")
         return cls(classifier, settings["scale_factor"], settings["min_neighbors"],

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny configuration, and the dataset and model it builds (once per run)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import load_config
+
+TINY_OVERRIDES: dict[str, Any] = {
+    "datasets": {"embedded": {"n_scenes": 6, "empty_scene_fraction": 0.2}},
+    "shadow_sweep": {"strengths": [0.0, 0.5]},
+    "models": {"cnn": {"positives_per_face": 8, "negatives_per_round": 800,
+                       "hard_negative_rounds": 1, "hard_negatives_per_round": 200,
+                       "epochs": 2, "batch_size": 64}},
+    "report": {"example_images": 2},
+}
+
+
+def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides`` merged in, nested dicts merged key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict[str, Any]:
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_config(default_config: dict[str, Any]) -> dict[str, Any]:
+    return deep_update(default_config, TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded dataset built with the tiny settings: folder with test.json, train.npz."""
+    from pipeline.datasets import build_dataset
+
+    out = tmp_path_factory.mktemp("data") / "embedded"
+    build_dataset(tiny_config["datasets"]["embedded"], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config: dict[str, Any], tiny_dataset: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN checkpoint trained for a few seconds on the tiny dataset."""
+    from pipeline.training import train_cnn
+
+    out = tmp_path_factory.mktemp("models") / "cnn.pt"
+    train_cnn(tiny_config["models"]["cnn"], tiny_dataset / "train.npz",
+              tiny_dataset / "train_backgrounds.json", out)
+    return out

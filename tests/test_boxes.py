@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from pipeline.boxes import Box, ImageRecord, Manifest, iou_matrix
+
+
+def test_iou_known_values():
+    a = Box(0, 0, 10, 10)
+    assert a.iou(a) == pytest.approx(1.0)
+    assert a.iou(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert a.iou(Box(10, 0, 10, 10)) == 0.0  # touching edges share no area
+    assert a.iou(Box(2, 2, 5, 5)) == pytest.approx(25 / 100)
+    assert a.iou(Box(0, 0, 0, 0)) == 0.0
+
+
+def test_iou_matrix_matches_pixel_count():
+    """IoU equals the ratio of pixel counts of rasterised integer boxes."""
+    rng = np.random.default_rng(0)
+    boxes = [Box(*rng.integers(0, 30, 2), *rng.integers(1, 20, 2)) for _ in range(12)]
+    matrix = iou_matrix(boxes, boxes)
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes):
+            canvas_a = np.zeros((60, 60), bool)
+            canvas_b = np.zeros((60, 60), bool)
+            canvas_a[int(a.y):int(a.y + a.h), int(a.x):int(a.x + a.w)] = True
+            canvas_b[int(b.y):int(b.y + b.h), int(b.x):int(b.x + b.w)] = True
+            expected = (canvas_a & canvas_b).sum() / (canvas_a | canvas_b).sum()
+            assert matrix[i, j] == pytest.approx(expected)
+    assert iou_matrix([], boxes).shape == (0, 12)
+
+
+def test_clip_and_list_round_trip():
+    box = Box(-5, 10, 20, 100, score=0.25).clipped(10, 50)
+    assert (box.x, box.y, box.w, box.h, box.score) == (0, 10, 10, 40, 0.25)
+    assert Box.from_list(box.to_list(with_score=True)) == box
+    with pytest.raises(ValueError, match="4 or 5 numbers"):
+        Box.from_list([1, 2, 3])
+
+
+def test_manifest_round_trip_keeps_root_relative(tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    manifest = Manifest("detections", images,
+                        [ImageRecord("a.png", 40, 30, [Box(1, 2, 3, 4, 0.5)], seconds=0.01)],
+                        meta={"detector": "x"})
+    manifest.save(tmp_path / "out" / "det.json")
+    loaded = Manifest.load(tmp_path / "out" / "det.json")
+    assert loaded.root == images.resolve()
+    assert loaded.images[0].boxes == [Box(1, 2, 3, 4, 0.5)]
+    assert loaded.images[0].seconds == pytest.approx(0.01)
+    assert loaded.meta == {"detector": "x"}
+
+
+def test_manifest_load_names_the_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"images": [{"file": "a.png"}]}')
+    with pytest.raises(ValueError, match="broken.json"):
+        Manifest.load(path)
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        Manifest.load(tmp_path / "missing.json")

@@ -1,0 +1,50 @@
+"""Every stage runs from the command line without Snakemake."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.boxes import Manifest
+from pipeline.cli import main
+from pipeline.io import read_json
+
+
+def test_stage_chain_from_the_command_line(tiny_dataset, tiny_model, tiny_config, tmp_path):
+    settings = json.dumps(tiny_config["variants"]["shadow"])
+    main(["make-variant", "--manifest", str(tiny_dataset / "test.json"), "--name", "shadow",
+          "--settings", settings, "--out", str(tmp_path / "shadow")])
+    manifest = tmp_path / "shadow" / "manifest.json"
+    assert len(Manifest.load(manifest).images) == tiny_config["datasets"]["embedded"]["n_scenes"]
+    for name in ("haar", "cnn"):
+        args = ["detect", "--config", "config/default.yaml", "--section", f"detectors.{name}",
+                "--manifest", str(manifest), "--name", name, "--out", str(tmp_path / f"{name}.json")]
+        main(args + (["--model", str(tiny_model)] if name == "cnn" else []))
+        main(["evaluate", "--config", "config/default.yaml", "--section", "evaluation",
+              "--truth", str(manifest), "--detections", str(tmp_path / f"{name}.json"),
+              "--detector", name, "--dataset", "embedded", "--variant", "shadow",
+              "--out", str(tmp_path / f"{name}_metrics.json")])
+    metrics = read_json(tmp_path / "cnn_metrics.json")
+    assert metrics["detector"] == "cnn" and 0 <= metrics["average_precision"] <= 1
+    main(["summarise", "--metrics", str(tmp_path / "haar_metrics.json"),
+          str(tmp_path / "cnn_metrics.json"), "--out-csv", str(tmp_path / "s.csv"),
+          "--out-json", str(tmp_path / "s.json")])
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("detector,dataset,variant")
+
+
+def test_bad_settings_and_sections_are_reported(tmp_path):
+    with pytest.raises(SystemExit, match="not valid JSON"):
+        main(["build-dataset", "--settings", "{oops", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no section 'datasets.nosuch'"):
+        main(["build-dataset", "--config", "config/default.yaml", "--section",
+              "datasets.nosuch", "--out", str(tmp_path)])
+
+
+def test_module_entry_point_prints_help():
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True,
+                            text=True, check=True)
+    for command in ("build-dataset", "make-variant", "train-cnn", "detect", "evaluate",
+                    "summarise", "figures", "report"):
+        assert command in result.stdout

@@ -1,0 +1,40 @@
+import copy
+
+import pytest
+
+from pipeline.config import ConfigError, load_config, validate_config
+
+
+def test_default_config_is_valid(default_config):
+    validate_config(default_config)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["detectors"]["haar"].__setitem__("scale_factor", 0.9),
+     "detectors.haar.scale_factor"),
+    (lambda c: c["variants"]["shadow"].__setitem__("strength", 1.5), "variants.shadow.strength"),
+    (lambda c: c["variants"]["shadow"].__setitem__("strenght", 0.5), "variants.shadow"),
+    (lambda c: c["evaluation"].pop("iou_threshold"), "evaluation"),
+    (lambda c: c["detectors"]["cnn"].__setitem__("model", "nosuch"), "detectors.cnn.model"),
+    (lambda c: c["report"].__setitem__("fp_for_summary", 7), "report.fp_for_summary"),
+    (lambda c: c["models"]["cnn"].__setitem__("optimizer", "rmsprop"), "models.cnn.optimizer"),
+    (lambda c: c.__setitem__("extra", 1), "<top level>"),
+])
+def test_errors_name_the_key(default_config, mutate, key):
+    config = copy.deepcopy(default_config)
+    mutate(config)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, source="my.yaml")
+    assert f"{key}:" in str(error.value) and "my.yaml" in str(error.value)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("!!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="evil.yaml"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="none.yaml"):
+        load_config(tmp_path / "none.yaml")

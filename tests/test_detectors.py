@@ -1,0 +1,128 @@
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from pipeline.boxes import Box, Manifest
+from pipeline.cnn import build_model, load_checkpoint, pyramid_scales, score_windows
+from pipeline.detectors import DETECTORS, build_detector, detect_to_file
+from pipeline.detectors.cnn import non_max_suppression
+from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
+from pipeline.metrics import evaluate
+
+ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
+
+
+def test_haar_finds_the_astronaut_face(astronaut, default_config):
+    detector = build_detector(default_config["detectors"]["haar"])
+    boxes = detector.detect(astronaut)
+    assert boxes, "the bundled cascade should find the astronaut's face"
+    best = max(boxes, key=lambda b: b.score)
+    assert best.iou(ASTRONAUT_FACE) > 0.5
+    assert all(np.isfinite(b.score) for b in boxes)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_CASCADES))
+def test_every_bundled_cascade_loads(name, astronaut, default_config):
+    settings = dict(default_config["detectors"]["haar"], cascade=name)
+    assert cascade_path(name).is_file()
+    assert isinstance(HaarDetector.from_settings(settings).detect(astronaut), list)
+
+
+def test_haar_scores_order_detections_like_level_weights(default_config):
+    """More faces at lower thresholds: the level weight is a usable score."""
+    detector = build_detector(dict(default_config["detectors"]["haar"], min_neighbors=1))
+    image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
+    scores = [b.score for b in detector.detect(image)]
+    assert len(set(scores)) == len(scores) or len(scores) <= 1
+
+
+def test_bad_cascade_path_is_a_clear_error(tmp_path, default_config):
+    with pytest.raises(FileNotFoundError, match="nothere.xml"):
+        build_detector(dict(default_config["detectors"]["haar"],
+                            cascade=str(tmp_path / "nothere.xml")))
+    junk = tmp_path / "junk.xml"
+    junk.write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(ValueError, match="junk.xml"):
+        build_detector(dict(default_config["detectors"]["haar"], cascade=str(junk)))
+
+
+def test_registry_knows_both_detectors():
+    assert set(DETECTORS) == {"haar", "cnn"}
+
+
+def test_fully_convolutional_map_equals_patch_scores():
+    """Output cell (i, j) of the whole-image pass = the classifier on that 32x32 window."""
+    torch.manual_seed(0)
+    model = build_model("lenet5", 32).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    image = torch.randint(0, 256, (1, 1, 64, 80)).float()
+    with torch.no_grad():
+        full = model(image)[0, 0]
+        assert full.shape == ((64 - 32) // 4 + 1, (80 - 32) // 4 + 1)
+        for i in range(full.shape[0]):
+            for j in range(full.shape[1]):
+                patch = image[:, :, 4 * i:4 * i + 32, 4 * j:4 * j + 32]
+                assert float(model(patch)) == pytest.approx(float(full[i, j]), abs=1e-4)
+
+
+def test_pyramid_scales_cover_min_size_to_image():
+    scales = pyramid_scales(240, 320, window=32, min_size=24, scale_factor=1.25)
+    assert scales[0] == pytest.approx(32 / 24)
+    assert all(s1 / s2 == pytest.approx(1.25) for s1, s2 in zip(scales[:-1], scales[1:], strict=True))
+    assert 240 * scales[-1] >= 32 > 240 * scales[-1] / 1.25
+
+
+def test_nms_keeps_best_of_overlapping():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10]], float)
+    keep = non_max_suppression(boxes, np.array([0.5, 0.9, 0.7]), iou=0.3, limit=10)
+    assert keep.tolist() == [1, 2]
+    assert non_max_suppression(np.zeros((0, 4)), np.zeros(0), 0.3, 10).size == 0
+
+
+def test_checkpoint_round_trip_with_weights_only(tiny_model):
+    model, payload = load_checkpoint(tiny_model)
+    assert not model.training and payload["settings"]["architecture"] == "lenet5"
+    assert payload["history"] and payload["window"] == 32
+    with pytest.raises(ValueError, match="not a valid model checkpoint"):
+        bad = tiny_model.parent / "bad.pt"
+        bad.write_bytes(b"not a checkpoint")
+        load_checkpoint(bad)
+
+
+def test_trained_cnn_finds_faces_on_test_scenes(tiny_model, tiny_dataset, default_config,
+                                                tmp_path):
+    """Even a few seconds of training finds most test faces (disjoint from training faces)."""
+    result = detect_to_file(default_config["detectors"]["cnn"], tiny_dataset / "test.json",
+                            tmp_path / "det.json", "cnn", str(tiny_model))
+    truth = Manifest.load(tiny_dataset / "test.json")
+    metrics = evaluate(truth, result, 0.5, [10])
+    assert metrics["average_precision"] > 0.5
+    assert all(r.seconds is not None and r.seconds > 0 for r in result.images)
+    reloaded = Manifest.load(tmp_path / "det.json")
+    assert reloaded.images[0].boxes == result.images[0].boxes
+
+
+def test_score_windows_boxes_lie_in_the_image(tiny_model, astronaut):
+    model, _ = load_checkpoint(tiny_model)
+    boxes, scores = score_windows(model, astronaut, 48, 1.3, threshold=0.0)
+    assert len(boxes) == len(scores) > 0
+    assert boxes[:, 0].min() >= 0 and boxes[:, 1].min() >= 0
+    assert (boxes[:, 0] + boxes[:, 2]).max() <= astronaut.shape[1] + 1e-6
+    assert (boxes[:, 1] + boxes[:, 3]).max() <= astronaut.shape[0] + 1e-6
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_cnn_detector_needs_a_model(default_config):
+    with pytest.raises(ValueError, match="checkpoint"):
+        build_detector(default_config["detectors"]["cnn"])

@@ -1,0 +1,73 @@
+import numpy as np
+import torch
+
+from pipeline.cnn import load_checkpoint
+from pipeline.datasets import lfw_patches
+from pipeline.training import (
+    augment_faces,
+    mine_hard_negatives,
+    photometric,
+    random_windows,
+    train_cnn,
+)
+
+
+def test_augmented_faces_stay_faces():
+    faces, _ = lfw_patches()
+    rng = np.random.default_rng(0)
+    out = augment_faces(faces[:3], copies=5, window=32, rng=rng)
+    assert out.shape == (15, 32, 32) and out.dtype == np.uint8
+    import cv2
+
+    reference = cv2.resize(faces[0], (32, 32)).astype(float)
+    correlations = [abs(np.corrcoef(reference.ravel(), o.astype(float).ravel())[0, 1])
+                    for o in out[:5]]
+    assert np.median(correlations) > 0.5  # still the same face after flips and small warps
+    assert len({o.tobytes() for o in out}) == 15  # and every copy differs
+
+
+def test_photometric_changes_brightness_and_keeps_range():
+    rng = np.random.default_rng(1)
+    patch = np.full((8, 8), 120, np.uint8)
+    patch[:4] = 60
+    means = [photometric(patch, rng).mean() for _ in range(50)]
+    assert np.std(means) > 5
+
+
+def test_random_windows_come_from_the_images():
+    image = np.zeros((100, 100), np.uint8)
+    out = random_windows([image], 10, 32, 24, np.random.default_rng(0))
+    assert out.shape == (10, 32, 32) and out.max() <= 40  # black plus brightness jitter
+
+
+def test_training_history(tiny_model):
+    _, payload = load_checkpoint(tiny_model)
+    history = payload["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_accuracy"] > 0.9
+    assert {h["round"] for h in history} == {0, 1}
+
+
+def test_training_is_deterministic_on_the_cpu(tiny_config, tiny_dataset, tmp_path):
+    """The same seed and thread count give bit-identical weights; another seed does not."""
+    settings = dict(tiny_config["models"]["cnn"], epochs=1, negatives_per_round=300)
+    states = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train_cnn(dict(settings, seed=seed), tiny_dataset / "train.npz",
+                  tiny_dataset / "train_backgrounds.json", tmp_path / f"{name}.pt")
+        states.append(load_checkpoint(tmp_path / f"{name}.pt")[1]["state_dict"])
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
+    assert not torch.equal(states[0]["body.0.weight"], states[2]["body.0.weight"])
+
+
+def test_hard_negatives_are_high_scoring_windows(tiny_model):
+    model, _ = load_checkpoint(tiny_model)
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (120, 160), dtype=np.uint8) for _ in range(2)]
+    mined = mine_hard_negatives(model, noise, 5, torch.device("cpu"))
+    assert mined.shape[1:] == (32, 32) and len(mined) <= 5
+    if len(mined):
+        with torch.no_grad():
+            probs = torch.sigmoid(model(torch.from_numpy(mined).float()[:, None])).reshape(-1)
+        assert float(probs.min()) > 0.3  # re-cropped windows still look like faces to it

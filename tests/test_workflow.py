@@ -1,0 +1,96 @@
+"""The Snakemake workflow end to end on a tiny config, and what a changed setting reruns."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_OVERRIDES, deep_update
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, config: Path, *args: str) -> str:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(config), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule name -> number of jobs, from the 'Job stats' table of a dry run."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def write_config(path: Path, overrides: dict) -> Path:
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = write_config(workdir / "tiny.yaml", TINY_OVERRIDES)
+    snakemake(workdir, config)
+    return workdir, config
+
+
+def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config):
+    workdir, _ = finished_run
+    rows = list(csv.DictReader(open(workdir / "results/metrics/summary.csv")))
+    variants = {"original", "shadow", "cartoon", "shadow_sweep_0.00", "shadow_sweep_0.50"}
+    assert {(r["detector"], r["variant"]) for r in rows} == {
+        (d, v) for d in ("haar", "cnn") for v in variants}
+    for row in rows:
+        assert 0.0 <= float(row["average_precision"]) <= 1.0
+        assert float(row["ms_per_image_mean"]) > 0
+    haar_original = next(r for r in rows if r["detector"] == "haar" and r["variant"] == "original")
+    assert float(haar_original["average_precision"]) > 0.5
+    html = (workdir / "results/report/index.html").read_text()
+    assert html.count("data:image/png;base64,") == 6
+    assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
+    for stage in ("build_dataset", "make_variant", "train_cnn", "detect", "evaluate"):
+        assert any((workdir / "results/logs" / stage).rglob("*.log")), stage
+        assert any((workdir / "results/benchmarks" / stage).rglob("*.tsv")), stage
+
+
+def test_nothing_left_to_do_after_a_run(finished_run):
+    workdir, config = finished_run
+    assert job_counts(snakemake(workdir, config, "-n")) == {}
+
+
+def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
+    workdir, config = finished_run
+    changed = write_config(workdir / "shadow.yaml", deep_update(
+        TINY_OVERRIDES, {"variants": {"shadow": {"strength": 0.4}}}))
+    counts = job_counts(snakemake(workdir, changed, "-n"))
+    assert counts == {"make_variant": 1, "detect": 2, "evaluate": 2, "summarise": 1,
+                      "figures": 1, "report": 1, "all": 1}
+
+
+def test_cnn_training_change_does_not_rerun_haar(finished_run):
+    workdir, config = finished_run
+    changed = write_config(workdir / "train.yaml", deep_update(
+        TINY_OVERRIDES, {"models": {"cnn": {"epochs": 3}}}))
+    output = snakemake(workdir, changed, "-n", "--printshellcmds")
+    counts = job_counts(output)
+    assert counts["train_cnn"] == 1 and counts["detect"] == 5  # cnn on each of 5 variants
+    assert "--name cnn" in output and "--name haar" not in output
+    assert "build_dataset" not in counts and "make_variant" not in counts
+
+
+def test_snakemake_report_with_captions(finished_run):
+    workdir, config = finished_run
+    snakemake(workdir, config, "--report", "report.zip")
+    assert (workdir / "report.zip").stat().st_size > 10_000
