@@ -19,7 +19,8 @@ def test_stage_chain_from_the_command_line(tiny_dataset, tiny_model, tiny_config
     assert len(Manifest.load(manifest).images) == tiny_config["datasets"]["embedded"]["n_scenes"]
     for name in ("haar", "cnn"):
         args = ["detect", "--config", "config/default.yaml", "--section", f"detectors.{name}",
-                "--manifest", str(manifest), "--name", name, "--out", str(tmp_path / f"{name}.json")]
+                "--manifest", str(manifest), "--name", name,
+                "--out", str(tmp_path / f"{name}.json")]
         main(args + (["--model", str(tiny_model)] if name == "cnn" else []))
         main(["evaluate", "--config", "config/default.yaml", "--section", "evaluation",
               "--truth", str(manifest), "--detections", str(tmp_path / f"{name}.json"),

@@ -79,7 +79,8 @@ def test_fully_convolutional_map_equals_patch_scores():
 def test_pyramid_scales_cover_min_size_to_image():
     scales = pyramid_scales(240, 320, window=32, min_size=24, scale_factor=1.25)
     assert scales[0] == pytest.approx(32 / 24)
-    assert all(s1 / s2 == pytest.approx(1.25) for s1, s2 in zip(scales[:-1], scales[1:], strict=True))
+    ratios = np.array(scales[:-1]) / np.array(scales[1:])
+    assert np.allclose(ratios, 1.25)
     assert 240 * scales[-1] >= 32 > 240 * scales[-1] / 1.25
 
 

@@ -48,7 +48,8 @@ def finished_run(tmp_path_factory):
 
 def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config):
     workdir, _ = finished_run
-    rows = list(csv.DictReader(open(workdir / "results/metrics/summary.csv")))
+    with open(workdir / "results/metrics/summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
     variants = {"original", "shadow", "cartoon", "shadow_sweep_0.00", "shadow_sweep_0.50"}
     assert {(r["detector"], r["variant"]) for r in rows} == {
         (d, v) for d in ("haar", "cnn") for v in variants}
