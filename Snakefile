@@ -4,9 +4,11 @@ Method, one rule per stage:
   1. build_dataset  compose test scenes with exact face boxes and a disjoint training set
   2. make_variant   the same test images, altered (original / shadow / cartoon / shadow sweep)
   3. train_cnn      train the CNN face classifier with hard-negative mining
-  4. detect         run each detector on each variant of each dataset
+  4. detect         run each detector on each variant of each dataset, in image shards
+     merge_detections  join the shards; wall time per image goes to results/timing/
   5. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
-  6. summarise      one table of all runs
+  6. statistics     bootstrap intervals over images, paired detector tests, relative AP
+     summarise      one table of all runs
   7. figures        comparison figures
   8. report         the self-contained HTML report
 
@@ -36,6 +38,7 @@ MAIN_VARIANTS = list(config["variants"])
 DETECTORS = config["detectors"]
 MODELS = sorted({d["model"] for d in DETECTORS.values() if d["kind"] == "cnn"})
 SWEEP = config["shadow_sweep"]
+SHARDS = config["execution"]["detection_shards"]
 
 
 def as_json(settings):
@@ -47,6 +50,7 @@ wildcard_constraints:
     variant="|".join(v.replace(".", r"\.") for v in VARIANTS),
     detector="|".join(DETECTORS),
     model="[A-Za-z][A-Za-z0-9_]*",
+    shard=r"\d+",
 
 
 rule all:
@@ -128,19 +132,46 @@ rule detect:
     input:
         unpack(detection_inputs),
     output:
-        "results/detections/{detector}/{dataset}/{variant}.json",
+        detections="results/detections/{detector}/{dataset}/{variant}/shard{shard}.json",
+        timing="results/detections/{detector}/{dataset}/{variant}/shard{shard}.timing.json",
     params:
         settings=lambda wc: as_json(DETECTORS[wc.detector]),
         model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
+        shards=SHARDS,
     threads: 1
     log:
-        "results/logs/detect/{detector}/{dataset}/{variant}.log",
+        "results/logs/detect/{detector}/{dataset}/{variant}/shard{shard}.log",
     benchmark:
-        "results/benchmarks/detect/{detector}/{dataset}/{variant}.tsv"
+        "results/benchmarks/detect/{detector}/{dataset}/{variant}/shard{shard}.tsv"
     shell:
         "{PIPELINE} detect --settings {params.settings:q} --manifest {input.manifest} "
-        "{params.model} --name {wildcards.detector} --out {output} --threads {threads} "
-        "2> {log}"
+        "{params.model} --name {wildcards.detector} --shard {wildcards.shard} "
+        "--shards {params.shards} --out {output.detections} --timing {output.timing} "
+        "--threads {threads} 2> {log}"
+
+
+rule merge_detections:
+    input:
+        manifest="results/variants/{dataset}/{variant}/manifest.json",
+        detections=expand(
+            "results/detections/{{detector}}/{{dataset}}/{{variant}}/shard{shard}.json",
+            shard=range(SHARDS),
+        ),
+        timings=expand(
+            "results/detections/{{detector}}/{{dataset}}/{{variant}}/shard{shard}.timing.json",
+            shard=range(SHARDS),
+        ),
+    output:
+        detections="results/detections/{detector}/{dataset}/{variant}.json",
+        timing="results/timing/{detector}/{dataset}/{variant}.json",
+    log:
+        "results/logs/merge_detections/{detector}/{dataset}/{variant}.log",
+    shell:
+        "{PIPELINE} merge-detections --manifest {input.manifest} "
+        "--detections {input.detections} --timings {input.timings} "
+        "--detector {wildcards.detector} --dataset {wildcards.dataset} "
+        "--variant {wildcards.variant} --out {output.detections} "
+        "--timing-out {output.timing} 2> {log}"
 
 
 rule evaluate:
@@ -162,23 +193,40 @@ rule evaluate:
         "2> {log}"
 
 
+RUNS = dict(detector=list(DETECTORS), dataset=DATASETS, variant=list(VARIANTS))
+
+
+rule statistics:
+    input:
+        expand("results/metrics/{detector}/{dataset}/{variant}.json", **RUNS),
+    output:
+        "results/summary/statistics.json",
+    params:
+        settings=as_json(
+            {**config["statistics"], "fp_for_summary": config["report"]["fp_for_summary"]}
+        ),
+    log:
+        "results/logs/statistics.log",
+    benchmark:
+        "results/benchmarks/statistics.tsv"
+    shell:
+        "{PIPELINE} statistics --settings {params.settings:q} --metrics {input} "
+        "--out {output} 2> {log}"
+
+
 rule summarise:
     input:
-        expand(
-            "results/metrics/{detector}/{dataset}/{variant}.json",
-            detector=DETECTORS,
-            dataset=DATASETS,
-            variant=VARIANTS,
-        ),
+        metrics=expand("results/metrics/{detector}/{dataset}/{variant}.json", **RUNS),
+        timings=expand("results/timing/{detector}/{dataset}/{variant}.json", **RUNS),
     output:
-        csv=report("results/metrics/summary.csv", category="Tables",
+        csv=report("results/summary/summary.csv", category="Tables",
                    caption="pipeline/captions/summary.rst"),
-        json="results/metrics/summary.json",
+        json="results/summary/summary.json",
     log:
         "results/logs/summarise.log",
     shell:
-        "{PIPELINE} summarise --metrics {input} --out-csv {output.csv} "
-        "--out-json {output.json} 2> {log}"
+        "{PIPELINE} summarise --metrics {input.metrics} --timings {input.timings} "
+        "--out-csv {output.csv} --out-json {output.json} 2> {log}"
 
 
 FIGURE_SETTINGS = {
@@ -197,7 +245,8 @@ FIGURE_SETTINGS = {
 
 rule figures:
     input:
-        summary="results/metrics/summary.json",
+        summary="results/summary/summary.json",
+        statistics="results/summary/statistics.json",
         variants=expand(
             "results/variants/{dataset}/{variant}/manifest.json",
             dataset=DATASETS,
@@ -224,12 +273,14 @@ rule figures:
         "results/benchmarks/figures.tsv"
     shell:
         "{PIPELINE} figures --settings {params.settings:q} --summary {input.summary} "
+        "--statistics {input.statistics} "
         "--results results --out-dir results/figures 2> {log}"
 
 
 rule report:
     input:
-        summary="results/metrics/summary.json",
+        summary="results/summary/summary.json",
+        statistics="results/summary/statistics.json",
         figures=expand("results/figures/{name}", name=FIGURES),
     output:
         "results/report/index.html",
@@ -239,4 +290,5 @@ rule report:
         "results/logs/report.log",
     shell:
         "{PIPELINE} report --settings {params.settings:q} --summary {input.summary} "
+        "--statistics {input.statistics} "
         "--figures {input.figures} --out {output} 2> {log}"

@@ -84,7 +84,6 @@ class ImageRecord:
     width: int
     height: int
     boxes: list[Box] = field(default_factory=list)
-    seconds: float | None = None  # detection wall time, for detection records
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, with_score: bool) -> dict[str, Any]:
@@ -94,8 +93,6 @@ class ImageRecord:
             "height": self.height,
             "boxes": [b.to_list(with_score) for b in self.boxes],
         }
-        if self.seconds is not None:
-            record["seconds"] = round(self.seconds, 6)
         if self.attributes:
             record["attributes"] = self.attributes
         return record
@@ -107,7 +104,6 @@ class ImageRecord:
             width=int(record["width"]),
             height=int(record["height"]),
             boxes=[Box.from_list(b) for b in record["boxes"]],
-            seconds=record.get("seconds"),
             attributes=dict(record.get("attributes", {})),
         )
 

@@ -72,7 +72,16 @@ def cmd_detect(args: argparse.Namespace) -> None:
     from pipeline.detectors import detect_to_file
 
     _set_threads(args.threads)
-    detect_to_file(_settings(args), args.manifest, args.out, args.name, args.model)
+    detect_to_file(_settings(args), args.manifest, args.out, args.timing, args.name, args.model,
+                   args.shard, args.shards)
+
+
+def cmd_merge_detections(args: argparse.Namespace) -> None:
+    from pipeline.detectors import merge_shards
+
+    labels = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant}
+    merge_shards(args.manifest, args.detections, args.timings, args.out, args.timing_out,
+                 labels)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -95,19 +104,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_summarise(args: argparse.Namespace) -> None:
     from pipeline.summary import summarise
 
-    summarise(args.metrics, args.out_csv, args.out_json)
+    summarise(args.metrics, args.timings, args.out_csv, args.out_json)
+
+
+def cmd_statistics(args: argparse.Namespace) -> None:
+    from pipeline.io import read_json, write_json
+    from pipeline.statistics import analyse
+
+    write_json(args.out, analyse([read_json(p) for p in args.metrics], _settings(args)))
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
     from pipeline.figures import make_figures
 
-    make_figures(_settings(args), args.summary, args.results, args.out_dir)
+    make_figures(_settings(args), args.summary, args.statistics, args.results, args.out_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from pipeline.report import write_report
 
-    write_report(_settings(args), args.summary, args.figures, args.out)
+    write_report(_settings(args), args.summary, args.statistics, args.figures, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True, help="detector name")
     sub.add_argument("--model", help="model checkpoint, for detectors that need one")
     sub.add_argument("--out", required=True, help="detections JSON to write")
+    sub.add_argument("--timing", required=True, help="per-image seconds JSON to write")
+    sub.add_argument("--shard", type=int, default=0, help="which shard of the images (0-based)")
+    sub.add_argument("--shards", type=int, default=1, help="number of shards")
     sub.add_argument("--threads", type=int, default=1)
+
+    sub = commands.add_parser("merge-detections", help="join detection shards into one file")
+    sub.set_defaults(handler=cmd_merge_detections)
+    sub.add_argument("--manifest", required=True, help="the manifest the shards came from")
+    sub.add_argument("--detections", nargs="+", required=True)
+    sub.add_argument("--timings", nargs="+", required=True)
+    sub.add_argument("--detector", required=True)
+    sub.add_argument("--dataset", required=True)
+    sub.add_argument("--variant", required=True)
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--timing-out", required=True)
+    sub.add_argument("--log")
 
     sub = add("evaluate", cmd_evaluate, "match detections to ground truth, write metrics")
     sub.add_argument("--truth", required=True)
@@ -157,17 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("summarise", help="collect metrics files into one table")
     sub.set_defaults(handler=cmd_summarise)
     sub.add_argument("--metrics", nargs="+", required=True)
+    sub.add_argument("--timings", nargs="+", required=True, help="merged timing files")
     sub.add_argument("--out-csv", required=True)
     sub.add_argument("--out-json", required=True)
     sub.add_argument("--log")
 
+    sub = add("statistics", cmd_statistics, "bootstrap intervals and paired detector tests")
+    sub.add_argument("--metrics", nargs="+", required=True)
+    sub.add_argument("--out", required=True)
+
     sub = add("figures", cmd_figures, "draw the comparison figures")
     sub.add_argument("--summary", required=True, help="summary.json")
+    sub.add_argument("--statistics", required=True, help="statistics.json")
     sub.add_argument("--results", default="results", help="results folder")
     sub.add_argument("--out-dir", required=True)
 
     sub = add("report", cmd_report, "write the self-contained HTML report")
     sub.add_argument("--summary", required=True, help="summary.json")
+    sub.add_argument("--statistics", required=True, help="statistics.json")
     sub.add_argument("--figures", nargs="+", required=True)
     sub.add_argument("--out", required=True)
     return parser

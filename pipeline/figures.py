@@ -76,9 +76,25 @@ def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> N
     _save(figure, out)
 
 
-def plot_ap_by_variant(settings: dict[str, Any], runs: dict, out: Path) -> None:
+def _intervals(statistics: dict[str, Any], metric: str
+               ) -> dict[tuple[str, str, str], dict[str, float]]:
+    return {(r["detector"], r["dataset"], r["variant"]): r[metric]
+            for r in statistics["runs"]}
+
+
+def _error_bars(estimates: list[float], bounds: list[dict[str, float] | None]) -> np.ndarray:
+    """Asymmetric error bars (2, N) from interval dicts; zero where there is no interval."""
+    low = [e - b["low"] if b else 0.0 for e, b in zip(estimates, bounds, strict=True)]
+    high = [b["high"] - e if b else 0.0 for e, b in zip(estimates, bounds, strict=True)]
+    return np.nan_to_num(np.array([low, high]))
+
+
+def plot_ap_by_variant(settings: dict[str, Any], runs: dict, statistics: dict[str, Any],
+                       out: Path) -> None:
+    """Grouped bars of AP with bootstrap confidence intervals."""
     datasets, variants, detectors = (settings["datasets"], settings["main_variants"],
                                      settings["detectors"])
+    intervals = _intervals(statistics, "average_precision")
     figure, axes = _grid(1, len(datasets), width=5.0)
     width = 0.8 / max(len(detectors), 1)
     for i, dataset in enumerate(datasets):
@@ -86,9 +102,11 @@ def plot_ap_by_variant(settings: dict[str, Any], runs: dict, out: Path) -> None:
         for k, detector in enumerate(detectors):
             values = [runs.get((detector, dataset, v), {}).get("average_precision", np.nan)
                       for v in variants]
+            bounds = [intervals.get((detector, dataset, v)) for v in variants]
             positions = np.arange(len(variants)) + (k - (len(detectors) - 1) / 2) * width
             bars = axis.bar(positions, values, width, label=detector,
-                            color=COLOURS[k % len(COLOURS)])
+                            color=COLOURS[k % len(COLOURS)],
+                            yerr=_error_bars(values, bounds), capsize=3)
             axis.bar_label(bars, fmt="%.2f", fontsize=7)
         axis.set_xticks(np.arange(len(variants)), variants)
         axis.set(ylabel="average precision", ylim=(0, 1.05), title=dataset)
@@ -96,9 +114,13 @@ def plot_ap_by_variant(settings: dict[str, Any], runs: dict, out: Path) -> None:
     _save(figure, out)
 
 
-def plot_shadow_sweep(settings: dict[str, Any], runs: dict, out: Path) -> None:
+def plot_shadow_sweep(settings: dict[str, Any], runs: dict, statistics: dict[str, Any],
+                      out: Path) -> None:
+    """AP and detection rate against shadow strength, with bootstrap confidence bands."""
     sweep, fp = settings["sweep"], str(settings["fp_for_summary"])
     datasets = settings["datasets"]
+    bands = {"average_precision": _intervals(statistics, "average_precision"),
+             "detection_rate": _intervals(statistics, "detection_rate")}
     figure, axes = _grid(len(datasets), 2)
     for i, dataset in enumerate(datasets):
         for k, detector in enumerate(settings["detectors"]):
@@ -109,6 +131,13 @@ def plot_shadow_sweep(settings: dict[str, Any], runs: dict, out: Path) -> None:
             colour = COLOURS[k % len(COLOURS)]
             axes[i, 0].plot(strengths, ap, "o-", color=colour, label=detector)
             axes[i, 1].plot(strengths, rate, "o-", color=colour, label=detector)
+            names = [n for n, r in zip(sweep["names"], found, strict=True) if r]
+            for column, metric in enumerate(bands):
+                band = [bands[metric].get((detector, dataset, n)) for n in names]
+                if all(band):
+                    axes[i, column].fill_between(strengths, [b["low"] for b in band],
+                                                 [b["high"] for b in band], color=colour,
+                                                 alpha=0.15, lw=0)
         axes[i, 0].set(xlabel="shadow strength", ylabel="average precision", ylim=(0, 1.05),
                        title=f"{dataset}: AP vs shadow strength")
         axes[i, 1].set(xlabel="shadow strength", ylabel=f"detection rate at {fp} FP",
@@ -194,14 +223,16 @@ def plot_training(settings: dict[str, Any], results: Path, out: Path) -> None:
     _save(figure, out)
 
 
-def make_figures(settings: dict[str, Any], summary_path: str | Path, results: str | Path,
-                 out_dir: str | Path) -> list[Path]:
+def make_figures(settings: dict[str, Any], summary_path: str | Path,
+                 statistics_path: str | Path, results: str | Path, out_dir: str | Path
+                 ) -> list[Path]:
     out_dir, results = Path(out_dir), Path(results)
     runs = _runs_by_key(read_json(summary_path))
+    statistics = read_json(statistics_path)
     plot_curves(settings, runs, out_dir / "pr_curves.png", "pr")
     plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
-    plot_ap_by_variant(settings, runs, out_dir / "ap_by_variant.png")
-    plot_shadow_sweep(settings, runs, out_dir / "ap_vs_shadow_strength.png")
+    plot_ap_by_variant(settings, runs, statistics, out_dir / "ap_by_variant.png")
+    plot_shadow_sweep(settings, runs, statistics, out_dir / "ap_vs_shadow_strength.png")
     plot_examples(settings, runs, results, out_dir / "examples.png")
     plot_training(settings, results, out_dir / "training_curves.png")
     LOG.info("figures written to %s", out_dir)

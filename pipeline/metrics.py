@@ -83,44 +83,68 @@ def detection_rate_at(curve: Curve, false_positives: int) -> float:
     return float(curve.recall[allowed].max()) if allowed.any() else 0.0
 
 
+@dataclass
+class ImageMatches:
+    """One image's matching result: its ground-truth count, detection scores and TP flags."""
+
+    file: str
+    n_truth: int
+    scores: np.ndarray
+    hits: np.ndarray
+
+
 def match_manifests(truth: Manifest, detections: Manifest, iou_threshold: float
-                    ) -> tuple[np.ndarray, np.ndarray, int]:
-    """All scores and TP flags of a detection manifest against its ground truth, and n_truth."""
+                    ) -> list[ImageMatches]:
+    """Match every image of a detection manifest against its ground truth, in truth order."""
     found = {r.file: r for r in detections.images}
     missing = [r.file for r in truth.images if r.file not in found]
     if missing:
         raise ValueError(f"detections lack {len(missing)} test images, e.g. {missing[0]!r}")
-    scores, hits = [], []
+    matches = []
     for record in truth.images:
-        s, h = match_image(record.boxes, found[record.file].boxes, iou_threshold)
-        scores.append(s)
-        hits.append(h)
-    return (np.concatenate(scores) if scores else np.zeros(0),
-            np.concatenate(hits) if hits else np.zeros(0, bool), truth.n_boxes)
+        scores, hits = match_image(record.boxes, found[record.file].boxes, iou_threshold)
+        matches.append(ImageMatches(record.file, len(record.boxes), scores, hits))
+    return matches
+
+
+def pooled_curve(matches: list[ImageMatches]) -> Curve:
+    """The precision-recall curve of all images pooled."""
+    scores = np.concatenate([m.scores for m in matches]) if matches else np.zeros(0)
+    hits = np.concatenate([m.hits for m in matches]) if matches else np.zeros(0, bool)
+    return pr_curve(scores, hits, sum(m.n_truth for m in matches))
 
 
 def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
              fp_points: list[int]) -> dict[str, Any]:
-    """Metrics of one detector on one dataset variant, as a JSON-ready dict."""
-    scores, hits, n_truth = match_manifests(truth, detections, iou_threshold)
-    curve = pr_curve(scores, hits, n_truth)
-    seconds = np.array([r.seconds for r in detections.images if r.seconds is not None])
+    """Metrics of one detector on one dataset variant, as a JSON-ready dict.
+
+    ``per_image`` keeps each image's scores and TP flags so that later stages can bootstrap
+    over images without re-matching.
+    """
+    matches = match_manifests(truth, detections, iou_threshold)
+    curve = pooled_curve(matches)
     return {
         "iou_threshold": iou_threshold,
         "n_images": len(truth.images),
-        "n_faces": n_truth,
-        "n_detections": int(len(scores)),
+        "n_faces": curve.n_truth,
+        "n_detections": int(sum(len(m.scores) for m in matches)),
         "average_precision": average_precision(curve),
         "detection_rate_at_fp": {str(n): detection_rate_at(curve, n) for n in fp_points},
         "max_recall": float(curve.recall[-1]) if len(curve.recall) else 0.0,
-        "ms_per_image_mean": float(seconds.mean() * 1000) if seconds.size else None,
-        "ms_per_image_median": float(np.median(seconds) * 1000) if seconds.size else None,
         "curve": {
             "threshold": curve.thresholds.tolist(),
             "true_positives": curve.true_positives.tolist(),
             "false_positives": curve.false_positives.tolist(),
         },
+        "per_image": [{"file": m.file, "n_truth": m.n_truth, "scores": m.scores.tolist(),
+                       "hits": m.hits.astype(int).tolist()} for m in matches],
     }
+
+
+def matches_from_metrics(metrics: dict[str, Any]) -> list[ImageMatches]:
+    """The per-image matches stored in a metrics dict written by :func:`evaluate`."""
+    return [ImageMatches(m["file"], m["n_truth"], np.array(m["scores"], dtype=float),
+                         np.array(m["hits"], dtype=bool)) for m in metrics["per_image"]]
 
 
 def curve_from_metrics(metrics: dict[str, Any]) -> Curve:

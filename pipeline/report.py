@@ -43,41 +43,79 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def findings(settings: dict[str, Any], runs: dict[tuple[str, str, str], dict]) -> list[str]:
-    """Sentences that state, per dataset and altered variant, what the numbers show."""
+def _ci(entry: dict[str, float] | None, digits: int = 3, percent: bool = False) -> str:
+    """``0.912 [0.871, 0.950]`` from an interval dict."""
+    if not entry:
+        return "n/a"
+    scale, unit = (100, "%") if percent else (1, "")
+    d = 0 if percent else digits
+    return (f"{_fmt(entry['estimate'] * scale, d)}{unit} "
+            f"[{_fmt(entry['low'] * scale, d)}{unit}, {_fmt(entry['high'] * scale, d)}{unit}]")
+
+
+def _p(value: float, samples: int) -> str:
+    """A bootstrap p-value; 0 means smaller than the resolution 1 / samples."""
+    return f"p < {1 / samples:.3g}" if value == 0 else f"p = {_fmt(value)}"
+
+
+def _verdict(test: dict[str, Any], a: str, b: str, what: str, level: str,
+             samples: int) -> str:
+    """One sentence on a paired test of ``a - b``."""
+    numbers = (f"difference {_fmt(test['estimate'])} "
+               f"[{_fmt(test['low'])}, {_fmt(test['high'])}], {_p(test['p_value'], samples)}")
+    if test["significant"]:
+        winner = a if test["estimate"] > 0 else b
+        return f"{winner} has the higher {what} ({numbers}; significant at the {level}% level)"
+    return f"no significant difference in {what} ({numbers}; not significant at {level}%)"
+
+
+def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
+    """Generated sentences: per dataset and variant, which detector is better and how sure."""
+    confidence = statistics["settings"]["confidence"]
+    samples = statistics["settings"]["bootstrap_samples"]
+    level = f"{100 * (1 - confidence):g}"
+    fp = statistics["settings"]["fp_for_summary"]
+    intervals = {(r["detector"], r["dataset"], r["variant"]): r for r in statistics["runs"]}
+    kinds = {name: d["kind"] for name, d in settings["config"]["detectors"].items()}
     sentences = []
-    detectors = settings["detectors"]
-    for dataset in settings["datasets"]:
-        for variant in settings["main_variants"]:
-            if variant == "original":
-                continue
-            parts = []
-            for detector in detectors:
-                run, base = runs.get((detector, dataset, variant)), runs.get(
-                    (detector, dataset, "original"))
-                if run is None or base is None:
-                    continue
-                parts.append(f"{detector} AP {_fmt(base['average_precision'])} → "
-                             f"{_fmt(run['average_precision'])} "
-                             f"(keeps {_fmt(100 * (run.get('relative_ap') or 0), 0)}%)")
-            if not parts:
-                continue
-            kept = {d: runs[(d, dataset, variant)].get("relative_ap") for d in detectors
-                    if (d, dataset, variant) in runs}
-            ap = {d: runs[(d, dataset, variant)]["average_precision"] for d in detectors
-                  if (d, dataset, variant) in runs}
-            best = max(ap, key=lambda d: ap[d])
-            robust = max((d for d in kept if kept[d] is not None), key=lambda d: kept[d],
-                         default=None)
-            sentence = (f"{dataset}, {variant}: " + "; ".join(parts) + f". Higher AP on "
-                        f"{variant}: {best}.")
-            if robust is not None:
-                sentence += f" Smaller relative loss: {robust}."
-            sentences.append(sentence)
+    order = {v: i for i, v in enumerate(settings["main_variants"])}
+    comparisons = [c for c in statistics["comparisons"] if c["variant"] in order]
+    for c in sorted(comparisons, key=lambda c: (c["dataset"], order[c["variant"]])):
+        a, b, key = c["a"], c["b"], (c["dataset"], c["variant"])
+        text = (f"{c['dataset']}, {c['variant']}: AP {a} "
+                f"{_ci(intervals[(a, *key)]['average_precision'])} vs {b} "
+                f"{_ci(intervals[(b, *key)]['average_precision'])}: "
+                + _verdict(c["average_precision"], a, b, "AP", level, samples)
+                + f". Detection rate at {fp} false positives: "
+                + _verdict(c["detection_rate"], a, b, "detection rate", level, samples) + ".")
+        if "relative_ap" in c:
+            text += (f" Share of original AP kept: {a} "
+                     f"{_ci(intervals[(a, *key)].get('relative_ap'), percent=True)}, {b} "
+                     f"{_ci(intervals[(b, *key)].get('relative_ap'), percent=True)}.")
+            pair = {kinds.get(a), kinds.get(b)}
+            if pair == {"haar", "cnn"}:
+                text += " " + _claim_check(c, a if kinds[a] == "cnn" else b, level, samples)
+        sentences.append(text)
     sentences.append(
-        "These are point estimates on the test images listed in the table: no confidence "
-        "intervals or significance tests are computed yet, so small differences may be noise.")
+        f"Intervals are {round(100 * confidence)}% percentile bootstrap intervals over test "
+        f"images ({statistics['settings']['bootstrap_samples']} resamples, shared by all "
+        "detectors and variants, so comparisons are paired); p-values are two-sided.")
     return sentences
+
+
+def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int) -> str:
+    """Whether the CNN kept more of its AP than the Haar cascade on this variant."""
+    test = comparison["relative_ap"]
+    cnn_minus_haar = test["estimate"] if comparison["a"] == cnn else -test["estimate"]
+    if not test["significant"]:
+        outcome = "not resolved by these data: the difference is not significant"
+    elif cnn_minus_haar > 0:
+        outcome = "supported: the CNN keeps significantly more of its AP"
+    else:
+        outcome = "contradicted: the Haar cascade keeps significantly more of its AP"
+    return (f"Claim check (the CNN holds up better than Haar): {outcome} "
+            f"(CNN minus Haar share kept {_fmt(cnn_minus_haar)}, "
+            f"{_p(test['p_value'], samples)}, {level}% level).")
 
 
 def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
@@ -101,10 +139,10 @@ th{background:#eee}img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#44
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}"""
 
 
-def write_report(settings: dict[str, Any], summary_path: str | Path, figures: list[str],
-                 out: str | Path) -> None:
+def write_report(settings: dict[str, Any], summary_path: str | Path,
+                 statistics_path: str | Path, figures: list[str], out: str | Path) -> None:
     summary = read_json(summary_path)
-    runs = {(r["detector"], r["dataset"], r["variant"]): r for r in summary["runs"]}
+    statistics = read_json(statistics_path)
     main = [r for r in summary["runs"] if r["variant"] in settings["main_variants"]]
     sweep = [r for r in summary["runs"] if r["variant"] not in settings["main_variants"]]
     config = settings["config"]
@@ -119,7 +157,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path, figures: li
         "ground-truth boxes; IoU threshold "
         f"{config['evaluation']['iou_threshold']}.</p>",
         "<h2>Findings</h2><ul>",
-        *[f"<li>{html.escape(s)}</li>" for s in findings(settings, runs)],
+        *[f"<li>{html.escape(s)}</li>" for s in findings(settings, statistics)],
         "</ul><h2>Main variants</h2>", _table(main, summary["fp_points"]),
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
         "<h2>Figures</h2>",

@@ -12,12 +12,29 @@ from pipeline.io import atomic_open, read_json, write_json
 LOG = logging.getLogger(__name__)
 
 COLUMNS = ["detector", "dataset", "variant", "n_images", "n_faces", "n_detections",
-           "average_precision", "relative_ap", "max_recall", "ms_per_image_mean"]
+           "average_precision", "relative_ap", "max_recall", "ms_per_image_mean",
+           "ms_per_image_median"]
+LABELS = ("detector", "dataset", "variant")
 
 
-def summarise(metric_files: list[str], out_csv: str | Path, out_json: str | Path) -> list[dict]:
-    """One row per detector x dataset x variant; ``relative_ap`` = AP / AP on ``original``."""
-    runs = [read_json(path) for path in metric_files]
+def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | Path,
+              out_json: str | Path) -> list[dict]:
+    """One row per detector x dataset x variant; ``relative_ap`` = AP / AP on ``original``.
+
+    Rows hold the metrics (without per-image data and curves) and the timing of the same
+    detector x dataset x variant; the JSON keeps the curves for the figures.
+    """
+    timings = {tuple(t[k] for k in LABELS): t for t in map(read_json, timing_files)}
+    runs = []
+    for path in metric_files:
+        run = read_json(path)
+        run.pop("per_image", None)
+        timing = timings.get(tuple(run[k] for k in LABELS))
+        if timing is None:
+            raise ValueError(f"{path}: no timing file for {[run[k] for k in LABELS]}")
+        run["ms_per_image_mean"] = timing["ms_per_image_mean"]
+        run["ms_per_image_median"] = timing["ms_per_image_median"]
+        runs.append(run)
     original = {(r["detector"], r["dataset"]): r["average_precision"]
                 for r in runs if r["variant"] == "original"}
     for run in runs:

@@ -16,6 +16,8 @@ TINY_OVERRIDES: dict[str, Any] = {
     "models": {"cnn": {"positives_per_face": 8, "negatives_per_round": 800,
                        "hard_negative_rounds": 1, "hard_negatives_per_round": 200,
                        "epochs": 2, "batch_size": 64}},
+    "statistics": {"bootstrap_samples": 200},
+    "execution": {"detection_shards": 2},
     "report": {"example_images": 2},
 }
 

@@ -20,19 +20,32 @@ def test_stage_chain_from_the_command_line(tiny_dataset, tiny_model, tiny_config
     for name in ("haar", "cnn"):
         args = ["detect", "--config", "config/default.yaml", "--section", f"detectors.{name}",
                 "--manifest", str(manifest), "--name", name,
-                "--out", str(tmp_path / f"{name}.json")]
+                "--out", str(tmp_path / f"{name}_shard.json"),
+                "--timing", str(tmp_path / f"{name}_shard_time.json")]
         main(args + (["--model", str(tiny_model)] if name == "cnn" else []))
+        main(["merge-detections", "--manifest", str(manifest),
+              "--detections", str(tmp_path / f"{name}_shard.json"),
+              "--timings", str(tmp_path / f"{name}_shard_time.json"),
+              "--detector", name, "--dataset", "embedded", "--variant", "shadow",
+              "--out", str(tmp_path / f"{name}.json"),
+              "--timing-out", str(tmp_path / f"{name}_time.json")])
         main(["evaluate", "--config", "config/default.yaml", "--section", "evaluation",
               "--truth", str(manifest), "--detections", str(tmp_path / f"{name}.json"),
               "--detector", name, "--dataset", "embedded", "--variant", "shadow",
               "--out", str(tmp_path / f"{name}_metrics.json")])
     metrics = read_json(tmp_path / "cnn_metrics.json")
     assert metrics["detector"] == "cnn" and 0 <= metrics["average_precision"] <= 1
-    main(["summarise", "--metrics", str(tmp_path / "haar_metrics.json"),
-          str(tmp_path / "cnn_metrics.json"), "--out-csv", str(tmp_path / "s.csv"),
-          "--out-json", str(tmp_path / "s.json")])
+    metrics_files = [str(tmp_path / f"{n}_metrics.json") for n in ("haar", "cnn")]
+    main(["summarise", "--metrics", *metrics_files,
+          "--timings", *[str(tmp_path / f"{n}_time.json") for n in ("haar", "cnn")],
+          "--out-csv", str(tmp_path / "s.csv"), "--out-json", str(tmp_path / "s.json")])
     rows = (tmp_path / "s.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("detector,dataset,variant")
+    main(["statistics", "--settings", json.dumps({"bootstrap_samples": 50, "confidence": 0.9,
+                                                  "seed": 0, "fp_for_summary": 5}),
+          "--metrics", *metrics_files, "--out", str(tmp_path / "stats.json")])
+    stats = read_json(tmp_path / "stats.json")
+    assert len(stats["runs"]) == 2 and stats["comparisons"][0]["variant"] == "shadow"
 
 
 def test_bad_settings_and_sections_are_reported(tmp_path):

@@ -6,9 +6,10 @@ import torch
 
 from pipeline.boxes import Box, Manifest
 from pipeline.cnn import build_model, load_checkpoint, pyramid_scales, score_windows
-from pipeline.detectors import DETECTORS, build_detector, detect_to_file
+from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards
 from pipeline.detectors.cnn import non_max_suppression
 from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
+from pipeline.io import read_json
 from pipeline.metrics import evaluate
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
@@ -105,13 +106,58 @@ def test_trained_cnn_finds_faces_on_test_scenes(tiny_model, tiny_dataset, defaul
                                                 tmp_path):
     """Even a few seconds of training finds most test faces (disjoint from training faces)."""
     result = detect_to_file(default_config["detectors"]["cnn"], tiny_dataset / "test.json",
-                            tmp_path / "det.json", "cnn", str(tiny_model))
+                            tmp_path / "det.json", tmp_path / "time.json", "cnn", str(tiny_model))
     truth = Manifest.load(tiny_dataset / "test.json")
     metrics = evaluate(truth, result, 0.5, [10])
     assert metrics["average_precision"] > 0.5
-    assert all(r.seconds is not None and r.seconds > 0 for r in result.images)
+    seconds = read_json(tmp_path / "time.json")["seconds"]
+    assert sorted(seconds) == sorted(r.file for r in truth.images)
+    assert all(s > 0 for s in seconds.values())
     reloaded = Manifest.load(tmp_path / "det.json")
     assert reloaded.images[0].boxes == result.images[0].boxes
+
+
+def test_shards_merge_to_the_unsharded_result(tiny_dataset, default_config, tmp_path):
+    """Three shards, merged, equal one pass over all images, in the source order."""
+    settings = default_config["detectors"]["haar"]
+    source = tiny_dataset / "test.json"
+    detect_to_file(settings, source, tmp_path / "all.json", tmp_path / "all.t.json", "haar")
+    parts, times = [], []
+    for k in range(3):
+        parts.append(str(tmp_path / f"s{k}.json"))
+        times.append(str(tmp_path / f"s{k}.t.json"))
+        detect_to_file(settings, source, parts[-1], times[-1], "haar", None, k, 3)
+    labels = {"detector": "haar", "dataset": "embedded", "variant": "original"}
+    merge_shards(source, parts, times, tmp_path / "merged.json", tmp_path / "merged.t.json",
+                 labels)
+    whole, merged = Manifest.load(tmp_path / "all.json"), Manifest.load(tmp_path / "merged.json")
+    assert [(r.file, r.boxes) for r in merged.images] == [(r.file, r.boxes) for r in whole.images]
+    timing = read_json(tmp_path / "merged.t.json")
+    assert timing["n_images"] == len(whole.images) and timing["variant"] == "original"
+    with pytest.raises(ValueError, match="lack 1 images|lack 2 images"):
+        merge_shards(source, parts[:2], times[:2], tmp_path / "x.json", tmp_path / "x.t.json",
+                     labels)
+    with pytest.raises(ValueError, match="more than one shard"):
+        merge_shards(source, parts + parts[:1], times + times[:1], tmp_path / "x.json",
+                     tmp_path / "x.t.json", labels)
+
+
+def test_detection_and_evaluation_files_are_identical_between_runs(tiny_dataset, tiny_model,
+                                                                     default_config, tmp_path):
+    from pipeline.io import write_json
+
+    truth = Manifest.load(tiny_dataset / "test.json")
+    for run in ("a", "b"):
+        for name in ("haar", "cnn"):
+            result = detect_to_file(default_config["detectors"][name], tiny_dataset / "test.json",
+                                    tmp_path / f"{run}_{name}.json", tmp_path / f"{run}_t.json",
+                                    name, str(tiny_model))
+            write_json(tmp_path / f"{run}_{name}_metrics.json",
+                       evaluate(truth, result, 0.5, [0, 5]))
+    for name in ("haar", "cnn"):
+        for suffix in ("", "_metrics"):
+            first = (tmp_path / f"a_{name}{suffix}.json").read_bytes()
+            assert first == (tmp_path / f"b_{name}{suffix}.json").read_bytes()
 
 
 def test_score_windows_boxes_lie_in_the_image(tiny_model, astronaut):

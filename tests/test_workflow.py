@@ -48,7 +48,7 @@ def finished_run(tmp_path_factory):
 
 def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config):
     workdir, _ = finished_run
-    with open(workdir / "results/metrics/summary.csv") as handle:
+    with open(workdir / "results/summary/summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     variants = {"original", "shadow", "cartoon", "shadow_sweep_0.00", "shadow_sweep_0.50"}
     assert {(r["detector"], r["variant"]) for r in rows} == {
@@ -61,6 +61,7 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     html = (workdir / "results/report/index.html").read_text()
     assert html.count("data:image/png;base64,") == 6
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
+    assert "Claim check" in html and "bootstrap" in html
     for stage in ("build_dataset", "make_variant", "train_cnn", "detect", "evaluate"):
         assert any((workdir / "results/logs" / stage).rglob("*.log")), stage
         assert any((workdir / "results/benchmarks" / stage).rglob("*.tsv")), stage
@@ -76,8 +77,8 @@ def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
     changed = write_config(workdir / "shadow.yaml", deep_update(
         TINY_OVERRIDES, {"variants": {"shadow": {"strength": 0.4}}}))
     counts = job_counts(snakemake(workdir, changed, "-n"))
-    assert counts == {"make_variant": 1, "detect": 2, "evaluate": 2, "summarise": 1,
-                      "figures": 1, "report": 1, "all": 1}
+    assert counts == {"make_variant": 1, "detect": 4, "merge_detections": 2, "evaluate": 2,
+                      "statistics": 1, "summarise": 1, "figures": 1, "report": 1, "all": 1}
 
 
 def test_cnn_training_change_does_not_rerun_haar(finished_run):
@@ -86,7 +87,7 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
         TINY_OVERRIDES, {"models": {"cnn": {"epochs": 3}}}))
     output = snakemake(workdir, changed, "-n", "--printshellcmds")
     counts = job_counts(output)
-    assert counts["train_cnn"] == 1 and counts["detect"] == 5  # cnn on each of 5 variants
+    assert counts["train_cnn"] == 1 and counts["detect"] == 10  # cnn: 5 variants x 2 shards
     assert "--name cnn" in output and "--name haar" not in output
     assert "build_dataset" not in counts and "make_variant" not in counts
 

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import read_gray
+from pipeline.io import read_gray, read_json, write_json
 
 LOG = logging.getLogger(__name__)
 
@@ -48,29 +48,84 @@ def build_detector(settings: dict[str, Any], model: str | None = None) -> Detect
     return DETECTORS[settings["kind"]](settings, model)
 
 
-def run_detector(detector: Detector, source: Manifest, name: str) -> Manifest:
-    """Detect on every image of ``source``; each record keeps its wall time in seconds."""
-    records = []
+def run_detector(detector: Detector, source: Manifest, name: str
+                 ) -> tuple[Manifest, dict[str, float]]:
+    """Detect on every image of ``source``: the detections and the seconds spent per image."""
+    records, seconds = [], {}
     for record in tqdm(source.images, desc=f"detect {name}", unit="img"):
         image = read_gray(source.image_path(record))
         start = time.perf_counter()
         boxes = detector.detect(image)
-        seconds = time.perf_counter() - start
-        records.append(ImageRecord(record.file, record.width, record.height, boxes,
-                                   seconds=seconds))
+        seconds[record.file] = time.perf_counter() - start
+        records.append(ImageRecord(record.file, record.width, record.height, boxes))
     result = Manifest("detections", source.root, records, meta={**source.meta, "detector": name})
-    total = sum(r.seconds or 0.0 for r in records)
     LOG.info("%s: %d boxes on %d images, %.1f ms per image", name, result.n_boxes,
-             len(records), 1000 * total / max(len(records), 1))
-    return result
+             len(records), 1000 * sum(seconds.values()) / max(len(records), 1))
+    return result, seconds
+
+
+def shard(manifest: Manifest, index: int, count: int) -> Manifest:
+    """Images ``index``, ``index + count``, ... of ``manifest`` (interleaved, so balanced)."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is not in [0, {count})")
+    return Manifest(manifest.kind, manifest.root, manifest.images[index::count], manifest.meta)
 
 
 def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path: str | Path,
-                   name: str, model: str | None = None) -> Manifest:
-    source = Manifest.load(manifest_path)
-    LOG.info("detector %s (%s) on %s: %d images", name, settings["kind"], manifest_path,
-             len(source.images))
-    result = run_detector(build_detector(settings, model), source, name)
+                   timing_path: str | Path, name: str, model: str | None = None,
+                   shard_index: int = 0, shard_count: int = 1) -> Manifest:
+    """Run a detector over one shard of a manifest; write detections and per-image timing.
+
+    Detection files hold boxes only, so they are identical between runs; wall times vary and go
+    to the separate timing file ``{"seconds": {file: s}}``.
+    """
+    source = shard(Manifest.load(manifest_path), shard_index, shard_count)
+    LOG.info("detector %s (%s) on %s, shard %d of %d: %d images", name, settings["kind"],
+             manifest_path, shard_index + 1, shard_count, len(source.images))
+    result, seconds = run_detector(build_detector(settings, model), source, name)
     result.meta["detector_settings"] = settings
     result.save(out_path)
+    write_json(timing_path, {"detector": name, "threads": _threads(), "seconds": seconds})
     return result
+
+
+def _threads() -> int:
+    import cv2
+
+    return cv2.getNumThreads()
+
+
+def merge_shards(source_path: str | Path, shard_paths: list[str], timing_paths: list[str],
+                 out_path: str | Path, timing_out: str | Path, labels: dict[str, str]) -> None:
+    """Join shard detections into one file in the source manifest's image order.
+
+    ``labels`` (detector, dataset, variant) are stored in the merged timing file. Raises
+    ``ValueError`` naming the image when an image is missing from, or repeated in, the shards.
+    """
+    source = Manifest.load(source_path)
+    parts = [Manifest.load(p) for p in shard_paths]
+    found: dict[str, ImageRecord] = {}
+    seconds: dict[str, float] = {}
+    for path, part, timing in zip(shard_paths, parts, timing_paths, strict=True):
+        for record in part.images:
+            if record.file in found:
+                raise ValueError(f"{path}: image {record.file!r} is in more than one shard")
+            found[record.file] = record
+        seconds.update(read_json(timing)["seconds"])
+    missing = [r.file for r in source.images if r.file not in found]
+    if missing:
+        raise ValueError(f"shards {shard_paths} lack {len(missing)} images, e.g. {missing[0]!r}")
+    merged = Manifest("detections", source.root, [found[r.file] for r in source.images],
+                      meta=parts[0].meta)
+    merged.save(out_path)
+    values = np.array([seconds[r.file] for r in source.images])
+    write_json(timing_out, {
+        **labels,
+        "n_images": len(values),
+        "ms_per_image_mean": float(values.mean() * 1000) if values.size else None,
+        "ms_per_image_median": float(np.median(values) * 1000) if values.size else None,
+        "threads": read_json(timing_paths[0])["threads"],
+        "seconds": {r.file: seconds[r.file] for r in source.images},
+    })
+    LOG.info("merged %d shards: %d images, %d boxes", len(parts), len(source.images),
+             merged.n_boxes)

@@ -1,0 +1,172 @@
+"""Bootstrap uncertainty over test images, paired detector comparisons, relative degradation.
+
+One set of resamples of the test images (``samples`` x ``n_images`` image indices drawn with
+replacement, seeded) is shared by every detector and variant of a dataset, so differences
+between detectors and ratios between variants are paired: each resample compares the same
+images. Per resample, AP and detection rate are recomputed exactly as :mod:`pipeline.metrics`
+computes them on the resampled image set (an image drawn k times counts k times).
+
+Intervals are percentile intervals; the two-sided p-value of a difference is
+``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from pipeline.metrics import ImageMatches, matches_from_metrics
+
+LOG = logging.getLogger(__name__)
+
+# Resample rows per block, bounded so that blocks stay below ~20 million cells.
+BLOCK_CELLS = 20_000_000
+
+
+def resample_counts(n_images: int, samples: int, seed: int) -> np.ndarray:
+    """How often each image is drawn in each resample: int array (samples, n_images)."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_images, size=(samples, n_images))
+    counts = np.zeros((samples, n_images), dtype=np.int32)
+    np.add.at(counts, (np.arange(samples)[:, None], draws), 1)
+    return counts
+
+
+@dataclass
+class BootstrapCurves:
+    """Per-resample AP (samples,) and detection rate at each FP count (samples,) arrays."""
+
+    average_precision: np.ndarray
+    detection_rate: dict[int, np.ndarray]
+
+
+def bootstrap_run(matches: list[ImageMatches], counts: np.ndarray,
+                  fp_points: list[int]) -> BootstrapCurves:
+    """AP and detection rates of one run on every resample given by ``counts``."""
+    samples = counts.shape[0]
+    image_of = np.concatenate([np.full(len(m.scores), i) for i, m in enumerate(matches)]
+                              ) if matches else np.zeros(0, int)
+    scores = np.concatenate([m.scores for m in matches]) if matches else np.zeros(0)
+    hits = np.concatenate([m.hits for m in matches]) if matches else np.zeros(0, bool)
+    order = np.argsort(-scores, kind="stable")
+    image_of, scores, hits = image_of[order], scores[order], hits[order]
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True] if len(scores) else np.zeros(0, bool)
+    n_truth = counts @ np.array([m.n_truth for m in matches], dtype=np.float64)
+    ap = np.zeros(samples)
+    rates = {n: np.zeros(samples) for n in fp_points}
+    block = max(1, BLOCK_CELLS // max(len(scores), 1))
+    for start in range(0, samples, block):
+        rows = slice(start, min(start + block, samples))
+        weights = counts[rows][:, image_of].astype(np.float64)
+        tp = np.cumsum(weights * hits, axis=1)[:, last_of_tie]
+        fp = np.cumsum(weights * ~hits, axis=1)[:, last_of_tie]
+        truth = n_truth[rows][:, None]
+        recall = np.divide(tp, truth, out=np.zeros_like(tp), where=truth > 0)
+        total = tp + fp
+        precision = np.divide(tp, total, out=np.ones_like(tp), where=total > 0)
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+        steps = np.diff(np.concatenate([np.zeros((tp.shape[0], 1)), recall], axis=1), axis=1)
+        ap[rows] = np.where(truth[:, 0] > 0, (steps * envelope).sum(axis=1), np.nan)
+        for n in fp_points:
+            rates[n][rows] = np.where(fp <= n, recall, 0.0).max(axis=1, initial=0.0)
+    return BootstrapCurves(ap, rates)
+
+
+def interval(values: np.ndarray, estimate: float, confidence: float) -> dict[str, float]:
+    """Point estimate with the percentile interval of its bootstrap values (NaNs dropped)."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"estimate": estimate, "low": float("nan"), "high": float("nan")}
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return {"estimate": estimate, "low": float(low), "high": float(high)}
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, estimate: float, confidence: float
+                ) -> dict[str, Any]:
+    """Interval and two-sided bootstrap p-value of ``a - b`` over paired resamples."""
+    difference = a - b
+    difference = difference[np.isfinite(difference)]
+    result = interval(difference, estimate, confidence)
+    if difference.size == 0:
+        return {**result, "p_value": float("nan"), "significant": False}
+    p_value = min(1.0, 2 * min(np.mean(difference <= 0), np.mean(difference >= 0)))
+    return {**result, "p_value": float(p_value), "significant": bool(p_value < 1 - confidence)}
+
+
+def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / b, np.nan)
+
+
+def _relative_ap(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                 key: tuple[str, str, str]) -> float:
+    """AP of run ``key`` divided by the same detector's AP on ``original`` (NaN if that is 0)."""
+    base = by_key[(key[0], key[1], "original")]["average_precision"]
+    return by_key[key]["average_precision"] / base if base > 0 else float("nan")
+
+
+def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """Intervals for every run, relative AP to ``original``, and paired detector tests.
+
+    ``runs`` are metrics dicts from :func:`pipeline.metrics.evaluate` with ``detector``,
+    ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
+    ``seed`` and ``fp_for_summary``.
+    """
+    confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    by_key = {(r["detector"], r["dataset"], r["variant"]): r for r in runs}
+    out_runs, comparisons = [], []
+    for dataset in sorted({r["dataset"] for r in runs}):
+        keys = sorted(k for k in by_key if k[1] == dataset)
+        files = [m["file"] for m in by_key[keys[0]]["per_image"]]
+        for key in keys:
+            if [m["file"] for m in by_key[key]["per_image"]] != files:
+                raise ValueError(f"{key}: test images differ from {keys[0]}; cannot pair them")
+        counts = resample_counts(len(files), settings["bootstrap_samples"], settings["seed"])
+        boot = {k: bootstrap_run(matches_from_metrics(by_key[k]), counts, [fp]) for k in keys}
+        LOG.info("%s: %d runs bootstrapped over %d images, %d resamples", dataset, len(keys),
+                 len(files), settings["bootstrap_samples"])
+        for key in keys:
+            run, values = by_key[key], boot[key]
+            entry = {
+                "detector": key[0], "dataset": dataset, "variant": key[2],
+                "average_precision": interval(values.average_precision,
+                                              run["average_precision"], confidence),
+                "detection_rate": interval(values.detection_rate[fp],
+                                           run["detection_rate_at_fp"][str(fp)], confidence),
+            }
+            base_key = (key[0], dataset, "original")
+            if base_key in boot and key != base_key:
+                entry["relative_ap"] = interval(
+                    ratio(values.average_precision, boot[base_key].average_precision),
+                    _relative_ap(by_key, key), confidence)
+            out_runs.append(entry)
+        detectors = sorted({k[0] for k in keys})
+        for variant in sorted({k[2] for k in keys}):
+            for a, b in combinations(detectors, 2):
+                ka, kb = (a, dataset, variant), (b, dataset, variant)
+                if ka not in boot or kb not in boot:
+                    continue
+                comparison = {
+                    "dataset": dataset, "variant": variant, "a": a, "b": b,
+                    "average_precision": paired_test(
+                        boot[ka].average_precision, boot[kb].average_precision,
+                        by_key[ka]["average_precision"] - by_key[kb]["average_precision"],
+                        confidence),
+                    "detection_rate": paired_test(
+                        boot[ka].detection_rate[fp], boot[kb].detection_rate[fp],
+                        by_key[ka]["detection_rate_at_fp"][str(fp)]
+                        - by_key[kb]["detection_rate_at_fp"][str(fp)], confidence),
+                }
+                base_a, base_b = (a, dataset, "original"), (b, dataset, "original")
+                if variant != "original" and base_a in boot and base_b in boot:
+                    comparison["relative_ap"] = paired_test(
+                        ratio(boot[ka].average_precision, boot[base_a].average_precision),
+                        ratio(boot[kb].average_precision, boot[base_b].average_precision),
+                        _relative_ap(by_key, ka) - _relative_ap(by_key, kb), confidence)
+                comparisons.append(comparison)
+    return {"settings": settings, "runs": out_runs, "comparisons": comparisons}

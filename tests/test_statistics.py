@@ -1,0 +1,94 @@
+import copy
+
+import numpy as np
+import pytest
+
+from pipeline.boxes import Box, ImageRecord, Manifest
+from pipeline.metrics import evaluate, matches_from_metrics
+from pipeline.statistics import analyse, bootstrap_run, paired_test, resample_counts
+from tests.test_metrics import manifest, random_case
+
+SETTINGS = {"bootstrap_samples": 200, "confidence": 0.95, "seed": 3, "fp_for_summary": 2}
+
+
+def resampled(m: Manifest, picks: np.ndarray) -> Manifest:
+    """The manifest with images ``picks`` (repeats renamed so that they stay distinct)."""
+    return Manifest(m.kind, m.root, [ImageRecord(f"{k}_{m.images[i].file}", 100, 100,
+                                                 m.images[i].boxes)
+                                     for k, i in enumerate(picks)])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bootstrap_equals_evaluating_the_resampled_images(seed):
+    rng = np.random.default_rng(seed)
+    truth, detections = random_case(rng)
+    metrics = evaluate(truth, detections, 0.5, [0, 2])
+    picks = rng.integers(0, len(truth.images), size=(5, len(truth.images)))
+    counts = np.stack([np.bincount(p, minlength=len(truth.images)) for p in picks])
+    boot = bootstrap_run(matches_from_metrics(metrics), counts, [0, 2])
+    for row, p in enumerate(picks):
+        expected = evaluate(resampled(truth, p), resampled(detections, p), 0.5, [0, 2])
+        if np.isnan(expected["average_precision"]):
+            assert np.isnan(boot.average_precision[row])
+            continue
+        assert boot.average_precision[row] == pytest.approx(expected["average_precision"])
+        for n in (0, 2):
+            assert boot.detection_rate[n][row] == pytest.approx(
+                expected["detection_rate_at_fp"][str(n)])
+
+
+def test_resample_counts_draw_n_images_each():
+    counts = resample_counts(7, 100, seed=1)
+    assert counts.shape == (100, 7) and np.all(counts.sum(axis=1) == 7)
+    assert np.array_equal(counts, resample_counts(7, 100, seed=1))
+    assert 0.55 < (counts > 0).mean() < 0.75  # 1 - (6/7)^7 = 0.66 of images drawn per resample
+
+
+def run(detector, variant, truth, detections):
+    metrics = evaluate(truth, detections, 0.5, [SETTINGS["fp_for_summary"]])
+    return {"detector": detector, "dataset": "d", "variant": variant, **metrics}
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    """'perfect' finds every face; 'weak' finds about half, with false positives."""
+    rng = np.random.default_rng(0)
+    truth = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(40)]
+    weak = [[Box(b.x, b.y, b.w, b.h, rng.random()) for b in boxes if rng.random() < 0.5]
+            + [Box(70, 70, 20, 20, rng.random())] for boxes in truth]
+    perfect = [[Box(b.x, b.y, b.w, b.h, 1.0) for b in boxes] for boxes in truth]
+    t = manifest("ground_truth", truth)
+    return [run("perfect", v, t, manifest("detections", perfect)) for v in ("original", "x")] + [
+        run("weak", "original", t, manifest("detections", perfect)),
+        run("weak", "x", t, manifest("detections", weak))]
+
+
+def test_intervals_and_paired_tests(scenario):
+    result = analyse(scenario, SETTINGS)
+    runs = {(r["detector"], r["variant"]): r for r in result["runs"]}
+    assert runs["perfect", "x"]["average_precision"] == {"estimate": 1.0, "low": 1.0, "high": 1.0}
+    weak = runs["weak", "x"]["average_precision"]
+    assert weak["low"] < weak["estimate"] < weak["high"] < 1.0
+    assert runs["weak", "x"]["relative_ap"]["estimate"] == pytest.approx(weak["estimate"])
+    by_variant = {c["variant"]: c for c in result["comparisons"]}
+    assert by_variant["original"]["average_precision"]["p_value"] == 1.0  # identical runs
+    assert not by_variant["original"]["average_precision"]["significant"]
+    assert by_variant["x"]["average_precision"]["significant"]
+    assert by_variant["x"]["average_precision"]["p_value"] < 0.01
+    assert by_variant["x"]["relative_ap"]["estimate"] > 0  # perfect keeps more than weak
+    assert analyse(scenario, SETTINGS) == result  # seeded
+
+
+def test_unpaired_images_are_refused(scenario):
+    broken = copy.deepcopy(scenario)
+    broken[-1]["per_image"] = broken[-1]["per_image"][1:]
+    with pytest.raises(ValueError, match="cannot pair"):
+        analyse(broken, SETTINGS)
+
+
+def test_paired_test_p_value_symmetry():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.1, 0.05, 1000), rng.normal(0.0, 0.05, 1000)
+    forward, backward = paired_test(a, b, 0.1, 0.95), paired_test(b, a, -0.1, 0.95)
+    assert forward["p_value"] == pytest.approx(backward["p_value"])
+    assert forward["low"] == pytest.approx(-backward["high"])
