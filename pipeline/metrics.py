@@ -7,6 +7,7 @@ IoU is at least the threshold; otherwise it is a false positive.
 Average precision is the area under the precision envelope (precision made non-increasing in
 recall), summed over the recall steps: the all-point interpolation of PASCAL VOC 2010+.
 Curve points are taken only between distinct scores, so tied detections enter together.
+COCO's 101-point interpolated AP is reported beside it for comparison with COCO-style papers.
 """
 
 from __future__ import annotations
@@ -66,14 +67,26 @@ def pr_curve(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> Curve:
     return Curve(scores[last_of_tie], tp[last_of_tie], fp[last_of_tie], n_truth)
 
 
-def average_precision(curve: Curve) -> float:
-    """Area under the precision envelope; 0 when nothing is found, NaN with no ground truth."""
+# The 101 recall levels of the COCO evaluation (pycocotools' ``recThrs``).
+COCO_RECALL_LEVELS = np.linspace(0.0, 1.0, 101)
+
+
+def average_precision(curve: Curve, recall_levels: np.ndarray | None = None) -> float:
+    """Area under the precision envelope; 0 when nothing is found, NaN with no ground truth.
+
+    With ``recall_levels`` (e.g. :data:`COCO_RECALL_LEVELS`) it is instead the mean envelope
+    precision at those recall levels, 0 at levels never reached: COCO's interpolated AP.
+    """
     if curve.n_truth == 0:
         return float("nan")
     if len(curve.thresholds) == 0:
         return 0.0
-    recall = np.r_[0.0, curve.recall]
     envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
+    if recall_levels is not None:
+        index = np.searchsorted(curve.recall, recall_levels, side="left")
+        reached = index < len(envelope)
+        return float(np.where(reached, envelope[np.minimum(index, len(envelope) - 1)], 0).mean())
+    recall = np.r_[0.0, curve.recall]
     return float(np.sum(np.diff(recall) * envelope))
 
 
@@ -129,6 +142,7 @@ def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
         "n_faces": curve.n_truth,
         "n_detections": int(sum(len(m.scores) for m in matches)),
         "average_precision": average_precision(curve),
+        "average_precision_coco101": average_precision(curve, COCO_RECALL_LEVELS),
         "detection_rate_at_fp": {str(n): detection_rate_at(curve, n) for n in fp_points},
         "max_recall": float(curve.recall[-1]) if len(curve.recall) else 0.0,
         "curve": {

@@ -7,8 +7,12 @@ its highest-scoring windows (all false positives by construction) to the negativ
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,71 +104,147 @@ def mine_hard_negatives(model: FaceNet, images: list[np.ndarray], count: int,
     ])
 
 
-def fit(model: FaceNet, patches: np.ndarray, labels: np.ndarray, settings: dict[str, Any],
-        device: torch.device, generator: torch.Generator, round_index: int
-        ) -> list[dict[str, float]]:
-    """Train on (N, window, window) uint8 patches with 0/1 labels; 10% held out for validation.
-
-    Returns one history row per epoch: round, epoch, train loss, validation loss and accuracy.
-    """
-    n = len(patches)
-    order = torch.randperm(n, generator=generator).numpy()
-    n_val = max(n // 10, 1)
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    x = torch.from_numpy(patches).float()[:, None]
-    y = torch.from_numpy(labels).float()
-    x_val, y_val = x[val_idx].to(device), y[val_idx].to(device)
+def _optimizer(model: FaceNet, settings: dict[str, Any]) -> torch.optim.Optimizer:
     if settings["optimizer"] == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            model.parameters(), lr=settings["learning_rate"],
-            weight_decay=settings["weight_decay"])
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=settings["learning_rate"],
-                                    momentum=settings["momentum"],
-                                    weight_decay=settings["weight_decay"])
-    batch = settings["batch_size"]
-    steps = settings["epochs"] * int(np.ceil(len(train_idx) / batch))
+        return torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
+                                 weight_decay=settings["weight_decay"])
+    return torch.optim.SGD(model.parameters(), lr=settings["learning_rate"],
+                           momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+
+
+@dataclass
+class Round:
+    """One training round: its patches, labels, validation split and optimiser state.
+
+    ``x`` (N, 1, window, window) float and ``y`` (N,) hold positives then negatives; ``order``
+    is a permutation of range(N) whose first 10% is the validation set.
+    """
+
+    index: int
+    positives: np.ndarray
+    negatives: np.ndarray
+    order: np.ndarray
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    next_epoch: int = 0
+
+    @property
+    def n_val(self) -> int:
+        return max(len(self.order) // 10, 1)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = np.concatenate([self.positives, self.negatives])
+        labels = np.r_[np.ones(len(self.positives)), np.zeros(len(self.negatives))]
+        return (torch.from_numpy(patches).float()[:, None],
+                torch.from_numpy(labels.astype(np.float32)))
+
+
+def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.ndarray,
+              settings: dict[str, Any], generator: torch.Generator, device: torch.device,
+              order: np.ndarray | None = None) -> Round:
+    """A round with a fresh optimiser; ``order`` is drawn from ``generator`` unless given."""
+    n = len(positives) + len(negatives)
+    if order is None:
+        order = torch.randperm(n, generator=generator).numpy()
+    optimizer = _optimizer(model, settings)
+    steps = settings["epochs"] * int(np.ceil((n - max(n // 10, 1)) / settings["batch_size"]))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    return Round(index, positives, negatives, order, optimizer, schedule, scaler)
+
+
+def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
+              settings: dict[str, Any], device: torch.device, generator: torch.Generator,
+              progress: tqdm) -> dict[str, float]:
+    """One pass over the round's training patches, then the validation loss and accuracy."""
     loss_fn = nn.BCEWithLogitsLoss()
-    history = []
-    progress = tqdm(total=steps, desc=f"train round {round_index}", unit="step")
-    for epoch in range(settings["epochs"]):
-        model.train()
-        permutation = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
-        total, seen = 0.0, 0
-        for start in range(0, len(permutation), batch):
-            idx = permutation[start:start + batch]
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(xb).reshape(-1), yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-            progress.update(1)
-            progress.set_postfix(loss=f"{total / seen:.4f}")
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_val).reshape(-1).float()
-            val_loss = float(loss_fn(logits, y_val))
-            val_acc = float(((logits > 0).float() == y_val).float().mean())
-        row = {"round": round_index, "epoch": epoch, "train_loss": total / seen,
-               "val_loss": val_loss, "val_accuracy": val_acc}
-        history.append(row)
-        LOG.info("round %d epoch %d: train loss %.4f, val loss %.4f, val acc %.4f",
-                 round_index, epoch, row["train_loss"], val_loss, val_acc)
-    progress.close()
-    return history
+    use_amp = device.type == "cuda"
+    val_idx, train_idx = current.order[:current.n_val], current.order[current.n_val:]
+    model.train()
+    permutation = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
+    total, seen, batch = 0.0, 0, settings["batch_size"]
+    for start in range(0, len(permutation), batch):
+        idx = permutation[start:start + batch]
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = loss_fn(model(xb).reshape(-1), yb)
+        current.optimizer.zero_grad(set_to_none=True)
+        current.scaler.scale(loss).backward()
+        current.scaler.step(current.optimizer)
+        current.scaler.update()
+        current.schedule.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        progress.update(1)
+        progress.set_postfix(loss=f"{total / seen:.4f}")
+    model.eval()
+    with torch.no_grad():
+        x_val, y_val = x[val_idx].to(device), y[val_idx].to(device)
+        logits = model(x_val).reshape(-1).float()
+        val_loss = float(loss_fn(logits, y_val))
+        val_acc = float(((logits > 0).float() == y_val).float().mean())
+    return {"round": current.index, "epoch": current.next_epoch, "train_loss": total / seen,
+            "val_loss": val_loss, "val_accuracy": val_acc}
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def resume_path(out_path: str | Path) -> Path:
+    """Where training keeps its state between epochs: a hidden file beside the checkpoint."""
+    out_path = Path(out_path)
+    return out_path.with_name(f".{out_path.name}.resume")
+
+
+def save_resume(path: Path, key: dict[str, Any], model: FaceNet, current: Round,
+                rng: np.random.Generator, generator: torch.Generator,
+                history: list[dict[str, float]], negatives: np.ndarray) -> None:
+    """Everything needed to continue training after the epoch just finished."""
+    from pipeline.io import atomic_open
+
+    state = {
+        "key": json.dumps(key, sort_keys=True),
+        "round": current.index, "next_epoch": current.next_epoch,
+        "model": model.state_dict(), "optimizer": current.optimizer.state_dict(),
+        "schedule": current.schedule.state_dict(), "scaler": current.scaler.state_dict(),
+        "positives": torch.from_numpy(current.positives),
+        "round_negatives": torch.from_numpy(current.negatives),
+        "negatives": torch.from_numpy(negatives), "order": torch.from_numpy(current.order),
+        "numpy_rng": json.dumps(rng.bit_generator.state),
+        "torch_generator": generator.get_state(), "history": history,
+    }
+    with atomic_open(path, "wb") as handle:
+        torch.save(state, handle)
+
+
+def load_resume(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state if it exists and belongs to the same settings and inputs, else None."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a broken resume file only costs a restart
+        LOG.warning("%s: unreadable resume state (%s); training from the start", path, error)
+        return None
+    if state.get("key") != json.dumps(key, sort_keys=True):
+        LOG.warning("%s: resume state is for other settings or inputs; training from the start",
+                    path)
+        return None
+    return state
 
 
 def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json: str | Path,
-              out_path: str | Path) -> list[dict[str, float]]:
-    """Train a model as ``settings`` (a ``models:`` entry) say and save its checkpoint."""
+              out_path: str | Path,
+              on_epoch_end: Callable[[int, int], None] | None = None
+              ) -> list[dict[str, float]]:
+    """Train a model as ``settings`` (a ``models:`` entry) say and save its checkpoint.
+
+    After every epoch the full training state is saved beside ``out_path``; a run that was
+    killed resumes from there and ends with the same weights as an uninterrupted run.
+    ``on_epoch_end(round, epoch)`` is called after each save (tests use it to interrupt).
+    """
     seed = settings["seed"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -184,28 +264,66 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
              len(backgrounds), device)
 
     model = build_model(settings["architecture"], window).to(device)
-    negatives = np.concatenate([
-        np.stack([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
-                  for p in nonfaces]) if len(nonfaces) else np.zeros((0, window, window),
-                                                                    np.uint8),
-        random_windows(backgrounds, settings["negatives_per_round"], window, 24, rng),
-    ])
+    key = {"settings": settings,
+           "inputs": [file_digest(train_npz), file_digest(backgrounds_json)]}
+    state_file = resume_path(out_path)
+    state = load_resume(state_file, key)
     history: list[dict[str, float]] = []
+    current: Round | None = None
+    if state is None:
+        negatives = np.concatenate([
+            np.stack([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
+                      for p in nonfaces]).reshape(-1, window, window),
+            random_windows(backgrounds, settings["negatives_per_round"], window, 24, rng),
+        ])
+        first_round = 0
+    else:
+        model.load_state_dict(state["model"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        generator.set_state(state["torch_generator"])
+        history = list(state["history"])
+        negatives = state["negatives"].numpy()
+        first_round = state["round"]
+        current = new_round(first_round, model, state["positives"].numpy(),
+                            state["round_negatives"].numpy(), settings, generator, device,
+                            order=state["order"].numpy())
+        current.optimizer.load_state_dict(state["optimizer"])
+        current.schedule.load_state_dict(state["schedule"])
+        current.scaler.load_state_dict(state["scaler"])
+        current.next_epoch = state["next_epoch"]
+        LOG.info("resuming from %s: round %d, epoch %d", state_file, first_round,
+                 current.next_epoch)
     start = time.perf_counter()
-    for round_index in range(settings["hard_negative_rounds"] + 1):
-        if round_index > 0:
-            mined = mine_hard_negatives(model, backgrounds, settings["hard_negatives_per_round"],
-                                        device)
-            LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
-            negatives = np.concatenate([negatives, mined])
-        positives = augment_faces(faces, settings["positives_per_face"], window, rng)
-        patches = np.concatenate([positives, negatives])
-        labels = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))])
-        history += fit(model, patches, labels.astype(np.float32), settings, device, generator,
-                       round_index)
+    for round_index in range(first_round, settings["hard_negative_rounds"] + 1):
+        if current is None or current.index != round_index:
+            if round_index > 0:
+                mined = mine_hard_negatives(model, backgrounds,
+                                            settings["hard_negatives_per_round"], device)
+                LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
+                negatives = np.concatenate([negatives, mined])
+            positives = augment_faces(faces, settings["positives_per_face"], window, rng)
+            current = new_round(round_index, model, positives, negatives, settings, generator,
+                                device)
+        x, y = current.tensors()
+        steps_per_epoch = int(np.ceil((len(y) - current.n_val) / settings["batch_size"]))
+        progress = tqdm(total=steps_per_epoch * settings["epochs"],
+                        initial=steps_per_epoch * current.next_epoch,
+                        desc=f"train round {round_index}", unit="step")
+        while current.next_epoch < settings["epochs"]:
+            row = run_epoch(model, current, x, y, settings, device, generator, progress)
+            history.append(row)
+            LOG.info("round %d epoch %d: train loss %.4f, val loss %.4f, val acc %.4f",
+                     round_index, row["epoch"], row["train_loss"], row["val_loss"],
+                     row["val_accuracy"])
+            current.next_epoch += 1
+            save_resume(state_file, key, model, current, rng, generator, history, negatives)
+            if on_epoch_end is not None:
+                on_epoch_end(round_index, row["epoch"])
+        progress.close()
     seconds = time.perf_counter() - start
     LOG.info("trained in %.1f s", seconds)
     model.eval()
     save_checkpoint(out_path, model, settings, history, train_seconds=seconds,
                     device=str(device))
+    state_file.unlink(missing_ok=True)
     return history

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from pipeline.cnn import load_checkpoint
@@ -71,3 +72,49 @@ def test_hard_negatives_are_high_scoring_windows(tiny_model):
         with torch.no_grad():
             probs = torch.sigmoid(model(torch.from_numpy(mined).float()[:, None])).reshape(-1)
         assert float(probs.min()) > 0.3  # re-cropped windows still look like faces to it
+
+
+class SimulatedKillError(Exception):
+    pass
+
+
+def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, tmp_path):
+    """Stop after the second epoch (round 0); rerun; weights equal an uninterrupted run."""
+    from pipeline.training import resume_path
+
+    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300)
+    inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
+    train_cnn(settings, *inputs, tmp_path / "straight.pt")
+
+    def stop(round_index, epoch):
+        if (round_index, epoch) == (0, 1):
+            raise SimulatedKillError
+
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(SimulatedKillError):
+        train_cnn(settings, *inputs, out, on_epoch_end=stop)
+    assert not out.exists() and resume_path(out).exists()
+    epochs_seen = []
+    train_cnn(settings, *inputs, out, on_epoch_end=lambda r, e: epochs_seen.append((r, e)))
+    assert epochs_seen == [(1, 0), (1, 1)]  # round 0 was not repeated
+    assert not resume_path(out).exists()
+    straight, resumed = load_checkpoint(tmp_path / "straight.pt")[1], load_checkpoint(out)[1]
+    assert straight["history"] == resumed["history"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tmp_path):
+    from pipeline.training import resume_path
+
+    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=1,
+                    hard_negative_rounds=0)
+    inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
+    out = tmp_path / "m.pt"
+    with pytest.raises(SimulatedKillError):
+        train_cnn(settings, *inputs, out,
+                  on_epoch_end=lambda r, e: (_ for _ in ()).throw(SimulatedKillError))
+    seen = []
+    train_cnn(dict(settings, learning_rate=0.001), *inputs, out,
+              on_epoch_end=lambda r, e: seen.append((r, e)))
+    assert seen == [(0, 0)] and not resume_path(out).exists()
