@@ -8,6 +8,7 @@ image files live in. Ground truth and detections use the same types and the same
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.io import read_json, write_json
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,15 +147,47 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
+        """Read a manifest; errors name the file and the image.
+
+        Boxes of zero or negative size are errors; ground-truth boxes reaching past the image
+        border are clipped to it, with a warning.
+        """
         path = Path(path)
         data = read_json(path)
         try:
-            images = [ImageRecord.from_dict(r) for r in data["images"]]
-            kind = data["kind"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path}: not a valid manifest ({error})") from error
+            kind, records = data["kind"], data["images"]
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a valid manifest (missing {error})") from error
+        images = []
+        for index, record in enumerate(records):
+            try:
+                image = ImageRecord.from_dict(record)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{path}: image {index}: not a valid record ({error!r})"
+                                 ) from error
+            images.append(_checked(image, kind == "ground_truth", f"{path}: {image.file}"))
         return cls(kind, (path.parent / data.get("root", ".")).resolve(), images,
                    data.get("meta", {}))
+
+
+def _checked(record: ImageRecord, clip: bool, where: str) -> ImageRecord:
+    """``record`` with validated boxes: no empty boxes; clipped to the image when ``clip``."""
+    boxes = []
+    for k, box in enumerate(record.boxes):
+        if not (box.w > 0 and box.h > 0):
+            raise ValueError(f"{where}: box {k} {box.to_list()} has zero or negative size")
+        if clip:
+            inside = box.clipped(record.width, record.height)
+            if inside != box:
+                if inside.area == 0:
+                    raise ValueError(f"{where}: box {k} {box.to_list()} lies outside the "
+                                     f"{record.width}x{record.height} image")
+                LOG.warning("%s: box %d %s reaches past the %dx%d image; clipped", where, k,
+                            box.to_list(), record.width, record.height)
+                box = inside
+        boxes.append(box)
+    record.boxes = boxes
+    return record
 
 
 def _relative(target: Path, start: Path) -> str:

@@ -188,6 +188,18 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
             "val_loss": val_loss, "val_accuracy": val_acc}
 
 
+def load_backgrounds(manifest_path: str | Path) -> list[np.ndarray]:
+    """The face-free scenes of a manifest; unreadable ones are skipped with a warning."""
+    manifest = Manifest.load(manifest_path)
+    images = []
+    for record in manifest.images:
+        try:
+            images.append(read_gray(manifest.image_path(record)))
+        except (OSError, ValueError) as error:
+            LOG.warning("skipping face-free scene: %s", error)
+    return images
+
+
 def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -255,8 +267,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
     window = settings["window"]
     with np.load(train_npz) as data:
         faces, nonfaces = data["faces"], data["nonfaces"]
-    manifest = Manifest.load(backgrounds_json)
-    backgrounds = [read_gray(manifest.image_path(r)) for r in manifest.images]
+    backgrounds = load_backgrounds(backgrounds_json)
     if len(faces) == 0 or not backgrounds:
         raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
     LOG.info("training %s on %s: %d faces, %d face-free patches, %d face-free scenes, "

@@ -57,3 +57,32 @@ def test_manifest_load_names_the_file(tmp_path):
         Manifest.load(path)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         Manifest.load(tmp_path / "missing.json")
+
+
+def write_manifest(path, boxes, kind="ground_truth"):
+    import json
+
+    path.write_text(json.dumps({"kind": kind, "root": ".", "images": [
+        {"file": "a.png", "width": 50, "height": 40, "boxes": boxes}]}))
+    return path
+
+
+@pytest.mark.parametrize("box, message", [
+    ([1, 2, 0, 5], "zero or negative size"),
+    ([1, 2, 5, -3], "zero or negative size"),
+    ([60, 2, 5, 5], "lies outside"),
+    ([1, 2, 3], "not a valid record"),
+    (["x", 2, 3, 4], "not a valid record"),
+])
+def test_bad_boxes_name_file_and_image(tmp_path, box, message):
+    path = write_manifest(tmp_path / "gt.json", [box])
+    with pytest.raises(ValueError, match=f"gt.json.*{message}"):
+        Manifest.load(path)
+
+
+def test_boxes_past_the_border_are_clipped_with_a_warning(tmp_path, caplog):
+    path = write_manifest(tmp_path / "gt.json", [[40, 30, 20, 20]])
+    assert Manifest.load(path).images[0].boxes == [Box(40, 30, 10, 10)]
+    assert "clipped" in caplog.text and "a.png" in caplog.text
+    detections = write_manifest(tmp_path / "det.json", [[40, 30, 20, 20, 0.5]], "detections")
+    assert Manifest.load(detections).images[0].boxes == [Box(40, 30, 20, 20, 0.5)]

@@ -118,3 +118,17 @@ def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tm
     train_cnn(dict(settings, learning_rate=0.001), *inputs, out,
               on_epoch_end=lambda r, e: seen.append((r, e)))
     assert seen == [(0, 0)] and not resume_path(out).exists()
+
+
+def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
+    import cv2
+
+    from pipeline.boxes import ImageRecord, Manifest
+    from pipeline.training import load_backgrounds
+
+    cv2.imwrite(str(tmp_path / "good.png"), np.zeros((40, 40), np.uint8))
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    Manifest("ground_truth", tmp_path, [ImageRecord("good.png", 40, 40),
+                                        ImageRecord("bad.png", 40, 40)]).save(tmp_path / "m.json")
+    assert len(load_backgrounds(tmp_path / "m.json")) == 1
+    assert "bad.png" in caplog.text

@@ -96,3 +96,18 @@ def test_snakemake_report_with_captions(finished_run):
     workdir, config = finished_run
     snakemake(workdir, config, "--report", "report.zip")
     assert (workdir / "report.zip").stat().st_size > 10_000
+
+
+def test_local_profile_runs(finished_run):
+    workdir, config = finished_run
+    output = snakemake(workdir, config, "--profile", str(REPO / "profiles" / "local"), "-n")
+    assert job_counts(output) == {}
+
+
+def test_slurm_profile_asks_a_gpu_for_training_only():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    rules = set(re.findall(r"^rule (\w+):", (REPO / "Snakefile").read_text(), re.M))
+    assert profile["executor"] == "slurm"
+    assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
+    gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
+    assert gpu_rules == {"train_cnn"} and "gpu" not in profile["default-resources"]
