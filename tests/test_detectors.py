@@ -173,3 +173,15 @@ def test_score_windows_boxes_lie_in_the_image(tiny_model, astronaut):
 def test_cnn_detector_needs_a_model(default_config):
     with pytest.raises(ValueError, match="checkpoint"):
         build_detector(default_config["detectors"]["cnn"])
+
+
+class Payload:
+    """An arbitrary class: a weights_only load must refuse to unpickle it."""
+
+
+def test_checkpoints_with_code_objects_are_refused(tiny_model, tmp_path):
+    payload = torch.load(tiny_model, weights_only=True)
+    payload["extra"] = Payload()
+    torch.save(payload, tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match="pickled.pt: not a valid model checkpoint"):
+        load_checkpoint(tmp_path / "pickled.pt")
