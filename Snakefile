@@ -133,7 +133,7 @@ rule detect:
         unpack(detection_inputs),
     output:
         detections="results/detections/{detector}/{dataset}/{variant}/shard{shard}.json",
-        timing="results/detections/{detector}/{dataset}/{variant}/shard{shard}.timing.json",
+        timing="results/timing/{detector}/{dataset}/{variant}/shard{shard}.json",
     params:
         settings=lambda wc: as_json(DETECTORS[wc.detector]),
         model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
@@ -158,7 +158,7 @@ rule merge_detections:
             shard=range(SHARDS),
         ),
         timings=expand(
-            "results/detections/{{detector}}/{{dataset}}/{{variant}}/shard{shard}.timing.json",
+            "results/timing/{{detector}}/{{dataset}}/{{variant}}/shard{shard}.json",
             shard=range(SHARDS),
         ),
     output:
