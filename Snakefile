@@ -21,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pipeline.config import validate_config
+from pipeline.config import evaluated_datasets, resolve_data_paths, validate_config
 from pipeline.figures import FIGURES
 from pipeline.variants import variant_instances, sweep_name
 
@@ -30,11 +30,15 @@ configfile: Path(workflow.basedir) / "config" / "default.yaml"
 
 
 validate_config(config)
+resolve_data_paths(config)
 
 PIPELINE = f"{shlex.quote(sys.executable)} -m pipeline"
-DATASETS = list(config["datasets"])
+DATASETS = evaluated_datasets(config)  # test sets; a model may train on any dataset
 VARIANTS = variant_instances(config)
 MAIN_VARIANTS = list(config["variants"])
+DATASET_VARIANTS = {
+    name: config["datasets"][name].get("variants", list(VARIANTS)) for name in DATASETS
+}
 DETECTORS = config["detectors"]
 MODELS = sorted({d["model"] for d in DETECTORS.values() if d["kind"] == "cnn"})
 SWEEP = config["shadow_sweep"]
@@ -46,7 +50,7 @@ def as_json(settings):
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
+    dataset="|".join(config["datasets"]),
     variant="|".join(v.replace(".", r"\.") for v in VARIANTS),
     detector="|".join(DETECTORS),
     model="[A-Za-z][A-Za-z0-9_]*",
@@ -193,12 +197,17 @@ rule evaluate:
         "2> {log}"
 
 
-RUNS = dict(detector=list(DETECTORS), dataset=DATASETS, variant=list(VARIANTS))
+RUNS = [
+    f"{detector}/{dataset}/{variant}"
+    for detector in DETECTORS
+    for dataset in DATASETS
+    for variant in DATASET_VARIANTS[dataset]
+]
 
 
 rule statistics:
     input:
-        expand("results/metrics/{detector}/{dataset}/{variant}.json", **RUNS),
+        expand("results/metrics/{run}.json", run=RUNS),
     output:
         "results/summary/statistics.json",
     params:
@@ -216,8 +225,8 @@ rule statistics:
 
 rule summarise:
     input:
-        metrics=expand("results/metrics/{detector}/{dataset}/{variant}.json", **RUNS),
-        timings=expand("results/timing/{detector}/{dataset}/{variant}.json", **RUNS),
+        metrics=expand("results/metrics/{run}.json", run=RUNS),
+        timings=expand("results/timing/{run}.json", run=RUNS),
     output:
         csv=report("results/summary/summary.csv", category="Tables",
                    caption="pipeline/captions/summary.rst"),
@@ -229,6 +238,9 @@ rule summarise:
         "--out-csv {output.csv} --out-json {output.json} 2> {log}"
 
 
+# The example grid shows the first test dataset in the main variants it has.
+EXAMPLE_VARIANTS = [v for v in MAIN_VARIANTS if v in DATASET_VARIANTS[DATASETS[0]]]
+
 FIGURE_SETTINGS = {
     "datasets": DATASETS,
     "detectors": list(DETECTORS),
@@ -238,6 +250,7 @@ FIGURE_SETTINGS = {
         "strengths": SWEEP["strengths"],
         "names": [sweep_name(SWEEP["variant"], s) for s in SWEEP["strengths"]],
     },
+    "example_variants": EXAMPLE_VARIANTS,
     "example_images": config["report"]["example_images"],
     "fp_for_summary": config["report"]["fp_for_summary"],
 }
@@ -249,14 +262,14 @@ rule figures:
         statistics="results/summary/statistics.json",
         variants=expand(
             "results/variants/{dataset}/{variant}/manifest.json",
-            dataset=DATASETS,
-            variant=MAIN_VARIANTS,
+            dataset=DATASETS[:1],
+            variant=EXAMPLE_VARIANTS,
         ),
         detections=expand(
             "results/detections/{detector}/{dataset}/{variant}.json",
             detector=DETECTORS,
-            dataset=DATASETS,
-            variant=MAIN_VARIANTS,
+            dataset=DATASETS[:1],
+            variant=EXAMPLE_VARIANTS,
         ),
         models=expand("results/models/{model}.pt", model=MODELS),
     output:

@@ -61,8 +61,9 @@ def boxes_to_array(boxes: list[Box]) -> np.ndarray:
     return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64).reshape(-1, 4)
 
 
-def iou_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union, shape (len(a), len(b)); empty boxes give 0."""
+def _intersections(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairwise intersection areas (len(a), len(b)) and the areas of a (N, 1) and b (M,)."""
     a = boxes_to_array(a) if isinstance(a, list) else np.asarray(a, dtype=np.float64)
     b = boxes_to_array(b) if isinstance(b, list) else np.asarray(b, dtype=np.float64)
     ax1, ay1 = a[:, 0:1], a[:, 1:2]
@@ -71,12 +72,28 @@ def iou_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.ndarr
     bx2, by2 = bx1 + b[:, 2], by1 + b[:, 3]
     inter_w = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
     inter_h = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = inter_w * inter_h
     area_a = np.clip(a[:, 2:3], 0, None) * np.clip(a[:, 3:4], 0, None)
     area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    return inter_w * inter_h, area_a, area_b
+
+
+def iou_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union, shape (len(a), len(b)); empty boxes give 0."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a + area_b - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def overlap_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.ndarray:
+    """Pairwise intersection over the smaller of the two areas, shape (len(a), len(b)).
+
+    1 when one box lies inside the other, whatever their sizes.
+    """
+    inter, area_a, area_b = _intersections(a, b)
+    smaller = np.minimum(area_a, area_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(smaller > 0, inter / smaller, 0.0)
 
 
 @dataclass

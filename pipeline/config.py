@@ -6,6 +6,7 @@ at once which line of which file to fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,16 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             f"report.fp_for_summary: {config['report']['fp_for_summary']} must be one of "
             f"evaluation.false_positive_points {points}"
         )
+    from pipeline.variants import variant_instances
+
+    instances = set(variant_instances(config))
+    for name, dataset in config["datasets"].items():
+        for variant in dataset.get("variants", []):
+            if variant not in instances:
+                messages.append(f"datasets.{name}.variants: '{variant}' is not a variant "
+                                f"({', '.join(sorted(instances))})")
+    if not evaluated_datasets(config):
+        messages.append("datasets: no dataset is evaluated (all have evaluate: false)")
     for name, dataset in config["datasets"].items():
         if dataset["kind"] != "embedded":
             continue
@@ -104,3 +115,56 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
         if dataset["faces_per_scene"][0] > dataset["faces_per_scene"][1]:
             messages.append(f"datasets.{name}.faces_per_scene: minimum exceeds maximum")
     return messages
+
+
+# Path keys of dataset settings, with what each must hold (for error messages).
+PATH_KEYS = {
+    "root": "the folder that image names are relative to",
+    "annotations": "an annotation file in the dataset's format",
+    "images": "the folder of the images this annotation file names",
+    "image_list": "a list of image file names, one a line",
+    "landmarks": "a landmark list: '<file>' then 6 x y points per face",
+    "faces": "a folder of face crop images",
+    "scenes": "a folder of face-free scene images",
+    "folder": "a folder of Extended Yale B crops named yaleBNN_P00A+000E+00.pgm",
+}
+
+
+def resolve_data_paths(config: dict[str, Any]) -> None:
+    """Replace ``{data_root}`` in dataset paths, in place, and check that every path exists.
+
+    Raises one :class:`ConfigError` listing every missing path with the key that names it and
+    what it should hold.
+    """
+    root = config.get("data_root")
+    messages: list[str] = []
+    uses_root = "{data_root}" in json.dumps(config["datasets"])
+    if uses_root and not root:
+        raise ConfigError("data_root: this configuration reads real datasets under "
+                          "{data_root}; give their folder with --config data_root=PATH")
+    if uses_root and not Path(root).is_dir():
+        raise ConfigError(f"data_root: {root} is not a folder (expected the folder holding "
+                          "the datasets this configuration names)")
+
+    def visit(node: Any, key_path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: visit(v, f"{key_path}.{k}") for k, v in node.items()}
+        if isinstance(node, list):
+            return [visit(v, f"{key_path}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str):
+            node = node.replace("{data_root}", str(root))
+        key = key_path.rsplit(".", 1)[-1].split("[")[0]
+        if isinstance(node, str) and key in PATH_KEYS and not Path(node).exists():
+            messages.append(f"{key_path}: {node} does not exist (expected "
+                                f"{PATH_KEYS[key]})")
+        return node
+
+    config["datasets"] = visit(config["datasets"], "datasets")
+    if messages:
+        raise ConfigError("missing data:\n  " + "\n  ".join(messages))
+
+
+def evaluated_datasets(config: dict[str, Any]) -> list[str]:
+    """Names of the datasets the detectors are evaluated on (``evaluate``, default true)."""
+    return [name for name, d in config["datasets"].items()
+            if d.get("evaluate", d["kind"] != "face_folders")]

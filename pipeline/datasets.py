@@ -83,11 +83,11 @@ def lfw_patches() -> tuple[np.ndarray, np.ndarray]:
     return patches[:100], patches[100:]
 
 
-def feathered_mask(size: int, feather: float) -> np.ndarray:
-    """Square alpha mask (size, size) in [0, 1]: 1 inside, falling linearly to 0 at the rim."""
-    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
-    edge = np.minimum.outer(ramp, ramp)
-    return np.clip(edge / max(feather, 1e-6), 0.0, 1.0)
+def feathered_mask(size: int, feather: float, width: int | None = None) -> np.ndarray:
+    """Alpha mask (size, width or size) in [0, 1]: 1 inside, falling linearly to 0 at the rim."""
+    rows = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
+    columns = np.minimum(np.arange(width or size), np.arange(width or size)[::-1]) + 0.5
+    return np.clip(np.minimum.outer(rows, columns) / max(feather, 1e-6), 0.0, 1.0)
 
 
 def paste_face(scene: np.ndarray, face: np.ndarray, box: Box) -> None:
@@ -174,12 +174,17 @@ def build_embedded(settings: dict[str, Any], out_dir: str | Path) -> None:
              sum(len(r.boxes) for r in records), out_dir)
 
 
-def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
-                       background_names: list[str]) -> None:
+def save_training_arrays(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray) -> None:
+    """``train.npz``: faces (N, h, w) and face-free patches (M, h, w), uint8."""
     from pipeline.io import atomic_open
 
     with atomic_open(out_dir / "train.npz", "wb") as handle:
         np.savez_compressed(handle, faces=faces, nonfaces=nonfaces)
+
+
+def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
+                       background_names: list[str]) -> None:
+    save_training_arrays(out_dir, faces, nonfaces)
     records = []
     for name in background_names:
         image = load_background(name)
@@ -190,11 +195,29 @@ def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
              ).save(out_dir / "train_backgrounds.json")
 
 
-# Dataset kind -> builder(settings, out_dir).
+def _real(name: str) -> Callable[[dict[str, Any], str | Path], None]:
+    def build(settings: dict[str, Any], out_dir: str | Path) -> None:
+        from pipeline import real_datasets
+
+        getattr(real_datasets, name)(settings, Path(out_dir))
+
+    return build
+
+
+# Dataset kind -> builder(settings, out_dir). Every builder writes test.json, train.npz and
+# train_backgrounds.json (see the module docstring); a set used only for testing or only for
+# training writes the other part empty.
 DATASETS: dict[str, Callable[[dict[str, Any], str | Path], None]] = {
     "embedded": build_embedded,
+    "annotated": _real("build_annotated"),
+    "face_folders": _real("build_face_folders"),
+    "yale_b": _real("build_yale_b"),
 }
 
 
 def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
+    """Build with the registered builder; ``test/`` and ``train_backgrounds/`` always exist
+    afterwards (empty for sets whose images stay where they are)."""
     DATASETS[settings["kind"]](settings, out_dir)
+    for folder in ("test", "train_backgrounds"):
+        (Path(out_dir) / folder).mkdir(parents=True, exist_ok=True)

@@ -157,7 +157,7 @@ def operating_threshold(run: dict[str, Any], false_positives: int) -> float:
 
 def plot_examples(settings: dict[str, Any], runs: dict, results: Path, out: Path) -> None:
     """Test images in each variant with ground truth and each detector's boxes."""
-    dataset, variants = settings["datasets"][0], settings["main_variants"]
+    dataset, variants = settings["datasets"][0], settings["example_variants"]
     manifests = {v: Manifest.load(results / "variants" / dataset / v / "manifest.json")
                  for v in variants}
     first = manifests[variants[0]]

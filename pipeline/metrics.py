@@ -136,6 +136,15 @@ def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
     """
     matches = match_manifests(truth, detections, iou_threshold)
     curve = pooled_curve(matches)
+    labels = [r.attributes.get("group") for r in truth.images]
+    groups = {}
+    for label in sorted({label for label in labels if label is not None}, key=_group_order):
+        subset = pooled_curve([m for m, g in zip(matches, labels, strict=True) if g == label])
+        groups[label] = {
+            "n_images": labels.count(label), "n_faces": subset.n_truth,
+            "average_precision": average_precision(subset),
+            "detection_rate_at_fp": {str(n): detection_rate_at(subset, n) for n in fp_points},
+        }
     return {
         "iou_threshold": iou_threshold,
         "n_images": len(truth.images),
@@ -150,9 +159,19 @@ def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
             "true_positives": curve.true_positives.tolist(),
             "false_positives": curve.false_positives.tolist(),
         },
+        "groups": groups,
         "per_image": [{"file": m.file, "n_truth": m.n_truth, "scores": m.scores.tolist(),
                        "hits": m.hits.astype(int).tolist()} for m in matches],
     }
+
+
+def _group_order(label: str) -> tuple[float, str]:
+    """Groups such as ``20-45 deg`` sort by their leading number, others by name."""
+    head = label.split("-")[0].split()[0].lstrip("<>")
+    try:
+        return float(head), label
+    except ValueError:
+        return float("inf"), label
 
 
 def matches_from_metrics(metrics: dict[str, Any]) -> list[ImageMatches]:

@@ -133,6 +133,24 @@ def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _group_table(runs: list[dict[str, Any]], fp: int) -> str:
+    """Results per image group (e.g. light-angle bins of Yale B), or '' when none."""
+    rows = [(r, label, g) for r in runs for label, g in r.get("groups", {}).items()]
+    if not rows:
+        return ""
+    head = ["detector", "dataset", "variant", "group", "images", "faces", "AP",
+            f"DR @ {fp} FP"]
+    lines = ["<h2>Results by image group</h2><table>",
+             "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for run, label, group in rows:
+        cells = [run["detector"], run["dataset"], run["variant"], label, group["n_images"],
+                 group["n_faces"], _fmt(group["average_precision"]),
+                 _fmt(group["detection_rate_at_fp"].get(str(fp)))]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+                     + "</tr>")
+    return "\n".join(lines + ["</table>"])
+
+
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;line-height:1.45}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}
 th{background:#eee}img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#444}
@@ -160,6 +178,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         *[f"<li>{html.escape(s)}</li>" for s in findings(settings, statistics)],
         "</ul><h2>Main variants</h2>", _table(main, summary["fp_points"]),
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
+        _group_table(summary["runs"], statistics["settings"]["fp_for_summary"]),
         "<h2>Figures</h2>",
     ]
     for figure in figures:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.boxes import Manifest
+from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
 from pipeline.cnn import (
     FaceNet,
     build_model,
@@ -67,29 +67,51 @@ def photometric(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(values, 0, 255).astype(np.uint8)
 
 
-def random_windows(images: list[np.ndarray], count: int, window: int, min_size: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """``count`` random square windows of face-free images, resized to (count, window, window)."""
+# A window counts as face-free when less than this share of it, or of any face box, is shared
+# with that face box (intersection over the smaller area).
+MAX_FACE_OVERLAP = 0.3
+
+
+@dataclass
+class Scene:
+    """A training scene: grayscale image (H, W) and the face boxes to avoid, (K, 4) x y w h."""
+
+    image: np.ndarray
+    faces: np.ndarray
+
+
+def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
+                   rng: np.random.Generator, tries: int = 50) -> np.ndarray:
+    """``count`` random square windows away from faces, resized to (count, window, window)."""
     out = np.empty((count, window, window), np.uint8)
     for k in range(count):
-        image = images[int(rng.integers(len(images)))]
-        height, width = image.shape
-        side = int(rng.integers(min_size, min(height, width) + 1))
-        x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        for _ in range(tries):
+            scene = scenes[int(rng.integers(len(scenes)))]
+            height, width = scene.image.shape
+            side = int(rng.integers(min_size, min(height, width) + 1))
+            x = int(rng.integers(0, width - side + 1))
+            y = int(rng.integers(0, height - side + 1))
+            if not len(scene.faces) or overlap_matrix(np.array([[x, y, side, side]], float),
+                                                      scene.faces).max() < MAX_FACE_OVERLAP:
+                break
+        image = scene.image
         patch = cv2.resize(image[y:y + side, x:x + side], (window, window),
                            interpolation=cv2.INTER_AREA)
         out[k] = photometric(patch, rng) if rng.random() < 0.5 else patch
     return out
 
 
-def mine_hard_negatives(model: FaceNet, images: list[np.ndarray], count: int,
+def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
                         device: torch.device) -> np.ndarray:
-    """The ``count`` highest-scoring windows (prob >= 0.5) of face-free images."""
+    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces."""
     model.eval()
     boxes, scores, sources = [], [], []
-    for index, image in enumerate(images):
-        found, probs = score_windows(model, image, min_size=24, scale_factor=1.25,
+    for index, scene in enumerate(scenes):
+        found, probs = score_windows(model, scene.image, min_size=24, scale_factor=1.25,
                                      threshold=0.5, device=device)
+        if len(scene.faces) and len(found):
+            away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP
+            found, probs = found[away], probs[away]
         boxes.append(found)
         scores.append(probs)
         sources.append(np.full(len(probs), index))
@@ -99,8 +121,8 @@ def mine_hard_negatives(model: FaceNet, images: list[np.ndarray], count: int,
     order = np.argsort(-all_scores, kind="stable")[:count]
     all_boxes, all_sources = np.concatenate(boxes), np.concatenate(sources)
     return np.concatenate([
-        crop_windows(images[i], all_boxes[order[all_sources[order] == i]], model.window)
-        for i in range(len(images))
+        crop_windows(scenes[i].image, all_boxes[order[all_sources[order] == i]], model.window)
+        for i in range(len(scenes))
     ])
 
 
@@ -188,16 +210,17 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
             "val_loss": val_loss, "val_accuracy": val_acc}
 
 
-def load_backgrounds(manifest_path: str | Path) -> list[np.ndarray]:
-    """The face-free scenes of a manifest; unreadable ones are skipped with a warning."""
+def load_backgrounds(manifest_path: str | Path) -> list[Scene]:
+    """The training scenes of a manifest; unreadable ones are skipped with a warning."""
     manifest = Manifest.load(manifest_path)
-    images = []
+    scenes = []
     for record in manifest.images:
         try:
-            images.append(read_gray(manifest.image_path(record)))
+            scenes.append(Scene(read_gray(manifest.image_path(record)),
+                                boxes_to_array(record.boxes)))
         except (OSError, ValueError) as error:
-            LOG.warning("skipping face-free scene: %s", error)
-    return images
+            LOG.warning("skipping training scene: %s", error)
+    return scenes
 
 
 def file_digest(path: str | Path) -> str:
@@ -283,8 +306,8 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
     current: Round | None = None
     if state is None:
         negatives = np.concatenate([
-            np.stack([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
-                      for p in nonfaces]).reshape(-1, window, window),
+            np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
+                      for p in nonfaces], dtype=np.uint8).reshape(-1, window, window),
             random_windows(backgrounds, settings["negatives_per_round"], window, 24, rng),
         ])
         first_round = 0

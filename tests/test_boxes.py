@@ -86,3 +86,11 @@ def test_boxes_past_the_border_are_clipped_with_a_warning(tmp_path, caplog):
     assert "clipped" in caplog.text and "a.png" in caplog.text
     detections = write_manifest(tmp_path / "det.json", [[40, 30, 20, 20, 0.5]], "detections")
     assert Manifest.load(detections).images[0].boxes == [Box(40, 30, 20, 20, 0.5)]
+
+
+def test_overlap_matrix_is_one_for_nested_boxes():
+    from pipeline.boxes import overlap_matrix
+
+    big, small, apart = Box(0, 0, 100, 100), Box(10, 10, 20, 20), Box(200, 0, 10, 10)
+    assert overlap_matrix([big], [small, apart]).tolist() == [[1.0, 0.0]]
+    assert overlap_matrix([Box(0, 0, 10, 10)], [Box(5, 0, 20, 10)])[0, 0] == pytest.approx(0.5)

@@ -5,6 +5,7 @@ import torch
 from pipeline.cnn import load_checkpoint
 from pipeline.datasets import lfw_patches
 from pipeline.training import (
+    Scene,
     augment_faces,
     mine_hard_negatives,
     photometric,
@@ -37,8 +38,17 @@ def test_photometric_changes_brightness_and_keeps_range():
 
 def test_random_windows_come_from_the_images():
     image = np.zeros((100, 100), np.uint8)
-    out = random_windows([image], 10, 32, 24, np.random.default_rng(0))
+    out = random_windows([Scene(image, np.zeros((0, 4)))], 10, 32, 24, np.random.default_rng(0))
     assert out.shape == (10, 32, 32) and out.max() <= 40  # black plus brightness jitter
+
+
+def test_random_windows_avoid_faces():
+    """A white face box in a black scene: no sampled window overlaps it much."""
+    image = np.zeros((120, 120), np.uint8)
+    image[40:80, 40:80] = 255
+    scene = Scene(image, np.array([[40.0, 40.0, 40.0, 40.0]]))
+    out = random_windows([scene], 200, 32, 24, np.random.default_rng(0))
+    assert (out > 200).mean(axis=(1, 2)).max() < 0.5
 
 
 def test_training_history(tiny_model):
@@ -65,7 +75,8 @@ def test_training_is_deterministic_on_the_cpu(tiny_config, tiny_dataset, tmp_pat
 def test_hard_negatives_are_high_scoring_windows(tiny_model):
     model, _ = load_checkpoint(tiny_model)
     rng = np.random.default_rng(0)
-    noise = [rng.integers(0, 256, (120, 160), dtype=np.uint8) for _ in range(2)]
+    noise = [Scene(rng.integers(0, 256, (120, 160), dtype=np.uint8), np.zeros((0, 4)))
+             for _ in range(2)]
     mined = mine_hard_negatives(model, noise, 5, torch.device("cpu"))
     assert mined.shape[1:] == (32, 32) and len(mined) <= 5
     if len(mined):

@@ -1,0 +1,125 @@
+"""Dataset builders for real data, and data-root resolution, on files the tests write."""
+
+import copy
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.boxes import Box, Manifest
+from pipeline.config import ConfigError, evaluated_datasets, resolve_data_paths
+from pipeline.datasets import build_dataset
+from pipeline.metrics import evaluate
+from pipeline.real_datasets import angle_group, crop_square
+
+
+def scene(path, width=120, height=90, value=100):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((height, width), value, np.uint8))
+
+
+def test_annotated_dataset_points_at_original_images(tmp_path):
+    scene(tmp_path / "data" / "andy" / "1.jpg")
+    (tmp_path / "data" / "andy.txt").write_text("1.jpg 10 10 50 60 andy\n1.jpg 100 70 130 95\n")
+    settings = {"kind": "annotated", "format": "box_list", "root": str(tmp_path / "data"),
+                "sources": [{"annotations": str(tmp_path / "data" / "andy.txt"),
+                             "images": str(tmp_path / "data" / "andy")}]}
+    build_dataset(settings, tmp_path / "out")
+    truth = Manifest.load(tmp_path / "out" / "test.json")
+    assert truth.image_path(truth.images[0]) == (tmp_path / "data" / "andy" / "1.jpg").resolve()
+    assert truth.images[0].boxes == [Box(10, 10, 40, 50), Box(100, 70, 20, 20)]  # clipped
+    with np.load(tmp_path / "out" / "train.npz") as data:
+        assert data["faces"].shape == (2, 36, 36)
+    scenes = Manifest.load(tmp_path / "out" / "train_backgrounds.json")
+    assert scenes.images[0].boxes == truth.images[0].boxes  # negatives will avoid the faces
+    assert (tmp_path / "out" / "test").is_dir()
+
+
+def test_crop_square_is_centred_and_replicates_borders():
+    image = np.zeros((50, 50), np.uint8)
+    image[20:30, 20:30] = 255
+    crop = crop_square(image, Box(20, 20, 10, 10), size=10)
+    assert crop.min() == 255
+    edge = crop_square(image, Box(-10, -10, 20, 20), size=20)
+    assert edge.shape == (20, 20)
+
+
+def test_face_folders(tmp_path):
+    for k in range(3):
+        scene(tmp_path / "faces" / f"{k}.jpg", 36, 36, 50 * k)
+    (tmp_path / "faces" / "README.txt").write_text("not an image")
+    scene(tmp_path / "scenes" / "s.png", 200, 100)
+    build_dataset({"kind": "face_folders", "faces": str(tmp_path / "faces"),
+                   "scenes": str(tmp_path / "scenes")}, tmp_path / "out")
+    with np.load(tmp_path / "out" / "train.npz") as data:
+        assert data["faces"].shape == (3, 36, 36)
+    scenes = Manifest.load(tmp_path / "out" / "train_backgrounds.json")
+    assert [(r.file, r.width, r.height) for r in scenes.images] == [("s.png", 200, 100)]
+    assert Manifest.load(tmp_path / "out" / "test.json").images == []
+
+
+def test_yale_b_placement_and_light_groups(tmp_path):
+    folder = tmp_path / "yale" / "yaleB01"
+    folder.mkdir(parents=True)
+    for name in ("yaleB01_P00A+000E+00", "yaleB01_P00A+085E+20", "yaleB01_P00A-050E+00"):
+        face = np.full((192, 168), 200, np.uint8)
+        face[60:80, 40:70] = 20  # an eye-dark band, so the face is visible on the canvas
+        cv2.imwrite(str(folder / f"{name}.pgm"), face)
+    settings = {"kind": "yale_b", "folder": str(tmp_path / "yale"), "seed": 0,
+                "canvas_size": [320, 240], "face_size": [80, 120],
+                "angle_bins": [0, 20, 45, 90]}
+    build_dataset(settings, tmp_path / "out")
+    truth = Manifest.load(tmp_path / "out" / "test.json")
+    groups = {r.file: r.attributes["group"] for r in truth.images}
+    assert groups == {"yaleB01_P00A+000E+00.png": "0-20 deg",
+                      "yaleB01_P00A+085E+20.png": "45-90 deg",
+                      "yaleB01_P00A-050E+00.png": "45-90 deg"}
+    for record in truth.images:
+        (box,) = record.boxes
+        assert 80 <= box.h <= 120 and box.w == pytest.approx(box.h * 168 / 192, abs=1)
+        image = cv2.imread(str(truth.image_path(record)), 0)
+        inside = image[int(box.y) + 5:int(box.y + box.h) - 5, int(box.x) + 5:int(box.x + box.w) - 5]
+        assert inside.max() >= 190  # the bright face lies inside its box
+    metrics = evaluate(truth, truth_as_detections(truth), 0.5, [0])
+    assert set(metrics["groups"]) == {"0-20 deg", "45-90 deg"}
+    assert metrics["groups"]["45-90 deg"]["n_images"] == 2
+    assert metrics["groups"]["45-90 deg"]["average_precision"] == 1.0
+
+
+def truth_as_detections(truth):
+    return Manifest("detections", truth.root, copy.deepcopy(truth.images))
+
+
+def test_angle_groups():
+    assert angle_group(0, [0, 20, 45]) == "0-20 deg"
+    assert angle_group(45, [0, 20, 45]) == "20-45 deg"
+    assert angle_group(60, [0, 20, 45]) == ">45 deg"
+
+
+def test_data_root_is_required_and_checked(tmp_path, default_config):
+    config = copy.deepcopy(default_config)
+    config["datasets"]["real"] = {"kind": "face_folders", "faces": "{data_root}/faces",
+                                  "scenes": "{data_root}/scenes"}
+    with pytest.raises(ConfigError, match="--config data_root=PATH"):
+        resolve_data_paths(copy.deepcopy(config))
+    config["data_root"] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="nowhere is not a folder"):
+        resolve_data_paths(copy.deepcopy(config))
+    config["data_root"] = str(tmp_path)
+    (tmp_path / "faces").mkdir()
+    with pytest.raises(ConfigError, match=r"datasets.real.scenes: .*scenes does not exist "
+                                          r"\(expected a folder of face-free scene images\)"):
+        resolve_data_paths(copy.deepcopy(config))
+    (tmp_path / "scenes").mkdir()
+    resolve_data_paths(config)
+    assert config["datasets"]["real"]["faces"] == f"{tmp_path}/faces"
+    assert evaluated_datasets(config) == ["embedded"]  # face folders are for training only
+
+
+def test_research_config_is_valid(default_config):
+    from pipeline.config import load_yaml, validate_config
+    from tests.conftest import deep_update
+
+    research = deep_update(default_config, load_yaml("config/research.yaml"))
+    validate_config(research)
+    assert set(evaluated_datasets(research)) == {"embedded", "mitcmu", "yaleb", "louie_val"}
