@@ -7,6 +7,7 @@ Method, one rule per stage:
   4. detect         run each detector on each variant of each dataset, in image shards
      merge_detections  join the shards; wall time per image goes to results/timing/
   5. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
+     calibrate      (optional) a detector's box calibration, fitted on a training/dev set
   6. statistics     bootstrap intervals over images, paired detector tests, relative AP
      summarise      one table of all runs
   7. figures        comparison figures
@@ -178,23 +179,47 @@ rule merge_detections:
         "--timing-out {output.timing} 2> {log}"
 
 
+def calibration_file(wc):
+    """The detector's box calibration for this dataset, when the dataset names a fitting set."""
+    source = config["datasets"][wc.dataset].get("calibration")
+    return [f"results/calibration/{wc.detector}/{source}.json"] if source else []
+
+
+rule calibrate:
+    input:
+        truth="results/variants/{dataset}/original/manifest.json",
+        detections="results/detections/{detector}/{dataset}/original.json",
+    output:
+        "results/calibration/{detector}/{dataset}.json",
+    log:
+        "results/logs/calibrate/{detector}/{dataset}.log",
+    shell:
+        "{PIPELINE} calibrate --truth {input.truth} --detections {input.detections} "
+        "--detector {wildcards.detector} --dataset {wildcards.dataset} --out {output} "
+        "2> {log}"
+
+
 rule evaluate:
     input:
         truth="results/variants/{dataset}/{variant}/manifest.json",
         detections="results/detections/{detector}/{dataset}/{variant}.json",
+        calibration=calibration_file,
     output:
         "results/metrics/{detector}/{dataset}/{variant}.json",
     params:
         settings=as_json(config["evaluation"]),
+        calibration=lambda wc, input: (
+            f"--calibration {input.calibration}" if input.calibration else ""
+        ),
     log:
         "results/logs/evaluate/{detector}/{dataset}/{variant}.log",
     benchmark:
         "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
     shell:
         "{PIPELINE} evaluate --settings {params.settings:q} --truth {input.truth} "
-        "--detections {input.detections} --detector {wildcards.detector} "
-        "--dataset {wildcards.dataset} --variant {wildcards.variant} --out {output} "
-        "2> {log}"
+        "--detections {input.detections} {params.calibration} "
+        "--detector {wildcards.detector} --dataset {wildcards.dataset} "
+        "--variant {wildcards.variant} --out {output} 2> {log}"
 
 
 RUNS = [

@@ -86,19 +86,38 @@ def cmd_merge_detections(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.boxes import Manifest
-    from pipeline.io import write_json
-    from pipeline.metrics import evaluate
+    from pipeline.calibration import BoxCalibration
+    from pipeline.io import read_json, write_json
+    from pipeline.metrics import Criterion, evaluate
 
     settings = _settings(args)
     truth, detections = Manifest.load(args.truth), Manifest.load(args.detections)
-    metrics = evaluate(truth, detections, settings["iou_threshold"],
+    calibration = None
+    if args.calibration:
+        fitted = read_json(args.calibration)
+        calibration = BoxCalibration(**{k: fitted[k] for k in ("dx", "dy", "sw", "sh",
+                                                                "n_pairs")})
+        calibration.apply_to(detections)
+    metrics = evaluate(truth, detections, Criterion.from_settings(settings),
                        settings["false_positive_points"])
     metrics = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant,
-               **metrics}
+               "box_calibration": fitted if calibration else None, **metrics}
     LOG.info("%s on %s/%s: AP %.3f, %d faces, %d detections", args.detector, args.dataset,
              args.variant, metrics["average_precision"], metrics["n_faces"],
              metrics["n_detections"])
     write_json(args.out, metrics)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from pipeline.boxes import Manifest
+    from pipeline.calibration import fit_calibration
+    from pipeline.io import write_json
+
+    truth = Manifest.load(args.truth)
+    fitted = fit_calibration(truth, Manifest.load(args.detections))
+    LOG.info("%s calibrated on %s: %s", args.detector, args.truth, fitted)
+    write_json(args.out, {"detector": args.detector, "fitted_on": args.dataset,
+                          **fitted.to_dict()})
 
 
 def cmd_summarise(args: argparse.Namespace) -> None:
@@ -183,7 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--detector", required=True)
     sub.add_argument("--dataset", required=True)
     sub.add_argument("--variant", required=True)
+    sub.add_argument("--calibration", help="box calibration JSON to apply to the detections")
     sub.add_argument("--out", required=True)
+
+    sub = commands.add_parser("calibrate", help="fit a detector's box calibration")
+    sub.set_defaults(handler=cmd_calibrate)
+    sub.add_argument("--truth", required=True, help="ground truth of a training/dev set")
+    sub.add_argument("--detections", required=True, help="the detector's boxes on it")
+    sub.add_argument("--detector", required=True)
+    sub.add_argument("--dataset", required=True, help="name of the fitting set")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--log")
 
     sub = commands.add_parser("summarise", help="collect metrics files into one table")
     sub.set_defaults(handler=cmd_summarise)

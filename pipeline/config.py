@@ -102,7 +102,18 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             if variant not in instances:
                 messages.append(f"datasets.{name}.variants: '{variant}' is not a variant "
                                 f"({', '.join(sorted(instances))})")
-    if not evaluated_datasets(config):
+    tested = evaluated_datasets(config)
+    for name, dataset in config["datasets"].items():
+        source = dataset.get("calibration")
+        if source is None:
+            continue
+        if source not in config["datasets"]:
+            messages.append(f"datasets.{name}.calibration: '{source}' is not a dataset")
+        elif source in tested:
+            messages.append(f"datasets.{name}.calibration: '{source}' is a test set "
+                            "(evaluated); fit calibrations on training or development data "
+                            "only (evaluate: false)")
+    if not tested:
         messages.append("datasets: no dataset is evaluated (all have evaluate: false)")
     for name, dataset in config["datasets"].items():
         if dataset["kind"] != "embedded":

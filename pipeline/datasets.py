@@ -22,10 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import to_gray_uint8, write_image
+from pipeline.io import progress, to_gray_uint8, write_image
 
 LOG = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ def build_embedded(settings: dict[str, Any], out_dir: str | Path) -> None:
     backgrounds = {name: load_background(name) for name in settings["test_backgrounds"]}
     face_queue: list[int] = []
     records = []
-    for index in tqdm(range(settings["n_scenes"]), desc="compose test scenes", unit="scene"):
+    for index in progress(range(settings["n_scenes"]), desc="compose test scenes", unit="scene"):
         name = settings["test_backgrounds"][index % len(settings["test_backgrounds"])]
         scene = random_crop(backgrounds[name], width, height, rng)
         empty = rng.random() < settings["empty_scene_fraction"]

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 LOG = logging.getLogger("pipeline")
 
@@ -33,6 +35,13 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
         handlers=handlers,
         force=True,
     )
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> tqdm:
+    """A tqdm progress bar; redrawn at most every 10 s when stderr is a log file, not a
+    terminal, so that logs stay readable."""
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 10.0)
+    return tqdm(iterable, **kwargs)
 
 
 @contextlib.contextmanager

@@ -17,23 +17,73 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.boxes import Box, Manifest, iou_matrix
+from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix
 
 
-def match_image(truth: list[Box], detections: list[Box], iou_threshold: float
+@dataclass(frozen=True)
+class Criterion:
+    """When a detection matches a ground-truth face.
+
+    ``iou``: IoU at least ``iou_threshold``. ``landmarks`` (the Viola-Jones era's rule): the
+    detection contains both eyes and the mouth centre of the face, and its size (square root
+    of the area) is within ``size_factor`` of the face's; faces without landmarks fall back to
+    IoU. Among the faces a detection may claim it takes the best one: highest IoU, or closest
+    size.
+    """
+
+    kind: str = "iou"
+    iou_threshold: float = 0.5
+    size_factor: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Criterion:
+        return cls(settings.get("criterion", "iou"), settings["iou_threshold"],
+                   settings.get("landmark_size_factor", 2.0))
+
+    def quality(self, detections: list[Box], truth: list[Box],
+                landmarks: list[list[float] | None] | None) -> np.ndarray:
+        """Match quality (len(detections), len(truth)), higher is better; -inf: no match."""
+        iou = iou_matrix(detections, truth)
+        quality = np.where(iou >= self.iou_threshold, iou, -np.inf)
+        if self.kind != "landmarks" or not landmarks:
+            return quality
+        boxes = boxes_to_array(detections)
+        size = np.sqrt(boxes[:, 2] * boxes[:, 3])
+        for t, points in enumerate(landmarks):
+            if points is None:
+                continue
+            key = np.asarray(points, dtype=float).reshape(-1, 2)[[0, 1, 4]]  # eyes, mouth
+            inside = np.all((key[None, :, 0] >= boxes[:, None, 0])
+                            & (key[None, :, 0] <= boxes[:, None, 0] + boxes[:, None, 2])
+                            & (key[None, :, 1] >= boxes[:, None, 1])
+                            & (key[None, :, 1] <= boxes[:, None, 1] + boxes[:, None, 3]),
+                            axis=1)
+            ratio = size / np.sqrt(truth[t].w * truth[t].h)
+            fits = inside & (ratio <= self.size_factor) & (ratio >= 1 / self.size_factor)
+            quality[:, t] = np.where(fits, -np.abs(np.log(ratio)), -np.inf)
+        return quality
+
+
+def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | float,
+                landmarks: list[list[float] | None] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (D,) and true-positive flags (D,) of one image's detections, best score first."""
+    """Scores (D,) and true-positive flags (D,) of one image's detections, best score first.
+
+    ``criterion`` is a :class:`Criterion` or an IoU threshold.
+    """
+    if not isinstance(criterion, Criterion):
+        criterion = Criterion(iou_threshold=float(criterion))
     order = sorted(range(len(detections)), key=lambda k: -detections[k].score)
     scores = np.array([detections[k].score for k in order], dtype=np.float64)
     hits = np.zeros(len(order), dtype=bool)
     if not truth or not detections:
         return scores, hits
-    overlaps = iou_matrix([detections[k] for k in order], truth)
+    quality = criterion.quality([detections[k] for k in order], truth, landmarks)
     claimed = np.zeros(len(truth), dtype=bool)
     for d in range(len(order)):
-        candidates = np.where(claimed, -1.0, overlaps[d])
+        candidates = np.where(claimed, -np.inf, quality[d])
         best = int(np.argmax(candidates))
-        if candidates[best] >= iou_threshold:
+        if np.isfinite(candidates[best]):
             claimed[best] = True
             hits[d] = True
     return scores, hits
@@ -106,7 +156,7 @@ class ImageMatches:
     hits: np.ndarray
 
 
-def match_manifests(truth: Manifest, detections: Manifest, iou_threshold: float
+def match_manifests(truth: Manifest, detections: Manifest, criterion: Criterion | float
                     ) -> list[ImageMatches]:
     """Match every image of a detection manifest against its ground truth, in truth order."""
     found = {r.file: r for r in detections.images}
@@ -115,7 +165,8 @@ def match_manifests(truth: Manifest, detections: Manifest, iou_threshold: float
         raise ValueError(f"detections lack {len(missing)} test images, e.g. {missing[0]!r}")
     matches = []
     for record in truth.images:
-        scores, hits = match_image(record.boxes, found[record.file].boxes, iou_threshold)
+        scores, hits = match_image(record.boxes, found[record.file].boxes, criterion,
+                                   record.attributes.get("landmarks"))
         matches.append(ImageMatches(record.file, len(record.boxes), scores, hits))
     return matches
 
@@ -127,14 +178,16 @@ def pooled_curve(matches: list[ImageMatches]) -> Curve:
     return pr_curve(scores, hits, sum(m.n_truth for m in matches))
 
 
-def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
+def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float,
              fp_points: list[int]) -> dict[str, Any]:
     """Metrics of one detector on one dataset variant, as a JSON-ready dict.
 
     ``per_image`` keeps each image's scores and TP flags so that later stages can bootstrap
     over images without re-matching.
     """
-    matches = match_manifests(truth, detections, iou_threshold)
+    if not isinstance(criterion, Criterion):
+        criterion = Criterion(iou_threshold=float(criterion))
+    matches = match_manifests(truth, detections, criterion)
     curve = pooled_curve(matches)
     labels = [r.attributes.get("group") for r in truth.images]
     groups = {}
@@ -145,8 +198,13 @@ def evaluate(truth: Manifest, detections: Manifest, iou_threshold: float,
             "average_precision": average_precision(subset),
             "detection_rate_at_fp": {str(n): detection_rate_at(subset, n) for n in fp_points},
         }
+    with_landmarks = sum(1 for r in truth.images for p in r.attributes.get("landmarks", [])
+                         if p is not None)
     return {
-        "iou_threshold": iou_threshold,
+        "criterion": {"kind": criterion.kind, "iou_threshold": criterion.iou_threshold,
+                      "size_factor": criterion.size_factor,
+                      "faces_judged_by_landmarks": with_landmarks
+                      if criterion.kind == "landmarks" else 0},
         "n_images": len(truth.images),
         "n_faces": curve.n_truth,
         "n_detections": int(sum(len(m.scores) for m in matches)),

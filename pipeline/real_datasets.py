@@ -18,7 +18,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.datasets import feathered_mask, random_crop, save_training_arrays
@@ -35,7 +34,7 @@ from pipeline.formats import (
     read_wider,
     read_yale_b,
 )
-from pipeline.io import read_gray, write_image
+from pipeline.io import progress, read_gray, write_image
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     Manifest.load(out_dir / "test.json")  # validate and clip once, with warnings in the log
     LOG.info("%s: %d images, %d faces", settings["format"], len(records), manifest.n_boxes)
     faces = [crop_square(read_gray(manifest.image_path(r)), b)
-             for r in tqdm(records, desc="crop faces", unit="img") for b in r.boxes]
+             for r in progress(records, desc="crop faces", unit="img") for b in r.boxes]
     save_training_arrays(out_dir, np.stack(faces) if faces else _empty(),
                          _empty())
     manifest.save(out_dir / "train_backgrounds.json")
@@ -98,7 +97,7 @@ def _empty() -> np.ndarray:
 
 def build_face_folders(settings: dict[str, Any], out_dir: Path) -> None:
     faces = []
-    for path in tqdm(image_files(settings["faces"]), desc="read faces", unit="img"):
+    for path in progress(image_files(settings["faces"]), desc="read faces", unit="img"):
         try:
             face = read_gray(path)
         except ValueError as error:
@@ -140,7 +139,7 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
     scenes = [read_gray(p) for p in image_files(settings["scenes"])] if settings.get(
         "scenes") else []
     records = []
-    for index, (path, light) in enumerate(tqdm(read_yale_b(settings["folder"]),
+    for index, (path, light) in enumerate(progress(read_yale_b(settings["folder"]),
                                                desc="place Yale B faces", unit="img")):
         face = read_gray(path)
         if scenes:

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
 from pipeline.cnn import (
@@ -31,7 +30,7 @@ from pipeline.cnn import (
     save_checkpoint,
     score_windows,
 )
-from pipeline.io import read_gray
+from pipeline.io import progress, read_gray
 
 LOG = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.n
 
 def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
               settings: dict[str, Any], device: torch.device, generator: torch.Generator,
-              progress: tqdm) -> dict[str, float]:
+              bar: Any) -> dict[str, float]:
     """One pass over the round's training patches, then the validation loss and accuracy."""
     loss_fn = nn.BCEWithLogitsLoss()
     use_amp = device.type == "cuda"
@@ -198,8 +197,8 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
         current.schedule.step()
         total += loss.item() * len(idx)
         seen += len(idx)
-        progress.update(1)
-        progress.set_postfix(loss=f"{total / seen:.4f}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / seen:.4f}")
     model.eval()
     with torch.no_grad():
         x_val, y_val = x[val_idx].to(device), y[val_idx].to(device)
@@ -340,11 +339,11 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                                 device)
         x, y = current.tensors()
         steps_per_epoch = int(np.ceil((len(y) - current.n_val) / settings["batch_size"]))
-        progress = tqdm(total=steps_per_epoch * settings["epochs"],
+        bar = progress(total=steps_per_epoch * settings["epochs"],
                         initial=steps_per_epoch * current.next_epoch,
                         desc=f"train round {round_index}", unit="step")
         while current.next_epoch < settings["epochs"]:
-            row = run_epoch(model, current, x, y, settings, device, generator, progress)
+            row = run_epoch(model, current, x, y, settings, device, generator, bar)
             history.append(row)
             LOG.info("round %d epoch %d: train loss %.4f, val loss %.4f, val acc %.4f",
                      round_index, row["epoch"], row["train_loss"], row["val_loss"],
@@ -353,7 +352,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
             save_resume(state_file, key, model, current, rng, generator, history, negatives)
             if on_epoch_end is not None:
                 on_epoch_end(round_index, row["epoch"])
-        progress.close()
+        bar.close()
     seconds = time.perf_counter() - start
     LOG.info("trained in %.1f s", seconds)
     model.eval()

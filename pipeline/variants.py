@@ -14,10 +14,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import read_gray, write_image
+from pipeline.io import progress, read_gray, write_image
 
 LOG = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
     out_dir = Path(out_dir)
     function = VARIANTS[settings["kind"]]
     records = []
-    for index, record in enumerate(tqdm(source.images, desc=f"variant {name}", unit="img")):
+    for index, record in enumerate(progress(source.images, desc=f"variant {name}", unit="img")):
         # One generator per image: a variant of image k does not depend on the other images.
         rng = np.random.default_rng([settings.get("seed", 0), index])
         image = read_gray(source.image_path(record))

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import read_gray, read_json, write_json
+from pipeline.io import progress, read_gray, read_json, write_json
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def run_detector(detector: Detector, source: Manifest, name: str
                  ) -> tuple[Manifest, dict[str, float]]:
     """Detect on every image of ``source``: the detections and the seconds spent per image."""
     records, seconds = [], {}
-    for record in tqdm(source.images, desc=f"detect {name}", unit="img"):
+    for record in progress(source.images, desc=f"detect {name}", unit="img"):
         image = read_gray(source.image_path(record))
         start = time.perf_counter()
         boxes = detector.detect(image)
