@@ -133,6 +133,33 @@ def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _protocol(runs: list[dict[str, Any]]) -> str:
+    """Which matching criterion and box calibration each dataset and detector used."""
+    lines = ["<h2>Evaluation protocol</h2><ul>"]
+    seen = set()
+    for run in runs:
+        key = (run["detector"], run["dataset"])
+        if key in seen:
+            continue
+        seen.add(key)
+        criterion = run.get("criterion", {})
+        if criterion.get("kind") == "landmarks":
+            rule = (f"landmark criterion (eyes and mouth centre inside, size within "
+                    f"{criterion['size_factor']:g}x) for {criterion['faces_judged_by_landmarks']}"
+                    f" faces with landmarks, IoU >= {criterion['iou_threshold']:g} otherwise")
+        else:
+            rule = f"IoU >= {criterion.get('iou_threshold', 'n/a')}"
+        calibration = run.get("box_calibration")
+        boxes = ("boxes as the detector draws them" if not calibration else
+                 f"boxes calibrated on {calibration['fitted_on']} ({calibration['n_pairs']} "
+                 f"matched faces: centre shift {calibration['dx']:+.3f} w, "
+                 f"{calibration['dy']:+.3f} h; size x{calibration['sw']:.3f}, "
+                 f"x{calibration['sh']:.3f})")
+        lines.append(f"<li>{html.escape(run['detector'])} on {html.escape(run['dataset'])}: "
+                     f"{html.escape(rule)}; {html.escape(boxes)}.</li>")
+    return "\n".join(lines + ["</ul>"])
+
+
 def _group_table(runs: list[dict[str, Any]], fp: int) -> str:
     """Results per image group (e.g. light-angle bins of Yale B), or '' when none."""
     rows = [(r, label, g) for r in runs for label, g in r.get("groups", {}).items()]
@@ -179,6 +206,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "</ul><h2>Main variants</h2>", _table(main, summary["fp_points"]),
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
         _group_table(summary["runs"], statistics["settings"]["fp_for_summary"]),
+        _protocol(summary["runs"]),
         "<h2>Figures</h2>",
     ]
     for figure in figures:
