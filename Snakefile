@@ -1,7 +1,8 @@
 """Viola-Jones vs CNN face detection under shadow and cartoon variants.
 
 Method, one rule per stage:
-  1. build_dataset  compose test scenes with exact face boxes and a disjoint training set
+  1. build_dataset  read or compose each dataset: test images with boxes, training faces and
+                    scenes (embedded data, annotated real sets, face folders, Yale B)
   2. make_variant   the same test images, altered (original / shadow / cartoon / shadow sweep)
   3. train_cnn      train the CNN face classifier with hard-negative mining
   4. detect         run each detector on each variant of each dataset, in image shards

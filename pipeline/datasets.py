@@ -2,11 +2,14 @@
 
 A dataset builder writes, under one output folder:
 
-- ``test.json``: a ground-truth :class:`~pipeline.boxes.Manifest` of test images (``test/``);
+- ``test.json``: a ground-truth :class:`~pipeline.boxes.Manifest` of test images (written to
+  ``test/`` when composed, else pointing at the original files);
 - ``train.npz``: training face crops ``faces`` (N, h, w) uint8 and face-free patches
   ``nonfaces`` (M, h, w) uint8;
-- ``train_backgrounds.json``: a manifest of face-free training scenes (``train_backgrounds/``)
-  for negative sampling and hard-negative mining.
+- ``train_backgrounds.json``: a manifest of training scenes for negative sampling and
+  hard-negative mining; boxes in it mark faces that negatives must avoid.
+
+Real-data builders live in :mod:`pipeline.real_datasets`.
 
 The embedded dataset uses scikit-image's ``lfw_subset`` (100 real 25x25 faces, 100 face-free
 patches) and face-free sample scenes of scikit-image and scikit-learn. Test and training faces

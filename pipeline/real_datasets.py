@@ -69,7 +69,8 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
                         meta={"format": settings["format"],
                               "sources": [s["annotations"] for s in settings["sources"]]})
     manifest.save(out_dir / "test.json")
-    Manifest.load(out_dir / "test.json")  # validate and clip once, with warnings in the log
+    manifest = Manifest.load(out_dir / "test.json")  # validated; boxes clipped, with warnings
+    manifest.save(out_dir / "test.json")
     LOG.info("%s: %d images, %d faces", settings["format"], len(records), manifest.n_boxes)
     faces = [crop_square(read_gray(manifest.image_path(r)), b)
              for r in progress(records, desc="crop faces", unit="img") for b in r.boxes]
