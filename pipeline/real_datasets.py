@@ -5,9 +5,10 @@
   boxed faces cropped to squares, and the annotated images themselves as scenes whose face
   boxes negative sampling avoids.
 - ``face_folders``: a folder of face crops and a folder of face-free scenes (training only).
-- ``yale_b``: Extended Yale B crops placed on a larger canvas, so each becomes a detection test
-  image with a known box; the light direction is kept and binned into groups by its angle to
-  the camera axis, so results can be grouped by it.
+- ``yale_b``: Extended Yale B crops (optionally of some ``subjects`` only, so that others can
+  serve as development data) placed on a larger canvas, so each becomes a detection test image
+  with a known box; the light direction is kept and binned into groups by its angle to the
+  camera axis, so results can be grouped by it.
 """
 
 from __future__ import annotations
@@ -140,8 +141,13 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
     scenes = [read_gray(p) for p in image_files(settings["scenes"])] if settings.get(
         "scenes") else []
     records = []
-    for index, (path, light) in enumerate(progress(read_yale_b(settings["folder"]),
-                                               desc="place Yale B faces", unit="img")):
+    crops = [(path, light) for path, light in read_yale_b(settings["folder"])
+             if light["subject"] in settings.get("subjects", [light["subject"]])]
+    if not crops:
+        raise ValueError(f"{settings['folder']}: no Yale B crops of subjects "
+                         f"{settings.get('subjects')}")
+    for index, (path, light) in enumerate(progress(crops, desc="place Yale B faces",
+                                                   unit="img")):
         face = read_gray(path)
         if scenes:
             canvas = random_crop(scenes[index % len(scenes)], width, height, rng)

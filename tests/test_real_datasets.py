@@ -123,3 +123,20 @@ def test_research_config_is_valid(default_config):
     research = deep_update(default_config, load_yaml("config/research.yaml"))
     validate_config(research)
     assert set(evaluated_datasets(research)) == {"embedded", "mitcmu", "yaleb", "louie_val"}
+    assert research["datasets"]["yaleb"]["calibration"] == "yaleb_dev"
+
+
+def test_yale_b_subject_filter(tmp_path):
+    for subject in (1, 2):
+        folder = tmp_path / "yale" / f"yaleB{subject:02d}"
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / f"yaleB{subject:02d}_P00A+000E+00.pgm"),
+                    np.full((192, 168), 200, np.uint8))
+    settings = {"kind": "yale_b", "folder": str(tmp_path / "yale"), "seed": 0,
+                "canvas_size": [320, 240], "face_size": [80, 120], "angle_bins": [0, 90],
+                "subjects": [2]}
+    build_dataset(settings, tmp_path / "out")
+    files = [r.file for r in Manifest.load(tmp_path / "out" / "test.json").images]
+    assert files == ["yaleB02_P00A+000E+00.png"]
+    with pytest.raises(ValueError, match="no Yale B crops of subjects"):
+        build_dataset(dict(settings, subjects=[7]), tmp_path / "none")
