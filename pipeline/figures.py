@@ -41,7 +41,7 @@ def _runs_by_key(summary: dict[str, Any]) -> dict[tuple[str, str, str], dict[str
 def _grid(rows: int, cols: int, width: float = 4.0, height: float = 3.4
           ) -> tuple[plt.Figure, np.ndarray]:
     figure, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows),
-                                squeeze=False)
+                                squeeze=False, constrained_layout=True)
     return figure, axes
 
 
@@ -52,6 +52,10 @@ def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> N
     for i, dataset in enumerate(datasets):
         for j, variant in enumerate(variants):
             axis = axes[i, j]
+            if not any((d, dataset, variant) in runs for d in settings["detectors"]):
+                axis.set_axis_off()
+                axis.set_title(f"{dataset} / {variant}: not run", color="grey")
+                continue
             for k, detector in enumerate(settings["detectors"]):
                 run = runs.get((detector, dataset, variant))
                 if run is None:
@@ -197,7 +201,7 @@ def plot_examples(settings: dict[str, Any], runs: dict, results: Path, out: Path
     handles = [plt.Line2D([], [], color="lime", ls="--", label="ground truth")] + [
         plt.Line2D([], [], color=COLOURS[k % len(COLOURS)], label=d)
         for k, d in enumerate(settings["detectors"])]
-    figure.legend(handles=handles, loc="lower center", ncol=len(handles))
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles))
     _save(figure, out)
 
 
