@@ -32,7 +32,18 @@ class FaceNet(nn.Module):
         self.stride = stride
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body((images - 127.5) / 64.0)
+        return self.body(self.normalise(images))
+
+    @staticmethod
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        """Grey levels 0-255 to roughly zero mean, unit spread."""
+        return (images - 127.5) / 64.0
+
+    def logits_with_aux(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Main logits and, for bodies with an auxiliary classifier, its logits."""
+        if hasattr(self.body, "forward_with_aux"):
+            return self.body.forward_with_aux(self.normalise(images))
+        return self.forward(images), None
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
@@ -57,8 +68,102 @@ def lenet5(window: int = 32) -> FaceNet:
     return FaceNet(body, window=32, stride=4)
 
 
+def vgg(window: int = 32) -> FaceNet:
+    """VGG-style net: stacks of unpadded 3x3 convolutions, 2x2 max pooling, channels doubled
+    after each pooling.
+
+    32 -3x3-> 30 -3x3-> 28 -pool-> 14 -3x3-> 12 -3x3-> 10 -pool-> 5 -conv5-> 1 -conv1-> logit.
+    """
+    if window != 32:
+        raise ValueError(f"vgg is built for 32x32 windows, not {window}")
+    body = nn.Sequential(
+        *_conv_block(1, 16, 3), *_conv_block(16, 16, 3), nn.MaxPool2d(2),
+        *_conv_block(16, 32, 3), *_conv_block(32, 32, 3), nn.MaxPool2d(2),
+        *_conv_block(32, 64, 5),
+        nn.Conv2d(64, 1, 1),
+    )
+    return FaceNet(body, window=32, stride=4)
+
+
+def _centre_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    dy, dx = (x.shape[-2] - size[0]) // 2, (x.shape[-1] - size[1]) // 2
+    return x[..., dy:dy + size[0], dx:dx + size[1]]
+
+
+class Inception(nn.Module):
+    """Inception module with 1x1 bottlenecks and unpadded branches, centre-cropped to the
+    smallest branch so that the module stays exactly fully convolutional.
+
+    Branches: 1x1; 1x1 -> 3x3; 1x1 -> 3x3 -> 3x3 (a factorised 5x5, optional); 3x3 max pool
+    (stride 1) -> 1x1. Output channels: the sum of the branch widths.
+    """
+
+    def __init__(self, c_in: int, c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int,
+                 pool_proj: int) -> None:
+        super().__init__()
+        self.branch1 = nn.Sequential(*_conv_block(c_in, c1, 1))
+        self.branch3 = nn.Sequential(*_conv_block(c_in, c3_reduce, 1),
+                                     *_conv_block(c3_reduce, c3, 3))
+        self.branch5 = (nn.Sequential(*_conv_block(c_in, c5_reduce, 1),
+                                      *_conv_block(c5_reduce, c5, 3), *_conv_block(c5, c5, 3))
+                        if c5 else None)
+        self.branch_pool = nn.Sequential(nn.MaxPool2d(3, stride=1),
+                                         *_conv_block(c_in, pool_proj, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = [self.branch1(x), self.branch3(x), self.branch_pool(x)]
+        if self.branch5 is not None:
+            branches.append(self.branch5(x))
+        size = min(b.shape[-2] for b in branches), min(b.shape[-1] for b in branches)
+        return torch.cat([_centre_crop(b, size) for b in branches], dim=1)
+
+
+class GoogLeNetBody(nn.Module):
+    """GoogLeNet-style body for 32x32 windows.
+
+    Stem (conv 5x5, max pool: 32 -> 14), inception (14 -> 10), max pool (-> 5), inception
+    (5 -> 3), global average pooling over the window's 3x3 cells written as a 3x3 stride-1
+    average pool, so that a larger image still gets one score per window; a 1x1 classifier.
+    The auxiliary classifier reads the first inception's output (average pool, 1x1 conv).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_block(1, 24, 5), nn.MaxPool2d(2))
+        self.inception_a = Inception(24, 16, 16, 24, 8, 8, 8)      # -> 56 channels
+        self.pool = nn.MaxPool2d(2)
+        self.inception_b = Inception(56, 32, 24, 48, 0, 0, 16)     # -> 96 channels
+        self.global_pool = nn.AvgPool2d(3, stride=1)
+        self.classifier = nn.Conv2d(96, 1, 1)
+        self.aux = nn.Sequential(nn.AvgPool2d(10, stride=4), *_conv_block(56, 32, 1),
+                                 nn.Conv2d(32, 1, 1))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.inception_a(self.stem(x))
+        return a, self.inception_b(self.pool(a))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pool(self.features(x)[1]))
+
+    def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Main and auxiliary logits, for training."""
+        a, b = self.features(x)
+        return self.classifier(self.global_pool(b)), self.aux(a)
+
+
+def googlenet(window: int = 32) -> FaceNet:
+    """GoogLeNet-style net (see :class:`GoogLeNetBody`)."""
+    if window != 32:
+        raise ValueError(f"googlenet is built for 32x32 windows, not {window}")
+    return FaceNet(GoogLeNetBody(), window=32, stride=4)
+
+
 # Architecture name -> constructor(window).
-ARCHITECTURES: dict[str, Callable[[int], FaceNet]] = {"lenet5": lenet5}
+ARCHITECTURES: dict[str, Callable[[int], FaceNet]] = {
+    "lenet5": lenet5,
+    "vgg": vgg,
+    "googlenet": googlenet,
+}
 
 
 def build_model(architecture: str, window: int) -> FaceNet:

@@ -189,7 +189,10 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
         idx = permutation[start:start + batch]
         xb, yb = x[idx].to(device), y[idx].to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            loss = loss_fn(model(xb).reshape(-1), yb)
+            logits, aux = model.logits_with_aux(xb)
+            loss = loss_fn(logits.reshape(-1), yb)
+            if aux is not None:  # GoogLeNet's auxiliary classifier, weighted as in the paper
+                loss = loss + settings.get("aux_weight", 0.3) * loss_fn(aux.reshape(-1), yb)
         current.optimizer.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
         current.scaler.step(current.optimizer)

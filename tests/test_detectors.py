@@ -5,7 +5,7 @@ import skimage.data
 import torch
 
 from pipeline.boxes import Box, Manifest
-from pipeline.cnn import build_model, load_checkpoint, pyramid_scales, score_windows
+from pipeline.cnn import ARCHITECTURES, build_model, load_checkpoint, pyramid_scales, score_windows
 from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards
 from pipeline.detectors.cnn import non_max_suppression
 from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
@@ -58,10 +58,11 @@ def test_registry_knows_both_detectors():
     assert set(DETECTORS) == {"haar", "cnn"}
 
 
-def test_fully_convolutional_map_equals_patch_scores():
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_fully_convolutional_map_equals_patch_scores(architecture):
     """Output cell (i, j) of the whole-image pass = the classifier on that 32x32 window."""
     torch.manual_seed(0)
-    model = build_model("lenet5", 32).eval()
+    model = build_model(architecture, 32).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -143,3 +143,15 @@ def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
                                         ImageRecord("bad.png", 40, 40)]).save(tmp_path / "m.json")
     assert len(load_backgrounds(tmp_path / "m.json")) == 1
     assert "bad.png" in caplog.text
+
+
+@pytest.mark.parametrize("architecture", ["vgg", "googlenet"])
+def test_other_architectures_train(tiny_config, tiny_dataset, tmp_path, architecture):
+    """Each architecture learns: validation accuracy well above the share of negatives."""
+    settings = dict(tiny_config["models"]["cnn"], architecture=architecture,
+                    negatives_per_round=400, hard_negative_rounds=0, epochs=3)
+    history = train_cnn(settings, tiny_dataset / "train.npz",
+                        tiny_dataset / "train_backgrounds.json", tmp_path / "m.pt")
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    model, payload = load_checkpoint(tmp_path / "m.pt")
+    assert payload["settings"]["architecture"] == architecture
