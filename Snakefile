@@ -12,7 +12,7 @@ Method, one rule per stage:
   6. statistics     bootstrap intervals over images, paired detector tests, relative AP
      summarise      one table of all runs
   7. figures        comparison figures
-  8. report         the self-contained HTML report
+  8. report         the self-contained HTML report (with complexity: per-layer network table)
 
 Every rule's parameters are the config section it depends on, so changing one setting reruns
 that stage and its descendants only. Each rule calls a sub-command of `python -m pipeline`.
@@ -277,6 +277,7 @@ FIGURE_SETTINGS = {
         "names": [sweep_name(SWEEP["variant"], s) for s in SWEEP["strengths"]],
     },
     "example_variants": EXAMPLE_VARIANTS,
+    "haar_cascades": {n: d["cascade"] for n, d in DETECTORS.items() if d["kind"] == "haar"},
     "example_images": config["report"]["example_images"],
     "fp_for_summary": config["report"]["fp_for_summary"],
 }
@@ -316,10 +317,20 @@ rule figures:
         "--results results --out-dir results/figures 2> {log}"
 
 
+rule complexity:
+    output:
+        "results/summary/complexity.json",
+    log:
+        "results/logs/complexity.log",
+    shell:
+        "{PIPELINE} complexity --out {output} 2> {log}"
+
+
 rule report:
     input:
         summary="results/summary/summary.json",
         statistics="results/summary/statistics.json",
+        complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
     output:
         "results/report/index.html",
@@ -329,5 +340,5 @@ rule report:
         "results/logs/report.log",
     shell:
         "{PIPELINE} report --settings {params.settings:q} --summary {input.summary} "
-        "--statistics {input.statistics} "
+        "--statistics {input.statistics} --complexity {input.complexity} "
         "--figures {input.figures} --out {output} 2> {log}"

@@ -120,6 +120,13 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
                           **fitted.to_dict()})
 
 
+def cmd_complexity(args: argparse.Namespace) -> None:
+    from pipeline.complexity import complexity
+    from pipeline.io import write_json
+
+    write_json(args.out, complexity(args.architectures or None))
+
+
 def cmd_summarise(args: argparse.Namespace) -> None:
     from pipeline.summary import summarise
 
@@ -142,7 +149,8 @@ def cmd_figures(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from pipeline.report import write_report
 
-    write_report(_settings(args), args.summary, args.statistics, args.figures, args.out)
+    write_report(_settings(args), args.summary, args.statistics, args.figures, args.out,
+                 args.complexity)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True)
     sub.add_argument("--log")
 
+    sub = commands.add_parser("complexity", help="per-layer table of the CNN architectures")
+    sub.set_defaults(handler=cmd_complexity)
+    sub.add_argument("--architectures", nargs="*", help="default: all registered")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--log")
+
     sub = commands.add_parser("summarise", help="collect metrics files into one table")
     sub.set_defaults(handler=cmd_summarise)
     sub.add_argument("--metrics", nargs="+", required=True)
@@ -235,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("report", cmd_report, "write the self-contained HTML report")
     sub.add_argument("--summary", required=True, help="summary.json")
     sub.add_argument("--statistics", required=True, help="statistics.json")
+    sub.add_argument("--complexity", help="complexity.json (per-layer network table)")
     sub.add_argument("--figures", nargs="+", required=True)
     sub.add_argument("--out", required=True)
     return parser

@@ -24,7 +24,8 @@ from pipeline.metrics import curve_from_metrics  # noqa: E402
 LOG = logging.getLogger(__name__)
 
 FIGURES = ["pr_curves.png", "detection_rate_vs_fp.png", "ap_by_variant.png",
-           "ap_vs_shadow_strength.png", "examples.png", "training_curves.png"]
+           "ap_vs_shadow_strength.png", "examples.png", "training_curves.png",
+           "learned_vs_haar.png"]
 COLOURS = ["tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:olive"]
 
 
@@ -227,6 +228,94 @@ def plot_training(settings: dict[str, Any], results: Path, out: Path) -> None:
     _save(figure, out)
 
 
+def _mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
+    """(N, h, w) tiles laid out in a grid with one-pixel gaps (NaN), row by row."""
+    n, h, w = tiles.shape
+    rows = int(np.ceil(n / columns))
+    grid = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = tile
+    return grid
+
+
+def example_faces(settings: dict[str, Any], results: Path, size: int) -> dict[str, np.ndarray]:
+    """The first ground-truth face of the example dataset, cut from each example variant
+    and resized to (size, size)."""
+    import cv2
+
+    dataset = settings["datasets"][0]
+    faces = {}
+    for variant in settings["example_variants"]:
+        manifest = Manifest.load(results / "variants" / dataset / variant / "manifest.json")
+        record = next(r for r in manifest.images if r.boxes)
+        box = record.boxes[0]
+        image = read_gray(manifest.image_path(record))
+        crop = image[int(box.y):int(box.y + box.h), int(box.x):int(box.x + box.w)]
+        faces[variant] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return faces
+
+
+def first_layer(model: Any, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First convolution's kernels (C, k, k) and its feature maps after batch norm and ReLU
+    (C, H, W) for one face patch."""
+    import torch
+
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    relu = next(m for m in model.modules() if isinstance(m, torch.nn.ReLU))
+    captured = {}
+    handle = relu.register_forward_hook(lambda m, i, o: captured.setdefault("maps", o.clone()))
+    with torch.no_grad():
+        model(torch.from_numpy(face).float()[None, None])
+    handle.remove()
+    return conv.weight[:, 0].detach().numpy(), captured["maps"][0].numpy()
+
+
+def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
+    """Per CNN: first-layer filters and the feature maps of one face in each variant; for the
+    Haar cascade: the features of its first stage and the first one's response per variant."""
+    from pipeline.cnn import load_checkpoint
+    from pipeline.detectors.haar import cascade_features, cascade_path, feature_response
+
+    variants = settings["example_variants"]
+    cascades = settings.get("haar_cascades", {})
+    rows = len(settings["models"]) + len(cascades)
+    figure, axes = _grid(max(rows, 1), 1 + len(variants), width=3.4, height=3.2)
+    for i, name in enumerate(settings["models"]):
+        model, _ = load_checkpoint(results / "models" / f"{name}.pt")
+        faces = example_faces(settings, results, model.window)
+        kernels, _ = first_layer(model, faces[variants[0]])
+        limit = np.abs(kernels).max()
+        axes[i, 0].imshow(_mosaic(kernels, 8), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axes[i, 0].set_title(f"{name}: first-layer filters", fontsize=9)
+        for j, variant in enumerate(variants, start=1):
+            _, maps = first_layer(model, faces[variant])
+            axes[i, j].imshow(_mosaic(maps[:8], 4), cmap="magma")
+            axes[i, j].set_title(f"{name}: feature maps, {variant}", fontsize=9)
+    for i, (detector, cascade) in enumerate(cascades.items(), start=len(settings["models"])):
+        (width, height), features = cascade_features(cascade_path(cascade))
+        faces = example_faces(settings, results, width)
+        panel = np.full((len(features), height, width), 0.5)
+        for k, feature in enumerate(features):
+            for x, y, w, h, weight in feature:
+                panel[k, int(y):int(y + h), int(x):int(x + w)] = 1.0 if weight > 0 else 0.0
+        axes[i, 0].imshow(_mosaic(panel, 3), cmap="gray", vmin=0, vmax=1)
+        axes[i, 0].set_title(f"{detector}: stage-1 Haar features\n(white +, black -)",
+                             fontsize=9)
+        for j, variant in enumerate(variants, start=1):
+            axes[i, j].imshow(faces[variant], cmap="gray", vmin=0, vmax=255)
+            for x, y, w, h, weight in features[0]:
+                axes[i, j].add_patch(plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False,
+                                                   color="white" if weight > 0 else "black",
+                                                   lw=1.5))
+            value = feature_response(faces[variant], features[0])
+            axes[i, j].set_title(f"{detector}: feature 1 = {value:+.2f}, {variant}", fontsize=9)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    _save(figure, out)
+
+
 def make_figures(settings: dict[str, Any], summary_path: str | Path,
                  statistics_path: str | Path, results: str | Path, out_dir: str | Path
                  ) -> list[Path]:
@@ -239,5 +328,6 @@ def make_figures(settings: dict[str, Any], summary_path: str | Path,
     plot_shadow_sweep(settings, runs, statistics, out_dir / "ap_vs_shadow_strength.png")
     plot_examples(settings, runs, results, out_dir / "examples.png")
     plot_training(settings, results, out_dir / "training_curves.png")
+    plot_learned(settings, results, out_dir / "learned_vs_haar.png")
     LOG.info("figures written to %s", out_dir)
     return [out_dir / name for name in FIGURES]

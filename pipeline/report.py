@@ -178,6 +178,32 @@ def _group_table(runs: list[dict[str, Any]], fp: int) -> str:
     return "\n".join(lines + ["</table>"])
 
 
+def _complexity_section(complexity: dict[str, Any] | None) -> str:
+    """Totals per architecture and, folded, the per-layer tables."""
+    if not complexity:
+        return ""
+    window = complexity["window"]
+    lines = [f"<h2>Network complexity (one {window}x{window} window, inference)</h2>",
+             "<table><tr><th>architecture</th><th>parameters</th><th>multiply-adds</th>"
+             "<th>activation memory</th></tr>"]
+    for name, table in complexity["architectures"].items():
+        lines.append(f"<tr><td>{name}</td><td>{table['inference_parameters']:,}</td>"
+                     f"<td>{table['total_multiply_adds']:,}</td>"
+                     f"<td>{table['total_activation_bytes'] / 1024:.1f} KiB</td></tr>")
+    lines.append("</table>")
+    for name, table in complexity["architectures"].items():
+        lines.append(f"<details><summary>{name}: layer by layer</summary><table><tr>"
+                     "<th>layer</th><th>type</th><th>output (C x H x W)</th><th>parameters</th>"
+                     "<th>multiply-adds</th><th>activations (bytes)</th></tr>")
+        for row in table["layers"]:
+            shape = " x ".join(map(str, row["output"]))
+            lines.append(f"<tr><td>{row['layer']}</td><td>{row['type']}</td><td>{shape}</td>"
+                         f"<td>{row['parameters']:,}</td><td>{row['multiply_adds']:,}</td>"
+                         f"<td>{row['activation_bytes']:,}</td></tr>")
+        lines.append("</table></details>")
+    return "\n".join(lines)
+
+
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;line-height:1.45}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}
 th{background:#eee}img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#444}
@@ -185,8 +211,10 @@ pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}"""
 
 
 def write_report(settings: dict[str, Any], summary_path: str | Path,
-                 statistics_path: str | Path, figures: list[str], out: str | Path) -> None:
+                 statistics_path: str | Path, figures: list[str], out: str | Path,
+                 complexity_path: str | Path | None = None) -> None:
     summary = read_json(summary_path)
+    complexity = read_json(complexity_path) if complexity_path else None
     statistics = read_json(statistics_path)
     main = [r for r in summary["runs"] if r["variant"] in settings["main_variants"]]
     sweep = [r for r in summary["runs"] if r["variant"] not in settings["main_variants"]]
@@ -207,6 +235,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
         _group_table(summary["runs"], statistics["settings"]["fp_for_summary"]),
         _protocol(summary["runs"]),
+        _complexity_section(complexity),
         "<h2>Figures</h2>",
     ]
     for figure in figures:

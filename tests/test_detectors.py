@@ -186,3 +186,29 @@ def test_checkpoints_with_code_objects_are_refused(tiny_model, tmp_path):
     torch.save(payload, tmp_path / "pickled.pt")
     with pytest.raises(ValueError, match="pickled.pt: not a valid model checkpoint"):
         load_checkpoint(tmp_path / "pickled.pt")
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_CASCADES))
+def test_cascade_features_parse(name):
+    from pipeline.detectors.haar import cascade_features
+
+    (width, height), features = cascade_features(cascade_path(name))
+    assert (width, height) in {(24, 24), (20, 20)} and len(features) >= 2
+    for feature in features:
+        assert 2 <= len(feature) <= 3
+        for x, y, w, h, _ in feature:
+            assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
+
+
+def test_feature_response_known_answer(tmp_path):
+    from pipeline.detectors.haar import cascade_features, feature_response
+
+    band = [(0, 0, 24, 24, -1.0), (0, 8, 24, 8, 3.0)]  # middle band brighter than the window
+    patch = np.zeros((24, 24), np.uint8)
+    patch[8:16] = 200
+    assert feature_response(patch, band) > 1.0
+    assert feature_response(255 - patch, band) < -1.0
+    assert feature_response(patch * 0.5 + 20, band) == pytest.approx(feature_response(patch, band))
+    (tmp_path / "bad.xml").write_text("<opencv_storage><cascade/></opencv_storage>")
+    with pytest.raises(ValueError, match="bad.xml: not an OpenCV HAAR cascade"):
+        cascade_features(tmp_path / "bad.xml")

@@ -59,7 +59,8 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     haar_original = next(r for r in rows if r["detector"] == "haar" and r["variant"] == "original")
     assert float(haar_original["average_precision"]) > 0.5
     html = (workdir / "results/report/index.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 7
+    assert "Network complexity" in html and "googlenet" in html
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
     assert "Claim check" in html and "bootstrap" in html
     for stage in ("build_dataset", "make_variant", "train_cnn", "detect", "evaluate"):
