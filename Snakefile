@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import evaluated_datasets, resolve_data_paths, validate_config
+from pipeline.detectors import model_names
 from pipeline.figures import FIGURES
 from pipeline.variants import variant_instances, sweep_name
 
@@ -42,7 +43,7 @@ DATASET_VARIANTS = {
     name: config["datasets"][name].get("variants", list(VARIANTS)) for name in DATASETS
 }
 DETECTORS = config["detectors"]
-MODELS = sorted({d["model"] for d in DETECTORS.values() if d["kind"] == "cnn"})
+MODELS = sorted({name for d in DETECTORS.values() for name in model_names(d)})
 SWEEP = config["shadow_sweep"]
 SHARDS = config["execution"]["detection_shards"]
 
@@ -128,10 +129,11 @@ rule train_cnn:
 
 
 def detection_inputs(wc):
-    inputs = {"manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json"}
-    if DETECTORS[wc.detector]["kind"] == "cnn":
-        inputs["model"] = f"results/models/{DETECTORS[wc.detector]['model']}.pt"
-    return inputs
+    models = model_names(DETECTORS[wc.detector])
+    return {
+        "manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json",
+        "models": [f"results/models/{name}.pt" for name in models],
+    }
 
 
 rule detect:
@@ -142,7 +144,7 @@ rule detect:
         timing="results/timing/{detector}/{dataset}/{variant}/shard{shard}.json",
     params:
         settings=lambda wc: as_json(DETECTORS[wc.detector]),
-        model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
+        model=lambda wc, input: f"--model {' '.join(input.models)}" if input.models else "",
         shards=SHARDS,
     threads: 1
     log:

@@ -185,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("detect", cmd_detect, "run one detector over a manifest's images")
     sub.add_argument("--manifest", required=True)
     sub.add_argument("--name", required=True, help="detector name")
-    sub.add_argument("--model", help="model checkpoint, for detectors that need one")
+    sub.add_argument("--model", nargs="*", default=[],
+                     help="model checkpoints, for detectors that need them (cnn_cascade: the "
+                          "proposal model, then the verifier)")
     sub.add_argument("--out", required=True, help="detections JSON to write")
     sub.add_argument("--timing", required=True, help="per-image seconds JSON to write")
     sub.add_argument("--shard", type=int, default=0, help="which shard of the images (0-based)")

@@ -68,6 +68,23 @@ def lenet5(window: int = 32) -> FaceNet:
     return FaceNet(body, window=32, stride=4)
 
 
+def proposal(window: int = 16) -> FaceNet:
+    """A tiny proposal net for 16x16 windows, the first stage of the CNN cascade: cheap
+    enough to run over the whole pyramid, meant for recall, not precision.
+
+    16 -conv3-> 14 -pool-> 7 -conv3-> 5 -conv5-> 1 -conv1-> logit (stride 2).
+    """
+    if window != 16:
+        raise ValueError(f"proposal is built for 16x16 windows, not {window}")
+    body = nn.Sequential(
+        *_conv_block(1, 8, 3), nn.MaxPool2d(2),
+        *_conv_block(8, 16, 3),
+        *_conv_block(16, 32, 5),
+        nn.Conv2d(32, 1, 1),
+    )
+    return FaceNet(body, window=16, stride=2)
+
+
 def vgg(window: int = 32) -> FaceNet:
     """VGG-style net: stacks of unpadded 3x3 convolutions, 2x2 max pooling, channels doubled
     after each pooling.
@@ -160,6 +177,7 @@ def googlenet(window: int = 32) -> FaceNet:
 
 # Architecture name -> constructor(window).
 ARCHITECTURES: dict[str, Callable[[int], FaceNet]] = {
+    "proposal": proposal,
     "lenet5": lenet5,
     "vgg": vgg,
     "googlenet": googlenet,

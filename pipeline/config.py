@@ -70,11 +70,17 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
     messages = []
     for name, detector in config["detectors"].items():
-        if detector["kind"] == "cnn" and detector["model"] not in config["models"]:
-            messages.append(
-                f"detectors.{name}.model: '{detector['model']}' is not a key of models "
-                f"({', '.join(config['models']) or 'none defined'})"
-            )
+        for key in ("model", "proposal_model"):
+            if key in detector and detector[key] not in config["models"]:
+                messages.append(
+                    f"detectors.{name}.{key}: '{detector[key]}' is not a key of models "
+                    f"({', '.join(config['models']) or 'none defined'})"
+                )
+    for name, model in config["models"].items():
+        expected = 16 if model["architecture"] == "proposal" else 32
+        if model["window"] != expected:
+            messages.append(f"models.{name}.window: {model['architecture']} takes "
+                            f"{expected}x{expected} windows, not {model['window']}")
     for name, model in config["models"].items():
         if model["train_dataset"] not in config["datasets"]:
             messages.append(

@@ -22,29 +22,47 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> list[Box]: ...
 
 
-def _haar(settings: dict[str, Any], model: str | None) -> Detector:
+def _haar(settings: dict[str, Any], models: list[str]) -> Detector:
     from pipeline.detectors.haar import HaarDetector
 
     return HaarDetector.from_settings(settings)
 
 
-def _cnn(settings: dict[str, Any], model: str | None) -> Detector:
+def _cnn(settings: dict[str, Any], models: list[str]) -> Detector:
     from pipeline.detectors.cnn import CnnDetector
 
-    if model is None:
-        raise ValueError("the cnn detector needs a trained model checkpoint (--model)")
-    return CnnDetector.from_settings(settings, model)
+    if len(models) != 1:
+        raise ValueError("the cnn detector needs one trained model checkpoint (--model)")
+    return CnnDetector.from_settings(settings, models[0])
 
 
-# Detector kind -> factory(settings, model checkpoint path or None).
-DETECTORS: dict[str, Callable[[dict[str, Any], str | None], Detector]] = {
+def _cnn_cascade(settings: dict[str, Any], models: list[str]) -> Detector:
+    from pipeline.detectors.cnn import CnnCascadeDetector
+
+    if len(models) != 2:
+        raise ValueError("the cnn_cascade detector needs two checkpoints: --model PROPOSAL "
+                         "VERIFIER")
+    return CnnCascadeDetector.from_settings(settings, models[0], models[1])
+
+
+# Detector kind -> factory(settings, model checkpoint paths in the order the kind documents).
+DETECTORS: dict[str, Callable[[dict[str, Any], list[str]], Detector]] = {
     "haar": _haar,
     "cnn": _cnn,
+    "cnn_cascade": _cnn_cascade,
 }
 
 
-def build_detector(settings: dict[str, Any], model: str | None = None) -> Detector:
-    return DETECTORS[settings["kind"]](settings, model)
+def model_names(settings: dict[str, Any]) -> list[str]:
+    """The ``models:`` entries a detector needs, in the order its factory takes them."""
+    return [settings[key] for key in ("proposal_model", "model") if key in settings]
+
+
+def build_detector(settings: dict[str, Any], models: str | list[str] | None = None
+                   ) -> Detector:
+    if isinstance(models, str):
+        models = [models]
+    return DETECTORS[settings["kind"]](settings, list(models or []))
 
 
 def run_detector(detector: Detector, source: Manifest, name: str
@@ -71,7 +89,7 @@ def shard(manifest: Manifest, index: int, count: int) -> Manifest:
 
 
 def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path: str | Path,
-                   timing_path: str | Path, name: str, model: str | None = None,
+                   timing_path: str | Path, name: str, model: str | list[str] | None = None,
                    shard_index: int = 0, shard_count: int = 1) -> Manifest:
     """Run a detector over one shard of a manifest; write detections and per-image timing.
 

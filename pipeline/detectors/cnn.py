@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from pipeline.boxes import Box
-from pipeline.cnn import FaceNet, load_checkpoint, resolve_device, score_windows
+from pipeline.cnn import FaceNet, crop_windows, load_checkpoint, resolve_device, score_windows
+
+# Proposals overlapping more than this are near-duplicates: only the best is verified.
+PROPOSAL_NMS_IOU = 0.5
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float,
@@ -46,3 +49,51 @@ class CnnDetector:
                                       self.score_threshold, self.device)
         keep = non_max_suppression(boxes, scores, self.nms_iou, self.max_detections)
         return [Box(*map(float, boxes[k]), score=float(scores[k])) for k in keep]
+
+
+@dataclass
+class CnnCascadeDetector:
+    """Two-stage CNN cascade: a tiny proposal net over the whole pyramid keeps its
+    ``max_proposals`` best windows (above ``proposal_threshold``, near-duplicates removed),
+    then the stronger net scores those windows in one batch; its probability is the score."""
+
+    proposal: FaceNet
+    verifier: FaceNet
+    device: torch.device
+    scale_factor: float
+    min_size: int
+    proposal_threshold: float
+    max_proposals: int
+    score_threshold: float
+    nms_iou: float
+    max_detections: int
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
+                      checkpoint: str) -> CnnCascadeDetector:
+        device = resolve_device("auto")
+        proposal, _ = load_checkpoint(proposal_checkpoint, device)
+        verifier, _ = load_checkpoint(checkpoint, device)
+        return cls(proposal, verifier, device, settings["scale_factor"], settings["min_size"],
+                   settings["proposal_threshold"], settings["max_proposals"],
+                   settings["score_threshold"], settings["nms_iou"],
+                   settings["max_detections"])
+
+    def propose(self, image: np.ndarray) -> np.ndarray:
+        """Candidate windows (K, 4), best proposal score first."""
+        boxes, scores = score_windows(self.proposal, image, self.min_size, self.scale_factor,
+                                      self.proposal_threshold, self.device)
+        return boxes[non_max_suppression(boxes, scores, PROPOSAL_NMS_IOU, self.max_proposals)]
+
+    @torch.no_grad()
+    def detect(self, image: np.ndarray) -> list[Box]:
+        candidates = self.propose(image)
+        if len(candidates) == 0:
+            return []
+        patches = torch.from_numpy(crop_windows(image, candidates, self.verifier.window))
+        probs = torch.sigmoid(self.verifier(patches.to(self.device, torch.float32)[:, None]))
+        probs = probs.reshape(-1).float().cpu().numpy().astype(np.float64)
+        passed = probs >= self.score_threshold
+        candidates, probs = candidates[passed], probs[passed]
+        keep = non_max_suppression(candidates, probs, self.nms_iou, self.max_detections)
+        return [Box(*map(float, candidates[k]), score=float(probs[k])) for k in keep]

@@ -1,0 +1,99 @@
+"""Detection speed of every configured detector on the same images, and CNN training
+throughput per architecture (prints measured numbers; not a test).
+
+Run after the default workflow (it reads its variant images and trained models):
+
+    python benchmarks/speed.py                       # embedded test images, 1 and 2 threads
+    python benchmarks/speed.py --manifest results/variants/mitcmu/original/manifest.json
+
+Every detector sees the same images with the same smallest face size (``min_size`` of the
+config); times are the median over images of the wall time of ``detect`` alone (image
+decoding excluded), after one warm-up image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.boxes import Manifest
+from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
+from pipeline.config import load_config
+from pipeline.detectors import build_detector, model_names
+from pipeline.io import read_gray
+
+
+def detection_speed(config: dict, manifest_path: Path, models: Path, threads: int) -> None:
+    cv2.setNumThreads(threads)
+    torch.set_num_threads(threads)
+    manifest = Manifest.load(manifest_path)
+    images = [read_gray(manifest.image_path(r)) for r in manifest.images]
+    shape = np.median([i.shape for i in images], axis=0).astype(int)
+    print(f"\ndetection, {len(images)} images of about {shape[1]}x{shape[0]}, {threads} "
+          f"thread(s):")
+    for name, settings in config["detectors"].items():
+        paths = [str(models / f"{m}.pt") for m in model_names(settings)]
+        if not all(Path(p).exists() for p in paths):
+            print(f"  {name:12s} skipped: train its models first ({', '.join(paths)})")
+            continue
+        detector = build_detector(settings, paths)
+        detector.detect(images[0])
+        times = []
+        for image in images:
+            start = time.perf_counter()
+            detector.detect(image)
+            times.append(time.perf_counter() - start)
+        print(f"  {name:12s} min face {settings['min_size']:3d} px: "
+              f"{1000 * np.median(times):7.1f} ms per image (median), "
+              f"{1000 * np.mean(times):7.1f} ms mean")
+
+
+def training_throughput(batch: int = 128, steps: int = 30) -> None:
+    device = resolve_device("auto")
+    print(f"\ntraining throughput on {device}, batch {batch}:")
+    for name in sorted(ARCHITECTURES):
+        model = build_model(name, 16 if name == "proposal" else 32).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x = torch.rand(batch, 1, model.window, model.window, device=device) * 255
+        y = torch.randint(0, 2, (batch,), device=device).float()
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        for step in range(steps + 3):
+            if step == 3:  # after warm-up
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            logits, aux = model.logits_with_aux(x)
+            loss = loss_fn(logits.reshape(-1), y)
+            if aux is not None:
+                loss = loss + 0.3 * loss_fn(aux.reshape(-1), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rate = steps * batch / (time.perf_counter() - start)
+        print(f"  {name:10s} {rate:9.0f} patches/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config/default.yaml")
+    parser.add_argument("--manifest",
+                        default="results/variants/embedded/original/manifest.json")
+    parser.add_argument("--models", default="results/models")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    config = load_config(args.config)
+    for threads in args.threads:
+        detection_speed(config, Path(args.manifest), Path(args.models), threads)
+    training_throughput()
+
+
+if __name__ == "__main__":
+    main()
