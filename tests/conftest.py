@@ -13,9 +13,11 @@ from pipeline.config import load_config
 TINY_OVERRIDES: dict[str, Any] = {
     "datasets": {"embedded": {"n_scenes": 6, "empty_scene_fraction": 0.2}},
     "shadow_sweep": {"strengths": [0.0, 0.5]},
-    "models": {"cnn": {"positives_per_face": 8, "negatives_per_round": 800,
-                       "hard_negative_rounds": 1, "hard_negatives_per_round": 200,
-                       "epochs": 2, "batch_size": 64}},
+    "models": {
+        name: {"positives_per_face": 8, "negatives_per_round": 800, "hard_negative_rounds": 1,
+               "hard_negatives_per_round": 200, "epochs": 2, "batch_size": 64}
+        for name in ("cnn", "proposal")
+    },
     "statistics": {"bootstrap_samples": 200},
     "execution": {"detection_shards": 2},
     "report": {"example_images": 2},
@@ -61,5 +63,17 @@ def tiny_model(tiny_config: dict[str, Any], tiny_dataset: Path,
 
     out = tmp_path_factory.mktemp("models") / "cnn.pt"
     train_cnn(tiny_config["models"]["cnn"], tiny_dataset / "train.npz",
+              tiny_dataset / "train_backgrounds.json", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_proposal_model(tiny_config: dict[str, Any], tiny_dataset: Path,
+                        tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cascade's proposal net trained for a few seconds on the tiny dataset."""
+    from pipeline.training import train_cnn
+
+    out = tmp_path_factory.mktemp("models") / "proposal.pt"
+    train_cnn(tiny_config["models"]["proposal"], tiny_dataset / "train.npz",
               tiny_dataset / "train_backgrounds.json", out)
     return out

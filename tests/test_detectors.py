@@ -6,10 +6,10 @@ import torch
 
 from pipeline.boxes import Box, Manifest
 from pipeline.cnn import ARCHITECTURES, build_model, load_checkpoint, pyramid_scales, score_windows
-from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards
+from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards, run_detector
 from pipeline.detectors.cnn import non_max_suppression
 from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
-from pipeline.io import read_json
+from pipeline.io import read_gray, read_json
 from pipeline.metrics import evaluate
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
@@ -54,8 +54,8 @@ def test_bad_cascade_path_is_a_clear_error(tmp_path, default_config):
         build_detector(dict(default_config["detectors"]["haar"], cascade=str(junk)))
 
 
-def test_registry_knows_both_detectors():
-    assert set(DETECTORS) == {"haar", "cnn"}
+def test_registry_knows_the_detectors():
+    assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade"}
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -171,9 +171,39 @@ def test_score_windows_boxes_lie_in_the_image(tiny_model, astronaut):
     assert np.all((scores >= 0) & (scores <= 1))
 
 
-def test_cnn_detector_needs_a_model(default_config):
+def test_cnn_detectors_need_their_models(default_config, tiny_model):
     with pytest.raises(ValueError, match="checkpoint"):
         build_detector(default_config["detectors"]["cnn"])
+    with pytest.raises(ValueError, match="two checkpoints"):
+        build_detector(default_config["detectors"]["cnn_cascade"], [str(tiny_model)])
+
+
+def test_cascade_verifies_proposals_with_the_strong_net(tiny_model, tiny_proposal_model,
+                                                         tiny_dataset, default_config):
+    """Every cascade detection is a proposal, scored by the verifier on that window; and the
+    cascade still finds most faces."""
+    from pipeline.cnn import crop_windows
+    from pipeline.detectors.cnn import CnnCascadeDetector
+
+    settings = default_config["detectors"]["cnn_cascade"]
+    cascade = build_detector(settings, [str(tiny_proposal_model), str(tiny_model)])
+    assert isinstance(cascade, CnnCascadeDetector) and cascade.proposal.window == 16
+    truth = Manifest.load(tiny_dataset / "test.json")
+    record = next(r for r in truth.images if r.boxes)
+    image = read_gray(truth.image_path(record))
+    proposals = cascade.propose(image)
+    assert 0 < len(proposals) <= settings["max_proposals"]
+    found = cascade.detect(image)
+    assert found
+    for box in found:
+        assert np.any(np.all(np.isclose(proposals, [box.x, box.y, box.w, box.h]), axis=1))
+        patch = torch.from_numpy(crop_windows(image, np.array([[box.x, box.y, box.w, box.h]]),
+                                              32)).float()[:, None]
+        with torch.no_grad():
+            assert float(torch.sigmoid(cascade.verifier(patch))) == pytest.approx(box.score,
+                                                                                  abs=1e-5)
+    result, _ = run_detector(cascade, truth, "cnn_cascade")
+    assert evaluate(truth, result, 0.5, [10])["average_precision"] > 0.5
 
 
 class Payload:

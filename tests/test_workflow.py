@@ -52,7 +52,7 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
         rows = list(csv.DictReader(handle))
     variants = {"original", "shadow", "cartoon", "shadow_sweep_0.00", "shadow_sweep_0.50"}
     assert {(r["detector"], r["variant"]) for r in rows} == {
-        (d, v) for d in ("haar", "cnn") for v in variants}
+        (d, v) for d in ("haar", "cnn", "cnn_cascade") for v in variants}
     for row in rows:
         assert 0.0 <= float(row["average_precision"]) <= 1.0
         assert float(row["ms_per_image_mean"]) > 0
@@ -78,7 +78,7 @@ def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
     changed = write_config(workdir / "shadow.yaml", deep_update(
         TINY_OVERRIDES, {"variants": {"shadow": {"strength": 0.4}}}))
     counts = job_counts(snakemake(workdir, changed, "-n"))
-    assert counts == {"make_variant": 1, "detect": 4, "merge_detections": 2, "evaluate": 2,
+    assert counts == {"make_variant": 1, "detect": 6, "merge_detections": 3, "evaluate": 3,
                       "statistics": 1, "summarise": 1, "figures": 1, "report": 1, "all": 1}
 
 
@@ -88,7 +88,10 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
         TINY_OVERRIDES, {"models": {"cnn": {"epochs": 3}}}))
     output = snakemake(workdir, changed, "-n", "--printshellcmds")
     counts = job_counts(output)
-    assert counts["train_cnn"] == 1 and counts["detect"] == 10  # cnn: 5 variants x 2 shards
+    # the cnn model is retrained; cnn and cnn_cascade (its verifier) rerun on 5 variants x 2
+    # shards; the proposal model is not retrained
+    assert counts["train_cnn"] == 1 and counts["detect"] == 20
+    assert "--out results/models/proposal.pt" not in output
     assert "--name cnn" in output and "--name haar" not in output
     assert "build_dataset" not in counts and "make_variant" not in counts
 
