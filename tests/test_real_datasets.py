@@ -140,3 +140,13 @@ def test_yale_b_subject_filter(tmp_path):
     assert files == ["yaleB02_P00A+000E+00.png"]
     with pytest.raises(ValueError, match="no Yale B crops of subjects"):
         build_dataset(dict(settings, subjects=[7]), tmp_path / "none")
+
+
+def test_architectures_config_is_valid(default_config):
+    from pipeline.config import load_yaml, validate_config
+    from tests.conftest import deep_update
+
+    config = deep_update(default_config, load_yaml("config/architectures.yaml"))
+    validate_config(config)
+    assert {m["architecture"] for m in config["models"].values()} == {
+        "lenet5", "vgg", "googlenet", "proposal"}
