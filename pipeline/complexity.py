@@ -9,15 +9,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.cnn import ARCHITECTURES, build_model
+from pipeline.cnn import ARCHITECTURES
 
 BYTES_PER_VALUE = 4  # float32 activations
 
 
-def layer_table(architecture: str, window: int = 32) -> list[dict[str, Any]]:
+def layer_table(architecture: str) -> list[dict[str, Any]]:
     """One row per leaf layer run at inference: name, type, output shape (C, H, W),
-    parameters, multiply-adds and activation bytes, for a (1, 1, window, window) input."""
-    model = build_model(architecture, window).eval()
+    parameters, multiply-adds and activation bytes, for one window of the architecture's
+    size, (1, 1, window, window)."""
+    model = ARCHITECTURES[architecture]().eval()
+    window = model.window
     rows: list[dict[str, Any]] = []
 
     def record(name: str):
@@ -43,17 +45,18 @@ def layer_table(architecture: str, window: int = 32) -> list[dict[str, Any]]:
     return rows
 
 
-def complexity(architectures: list[str] | None = None, window: int = 32) -> dict[str, Any]:
+def complexity(architectures: list[str] | None = None) -> dict[str, Any]:
     """Tables and totals for each architecture (all registered ones by default)."""
     result = {}
     for name in architectures or sorted(ARCHITECTURES):
-        rows = layer_table(name, window)
-        model = build_model(name, window)
+        rows = layer_table(name)
+        model = ARCHITECTURES[name]()
         result[name] = {
+            "window": model.window,
             "layers": rows,
             "total_parameters": sum(p.numel() for p in model.parameters()),
             "inference_parameters": sum(r["parameters"] for r in rows),
             "total_multiply_adds": sum(r["multiply_adds"] for r in rows),
             "total_activation_bytes": sum(r["activation_bytes"] for r in rows),
         }
-    return {"window": window, "architectures": result}
+    return {"architectures": result}

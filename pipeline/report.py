@@ -182,12 +182,12 @@ def _complexity_section(complexity: dict[str, Any] | None) -> str:
     """Totals per architecture and, folded, the per-layer tables."""
     if not complexity:
         return ""
-    window = complexity["window"]
-    lines = [f"<h2>Network complexity (one {window}x{window} window, inference)</h2>",
-             "<table><tr><th>architecture</th><th>parameters</th><th>multiply-adds</th>"
-             "<th>activation memory</th></tr>"]
+    lines = ["<h2>Network complexity (one window, inference)</h2>",
+             "<table><tr><th>architecture</th><th>window</th><th>parameters</th>"
+             "<th>multiply-adds</th><th>activation memory</th></tr>"]
     for name, table in complexity["architectures"].items():
-        lines.append(f"<tr><td>{name}</td><td>{table['inference_parameters']:,}</td>"
+        lines.append(f"<tr><td>{name}</td><td>{table['window']}x{table['window']}</td>"
+                     f"<td>{table['inference_parameters']:,}</td>"
                      f"<td>{table['total_multiply_adds']:,}</td>"
                      f"<td>{table['total_activation_bytes'] / 1024:.1f} KiB</td></tr>")
     lines.append("</table>")

@@ -12,7 +12,7 @@ def test_lenet_first_layer_known_answer():
     assert first["activation_bytes"] == 28 * 28 * 16 * 4
 
 
-@pytest.mark.parametrize("name", ["lenet5", "vgg", "googlenet"])
+@pytest.mark.parametrize("name", ["lenet5", "vgg", "googlenet", "proposal"])
 def test_totals_and_single_output(name):
     table = complexity([name])["architectures"][name]
     assert table["layers"][-1]["output"] == [1, 1, 1]
