@@ -240,16 +240,21 @@ def _mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
 
 
 def example_faces(settings: dict[str, Any], results: Path, size: int) -> dict[str, np.ndarray]:
-    """The first ground-truth face of the example dataset, cut from each example variant
-    and resized to (size, size)."""
+    """The largest ground-truth face of the example dataset, cut from each example variant
+    (same image, same box) and resized to (size, size)."""
     import cv2
 
     dataset = settings["datasets"][0]
     faces = {}
+    where = None
     for variant in settings["example_variants"]:
         manifest = Manifest.load(results / "variants" / dataset / variant / "manifest.json")
-        record = next(r for r in manifest.images if r.boxes)
-        box = record.boxes[0]
+        if where is None:
+            where = max(((i, k) for i, r in enumerate(manifest.images)
+                         for k in range(len(r.boxes))),
+                        key=lambda ik: manifest.images[ik[0]].boxes[ik[1]].area)
+        record = manifest.images[where[0]]
+        box = record.boxes[where[1]]
         image = read_gray(manifest.image_path(record))
         crop = image[int(box.y):int(box.y + box.h), int(box.x):int(box.x + box.w)]
         faces[variant] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
