@@ -237,7 +237,6 @@ def pyramid_scales(height: int, width: int, window: int, min_size: int,
     return scales
 
 
-@torch.no_grad()
 def score_windows(model: FaceNet, image: np.ndarray, min_size: int, scale_factor: float,
                   threshold: float, device: torch.device | str = "cpu"
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -245,26 +244,38 @@ def score_windows(model: FaceNet, image: np.ndarray, min_size: int, scale_factor
 
     Returns boxes (K, 4) as ``x, y, w, h`` in pixels of ``image`` and probabilities (K,).
     """
-    height, width = image.shape
-    all_boxes, all_scores = [], []
+    return score_windows_batch(model, [image], min_size, scale_factor, threshold, device)[0]
+
+
+@torch.no_grad()
+def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
+                        scale_factor: float, threshold: float,
+                        device: torch.device | str = "cpu"
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`score_windows` for several images of one shape (H, W), each pyramid level of all
+    of them in one batch (what keeps a GPU busy)."""
+    height, width = images[0].shape
+    if any(image.shape != (height, width) for image in images):
+        raise ValueError("score_windows_batch needs images of one shape")
+    found: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in images]
     for scale in pyramid_scales(height, width, model.window, min_size, scale_factor):
         size = (max(round(width * scale), model.window), max(round(height * scale), model.window))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        level = cv2.resize(image, size, interpolation=interpolation)
-        tensor = torch.from_numpy(level).to(device, torch.float32)[None, None]
-        probs = torch.sigmoid(model(tensor))[0, 0].float().cpu().numpy()
-        rows, cols = np.nonzero(probs >= threshold)
-        if rows.size == 0:
-            continue
+        levels = np.stack([cv2.resize(image, size, interpolation=interpolation)
+                           for image in images])
+        tensor = torch.from_numpy(levels).to(device, torch.float32)[:, None]
+        probs = torch.sigmoid(model(tensor))[:, 0].float().cpu().numpy()
         sx, sy = width / size[0], height / size[1]  # exact back-projection per axis
-        boxes = np.stack([cols * model.stride * sx, rows * model.stride * sy,
-                          np.full(rows.shape, model.window * sx),
-                          np.full(rows.shape, model.window * sy)], axis=1)
-        all_boxes.append(boxes)
-        all_scores.append(probs[rows, cols])
-    if not all_boxes:
-        return np.zeros((0, 4)), np.zeros(0)
-    return np.concatenate(all_boxes), np.concatenate(all_scores).astype(np.float64)
+        for k, prob in enumerate(probs):
+            rows, cols = np.nonzero(prob >= threshold)
+            if rows.size == 0:
+                continue
+            found[k][0].append(np.stack([cols * model.stride * sx, rows * model.stride * sy,
+                                         np.full(rows.shape, model.window * sx),
+                                         np.full(rows.shape, model.window * sy)], axis=1))
+            found[k][1].append(prob[rows, cols])
+    return [(np.concatenate(boxes), np.concatenate(scores).astype(np.float64)) if boxes
+            else (np.zeros((0, 4)), np.zeros(0)) for boxes, scores in found]
 
 
 def crop_windows(image: np.ndarray, boxes: np.ndarray, window: int) -> np.ndarray:

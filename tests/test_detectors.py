@@ -242,3 +242,22 @@ def test_feature_response_known_answer(tmp_path):
     (tmp_path / "bad.xml").write_text("<opencv_storage><cascade/></opencv_storage>")
     with pytest.raises(ValueError, match="bad.xml: not an OpenCV HAAR cascade"):
         cascade_features(tmp_path / "bad.xml")
+
+
+def test_batched_detection_equals_one_image_at_a_time(tiny_model, tiny_dataset,
+                                                       default_config, astronaut):
+    """detect_many (the GPU path) gives each image the boxes detect gives it alone."""
+    truth = Manifest.load(tiny_dataset / "test.json")
+    images = [read_gray(truth.image_path(r)) for r in truth.images[:3]] + [astronaut]
+    detector = build_detector(default_config["detectors"]["cnn"], [str(tiny_model)])
+    together = detector.detect_many(images)
+    def table(boxes):
+        return np.array([b.to_list(with_score=True) for b in boxes]).reshape(-1, 5)
+
+    for image, boxes in zip(images, together, strict=True):
+        np.testing.assert_allclose(table(boxes), table(detector.detect(image)), atol=1e-5)
+    single, _ = run_detector(detector, truth, "cnn")
+    batched, seconds = run_detector(detector, truth, "cnn", batch_images=4)
+    assert len(seconds) == len(truth.images)
+    for a, b in zip(single.images, batched.images, strict=True):
+        np.testing.assert_allclose(table(a.boxes), table(b.boxes), atol=1e-5)

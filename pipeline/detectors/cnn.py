@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 from pipeline.boxes import Box
-from pipeline.cnn import FaceNet, crop_windows, load_checkpoint, resolve_device, score_windows
+from pipeline.cnn import (
+    FaceNet,
+    crop_windows,
+    load_checkpoint,
+    resolve_device,
+    score_windows,
+    score_windows_batch,
+)
 
 # Proposals overlapping more than this are near-duplicates: only the best is verified.
 PROPOSAL_NMS_IOU = 0.5
@@ -45,10 +52,23 @@ class CnnDetector:
                    settings["score_threshold"], settings["nms_iou"], settings["max_detections"])
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        boxes, scores = score_windows(self.model, image, self.min_size, self.scale_factor,
-                                      self.score_threshold, self.device)
-        keep = non_max_suppression(boxes, scores, self.nms_iou, self.max_detections)
-        return [Box(*map(float, boxes[k]), score=float(scores[k])) for k in keep]
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Box]]:
+        """Detections for several images; images of one shape share each pyramid pass."""
+        results: list[list[Box]] = [[] for _ in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        for indices in by_shape.values():
+            scored = score_windows_batch(self.model, [images[i] for i in indices],
+                                         self.min_size, self.scale_factor,
+                                         self.score_threshold, self.device)
+            for index, (boxes, scores) in zip(indices, scored, strict=True):
+                keep = non_max_suppression(boxes, scores, self.nms_iou, self.max_detections)
+                results[index] = [Box(*map(float, boxes[k]), score=float(scores[k]))
+                                  for k in keep]
+        return results
 
 
 @dataclass
