@@ -5,7 +5,7 @@ import skimage.data
 import torch
 
 from pipeline.boxes import Box, Manifest
-from pipeline.cnn import ARCHITECTURES, build_model, load_checkpoint, pyramid_scales, score_windows
+from pipeline.cnn import ARCHITECTURES, load_checkpoint, pyramid_scales, score_windows
 from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards, run_detector
 from pipeline.detectors.cnn import non_max_suppression
 from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
@@ -60,21 +60,24 @@ def test_registry_knows_the_detectors():
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_fully_convolutional_map_equals_patch_scores(architecture):
-    """Output cell (i, j) of the whole-image pass = the classifier on that 32x32 window."""
+    """Output cell (i, j) of the whole-image pass = the classifier on the window at
+    (stride * i, stride * j)."""
     torch.manual_seed(0)
-    model = build_model(architecture, 32).eval()
+    model = ARCHITECTURES[architecture]().eval()
+    window, stride = model.window, model.stride
     with torch.no_grad():  # non-trivial batch-norm statistics
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
-    image = torch.randint(0, 256, (1, 1, 64, 80)).float()
+    image = torch.randint(0, 256, (1, 1, 2 * window, 2 * window + 16)).float()
     with torch.no_grad():
         full = model(image)[0, 0]
-        assert full.shape == ((64 - 32) // 4 + 1, (80 - 32) // 4 + 1)
+        assert full.shape == (window // stride + 1, (window + 16) // stride + 1)
         for i in range(full.shape[0]):
             for j in range(full.shape[1]):
-                patch = image[:, :, 4 * i:4 * i + 32, 4 * j:4 * j + 32]
+                patch = image[:, :, stride * i:stride * i + window,
+                              stride * j:stride * j + window]
                 assert float(model(patch)) == pytest.approx(float(full[i, j]), abs=1e-4)
 
 
