@@ -55,25 +55,25 @@ def tiny_dataset(tiny_config: dict[str, Any], tmp_path_factory: pytest.TempPathF
     return out
 
 
+def _train_tiny(name: str, config: dict[str, Any], dataset: Path,
+                factory: pytest.TempPathFactory) -> Path:
+    from pipeline.training import train_cnn
+
+    out = factory.mktemp("models") / f"{name}.pt"
+    train_cnn(config["models"][name], dataset / "train.npz",
+              dataset / "train_backgrounds.json", out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tiny_config: dict[str, Any], tiny_dataset: Path,
                tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CNN checkpoint trained for a few seconds on the tiny dataset."""
-    from pipeline.training import train_cnn
-
-    out = tmp_path_factory.mktemp("models") / "cnn.pt"
-    train_cnn(tiny_config["models"]["cnn"], tiny_dataset / "train.npz",
-              tiny_dataset / "train_backgrounds.json", out)
-    return out
+    return _train_tiny("cnn", tiny_config, tiny_dataset, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def tiny_proposal_model(tiny_config: dict[str, Any], tiny_dataset: Path,
                         tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cascade's proposal net trained for a few seconds on the tiny dataset."""
-    from pipeline.training import train_cnn
-
-    out = tmp_path_factory.mktemp("models") / "proposal.pt"
-    train_cnn(tiny_config["models"]["proposal"], tiny_dataset / "train.npz",
-              tiny_dataset / "train_backgrounds.json", out)
-    return out
+    return _train_tiny("proposal", tiny_config, tiny_dataset, tmp_path_factory)
