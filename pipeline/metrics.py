@@ -100,12 +100,40 @@ class Curve:
 
     @property
     def recall(self) -> np.ndarray:
-        return self.true_positives / max(self.n_truth, 1)
+        return recall_of(self.true_positives, np.asarray(self.n_truth, dtype=float))
 
     @property
     def precision(self) -> np.ndarray:
-        total = self.true_positives + self.false_positives
-        return np.divide(self.true_positives, total, out=np.ones(len(total)), where=total > 0)
+        return precision_of(self.true_positives, self.false_positives)
+
+
+# The curve arithmetic below works on the last axis, so that the bootstrap
+# (pipeline.statistics) applies the very same formulas to many resampled curves at once.
+
+def recall_of(true_positives: np.ndarray, n_truth: np.ndarray) -> np.ndarray:
+    """TP / number of faces (0 where there are no faces); ``n_truth`` broadcasts."""
+    tp = np.asarray(true_positives, dtype=float)
+    truth = np.broadcast_to(n_truth, tp.shape)
+    return np.divide(tp, truth, out=np.zeros_like(tp), where=truth > 0)
+
+
+def precision_of(true_positives: np.ndarray, false_positives: np.ndarray) -> np.ndarray:
+    """TP / (TP + FP), 1 where nothing has been detected yet."""
+    tp = np.asarray(true_positives, dtype=float)
+    total = tp + false_positives
+    return np.divide(tp, total, out=np.ones_like(tp), where=total > 0)
+
+
+def envelope_area(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """All-point AP along the last axis: recall steps times the precision envelope (precision
+    made non-increasing in recall)."""
+    envelope = np.maximum.accumulate(precision[..., ::-1], axis=-1)[..., ::-1]
+    return (np.diff(recall, axis=-1, prepend=0.0) * envelope).sum(axis=-1)
+
+
+def rate_within(recall: np.ndarray, false_positives: np.ndarray, limit: int) -> np.ndarray:
+    """Highest recall along the last axis with at most ``limit`` false positives, else 0."""
+    return np.where(false_positives <= limit, recall, 0.0).max(axis=-1, initial=0.0)
 
 
 def pr_curve(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> Curve:
@@ -131,19 +159,17 @@ def average_precision(curve: Curve, recall_levels: np.ndarray | None = None) -> 
         return float("nan")
     if len(curve.thresholds) == 0:
         return 0.0
-    envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
     if recall_levels is not None:
+        envelope = np.maximum.accumulate(curve.precision[::-1])[::-1]
         index = np.searchsorted(curve.recall, recall_levels, side="left")
         reached = index < len(envelope)
         return float(np.where(reached, envelope[np.minimum(index, len(envelope) - 1)], 0).mean())
-    recall = np.r_[0.0, curve.recall]
-    return float(np.sum(np.diff(recall) * envelope))
+    return float(envelope_area(curve.recall, curve.precision))
 
 
 def detection_rate_at(curve: Curve, false_positives: int) -> float:
     """Highest recall reached with at most ``false_positives`` false positives in total."""
-    allowed = curve.false_positives <= false_positives
-    return float(curve.recall[allowed].max()) if allowed.any() else 0.0
+    return float(rate_within(curve.recall, curve.false_positives, false_positives))
 
 
 @dataclass

@@ -3,8 +3,8 @@
 One set of resamples of the test images (``samples`` x ``n_images`` image indices drawn with
 replacement, seeded) is shared by every detector and variant of a dataset, so differences
 between detectors and ratios between variants are paired: each resample compares the same
-images. Per resample, AP and detection rate are recomputed exactly as :mod:`pipeline.metrics`
-computes them on the resampled image set (an image drawn k times counts k times).
+images. Per resample, AP and detection rate are recomputed with the curve arithmetic of
+:mod:`pipeline.metrics` on the resampled image set (an image drawn k times counts k times).
 
 Intervals are percentile intervals; the two-sided p-value of a difference is
 ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.metrics import ImageMatches, matches_from_metrics
+from pipeline.metrics import (
+    ImageMatches,
+    envelope_area,
+    matches_from_metrics,
+    precision_of,
+    rate_within,
+    recall_of,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -65,14 +72,11 @@ def bootstrap_run(matches: list[ImageMatches], counts: np.ndarray,
         tp = np.cumsum(weights * hits, axis=1)[:, last_of_tie]
         fp = np.cumsum(weights * ~hits, axis=1)[:, last_of_tie]
         truth = n_truth[rows][:, None]
-        recall = np.divide(tp, truth, out=np.zeros_like(tp), where=truth > 0)
-        total = tp + fp
-        precision = np.divide(tp, total, out=np.ones_like(tp), where=total > 0)
-        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-        steps = np.diff(np.concatenate([np.zeros((tp.shape[0], 1)), recall], axis=1), axis=1)
-        ap[rows] = np.where(truth[:, 0] > 0, (steps * envelope).sum(axis=1), np.nan)
+        recall = recall_of(tp, truth)
+        ap[rows] = np.where(truth[:, 0] > 0, envelope_area(recall, precision_of(tp, fp)),
+                            np.nan)
         for n in fp_points:
-            rates[n][rows] = np.where(fp <= n, recall, 0.0).max(axis=1, initial=0.0)
+            rates[n][rows] = rate_within(recall, fp, n)
     return BootstrapCurves(ap, rates)
 
 
