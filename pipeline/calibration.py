@@ -10,6 +10,7 @@ fitting set, so a few bad matches do not move it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,11 @@ class BoxCalibration:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BoxCalibration:
+        """From a calibration file's dict (other keys, such as ``fitted_on``, are ignored)."""
+        return cls(**{k: values[k] for k in ("dx", "dy", "sw", "sh", "n_pairs")})
 
 
 def fit_calibration(truth: Manifest, detections: Manifest, min_iou: float = 0.3

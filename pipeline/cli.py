@@ -92,16 +92,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     truth, detections = Manifest.load(args.truth), Manifest.load(args.detections)
-    calibration = None
-    if args.calibration:
-        fitted = read_json(args.calibration)
-        calibration = BoxCalibration(**{k: fitted[k] for k in ("dx", "dy", "sw", "sh",
-                                                                "n_pairs")})
-        calibration.apply_to(detections)
+    fitted = read_json(args.calibration) if args.calibration else None
+    if fitted is not None:
+        BoxCalibration.from_dict(fitted).apply_to(detections)
     metrics = evaluate(truth, detections, Criterion.from_settings(settings),
                        settings["false_positive_points"])
     metrics = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant,
-               "box_calibration": fitted if calibration else None, **metrics}
+               "box_calibration": fitted, **metrics}
     LOG.info("%s on %s/%s: AP %.3f, %d faces, %d detections", args.detector, args.dataset,
              args.variant, metrics["average_precision"], metrics["n_faces"],
              metrics["n_detections"])

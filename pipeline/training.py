@@ -152,13 +152,23 @@ class Round:
 
     @property
     def n_val(self) -> int:
-        return max(len(self.order) // 10, 1)
+        return validation_size(len(self.order))
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         patches = np.concatenate([self.positives, self.negatives])
         labels = np.r_[np.ones(len(self.positives)), np.zeros(len(self.negatives))]
         return (torch.from_numpy(patches).float()[:, None],
                 torch.from_numpy(labels.astype(np.float32)))
+
+
+def validation_size(n_patches: int) -> int:
+    """How many of a round's patches are held out for validation (10%, at least one)."""
+    return max(n_patches // 10, 1)
+
+
+def steps_per_epoch(n_patches: int, batch_size: int) -> int:
+    """Optimiser steps in one pass over a round's training (non-validation) patches."""
+    return int(np.ceil((n_patches - validation_size(n_patches)) / batch_size))
 
 
 def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.ndarray,
@@ -169,7 +179,7 @@ def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.n
     if order is None:
         order = torch.randperm(n, generator=generator).numpy()
     optimizer = _optimizer(model, settings)
-    steps = settings["epochs"] * int(np.ceil((n - max(n // 10, 1)) / settings["batch_size"]))
+    steps = settings["epochs"] * steps_per_epoch(n, settings["batch_size"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return Round(index, positives, negatives, order, optimizer, schedule, scaler)
@@ -341,10 +351,9 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
             current = new_round(round_index, model, positives, negatives, settings, generator,
                                 device)
         x, y = current.tensors()
-        steps_per_epoch = int(np.ceil((len(y) - current.n_val) / settings["batch_size"]))
-        bar = progress(total=steps_per_epoch * settings["epochs"],
-                        initial=steps_per_epoch * current.next_epoch,
-                        desc=f"train round {round_index}", unit="step")
+        steps = steps_per_epoch(len(y), settings["batch_size"])
+        bar = progress(total=steps * settings["epochs"], initial=steps * current.next_epoch,
+                       desc=f"train round {round_index}", unit="step")
         while current.next_epoch < settings["epochs"]:
             row = run_epoch(model, current, x, y, settings, device, generator, bar)
             history.append(row)
