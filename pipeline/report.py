@@ -118,17 +118,21 @@ def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int)
             f"{_p(test['p_value'], samples)}, {level}% level).")
 
 
+def _row(cells: list[Any], tag: str = "td") -> str:
+    """One HTML table row, cell text escaped."""
+    return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+
 def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
     head = ["detector", "dataset", "variant", "images", "faces", "detections", "AP",
             "AP / AP original"] + [f"DR @ {n} FP" for n in fp_points] + ["ms / image"]
-    lines = ["<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    lines = ["<table>", _row(head, "th")]
     for r in rows:
         cells = [r["detector"], r["dataset"], r["variant"], r["n_images"], r["n_faces"],
                  r["n_detections"], _fmt(r["average_precision"]), _fmt(r.get("relative_ap"))]
         cells += [_fmt(r["detection_rate_at_fp"].get(str(n))) for n in fp_points]
         cells.append(_fmt(r.get("ms_per_image_mean"), 1))
-        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-                     + "</tr>")
+        lines.append(_row(cells))
     lines.append("</table>")
     return "\n".join(lines)
 
@@ -168,13 +172,12 @@ def _group_table(runs: list[dict[str, Any]], fp: int) -> str:
     head = ["detector", "dataset", "variant", "group", "images", "faces", "AP",
             f"DR @ {fp} FP"]
     lines = ["<h2>Results by image group</h2><table>",
-             "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+             _row(head, "th")]
     for run, label, group in rows:
         cells = [run["detector"], run["dataset"], run["variant"], label, group["n_images"],
                  group["n_faces"], _fmt(group["average_precision"]),
                  _fmt(group["detection_rate_at_fp"].get(str(fp)))]
-        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-                     + "</tr>")
+        lines.append(_row(cells))
     return "\n".join(lines + ["</table>"])
 
 
