@@ -5,6 +5,7 @@ Method, one rule per stage:
                     scenes (embedded data, annotated real sets, face folders, Yale B)
   2. make_variant   the same test images, altered (original / shadow / cartoon / shadow sweep)
   3. train_cnn      train the CNN face classifier with hard-negative mining
+     train_haar     train a Viola-Jones cascade on the same faces and scenes (OpenCV XML)
   4. detect         run each detector on each variant of each dataset, in image shards
      merge_detections  join the shards; wall time per image goes to results/timing/
   5. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import evaluated_datasets, resolve_data_paths, validate_config
-from pipeline.detectors import model_names
+from pipeline.detectors import model_files, model_names
 from pipeline.figures import FIGURES
 from pipeline.variants import variant_instances, sweep_name
 
@@ -44,6 +45,7 @@ DATASET_VARIANTS = {
 }
 DETECTORS = config["detectors"]
 MODELS = sorted({name for d in DETECTORS.values() for name in model_names(d)})
+TRAINED_CASCADES = sorted({d["trained_cascade"] for d in DETECTORS.values() if "trained_cascade" in d})
 SWEEP = config["shadow_sweep"]
 SHARDS = config["execution"]["detection_shards"]
 
@@ -102,17 +104,22 @@ rule make_variant:
         "--settings {params.settings:q} --out {params.out} 2> {log}"
 
 
-def training_inputs(wc):
-    dataset = config["models"][wc.model]["train_dataset"]
-    return {
-        "train": f"results/data/{dataset}/train.npz",
-        "backgrounds": f"results/data/{dataset}/train_backgrounds.json",
-    }
+def training_inputs(section):
+    """The training faces and face-free scenes of a ``models:`` / ``cascades:`` entry."""
+
+    def inputs(wc):
+        dataset = config[section][wc.model]["train_dataset"]
+        return {
+            "train": f"results/data/{dataset}/train.npz",
+            "backgrounds": f"results/data/{dataset}/train_backgrounds.json",
+        }
+
+    return inputs
 
 
 rule train_cnn:
     input:
-        unpack(training_inputs),
+        unpack(training_inputs("models")),
     output:
         "results/models/{model}.pt",
     params:
@@ -128,11 +135,29 @@ rule train_cnn:
         "2> {log}"
 
 
+rule train_haar:
+    input:
+        unpack(training_inputs("cascades")),
+    output:
+        cascade="results/models/{model}.xml",
+        history="results/models/{model}.stages.json",
+    params:
+        settings=lambda wc: as_json(config["cascades"][wc.model]),
+    threads: workflow.cores
+    log:
+        "results/logs/train_haar/{model}.log",
+    benchmark:
+        "results/benchmarks/train_haar/{model}.tsv"
+    shell:
+        "{PIPELINE} train-haar --settings {params.settings:q} --train {input.train} "
+        "--backgrounds {input.backgrounds} --out {output.cascade} "
+        "--history {output.history} --threads {threads} 2> {log}"
+
+
 def detection_inputs(wc):
-    models = model_names(DETECTORS[wc.detector])
     return {
         "manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json",
-        "models": [f"results/models/{name}.pt" for name in models],
+        "models": model_files(DETECTORS[wc.detector]),
     }
 
 
@@ -279,7 +304,11 @@ FIGURE_SETTINGS = {
         "names": [sweep_name(SWEEP["variant"], s) for s in SWEEP["strengths"]],
     },
     "example_variants": EXAMPLE_VARIANTS,
-    "haar_cascades": {n: d["cascade"] for n, d in DETECTORS.items() if d["kind"] == "haar"},
+    "haar_cascades": {
+        name: d.get("cascade") or model_files(d)[0]
+        for name, d in DETECTORS.items()
+        if d["kind"] == "haar"
+    },
     "example_images": config["report"]["example_images"],
     "fp_for_summary": config["report"]["fp_for_summary"],
 }
@@ -301,6 +330,7 @@ rule figures:
             variant=EXAMPLE_VARIANTS,
         ),
         models=expand("results/models/{model}.pt", model=MODELS),
+        cascades=expand("results/models/{model}.xml", model=TRAINED_CASCADES),
     output:
         [
             report(f"results/figures/{name}", category="Figures",
@@ -334,6 +364,7 @@ rule report:
         statistics="results/summary/statistics.json",
         complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
+        cascades=expand("results/models/{model}.stages.json", model=TRAINED_CASCADES),
     output:
         "results/report/index.html",
     params:
@@ -343,4 +374,4 @@ rule report:
     shell:
         "{PIPELINE} report --settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --complexity {input.complexity} "
-        "--figures {input.figures} --out {output} 2> {log}"
+        "--figures {input.figures} --cascades {input.cascades} --out {output} 2> {log}"

@@ -68,6 +68,19 @@ def cmd_train_cnn(args: argparse.Namespace) -> None:
     train_cnn(_settings(args), args.train, args.backgrounds, args.out)
 
 
+def cmd_train_haar(args: argparse.Namespace) -> None:
+    from pipeline.cascade_training import train_cascade
+    from pipeline.cnn import resolve_device
+    from pipeline.io import write_json
+
+    _set_threads(args.threads)
+    settings = _settings(args)
+    device = str(resolve_device(settings["device"]))
+    history = train_cascade(settings, args.train, args.backgrounds, args.out, device)
+    write_json(args.history, {"settings": settings, "device": device, "stages": history,
+                              "train_seconds": sum(row["seconds"] for row in history)})
+
+
 def cmd_detect(args: argparse.Namespace) -> None:
     from pipeline.detectors import detect_to_file
 
@@ -147,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from pipeline.report import write_report
 
     write_report(_settings(args), args.summary, args.statistics, args.figures, args.out,
-                 args.complexity)
+                 args.complexity, args.cascades)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--train", required=True, help="train.npz with faces and nonfaces")
     sub.add_argument("--backgrounds", required=True, help="manifest of face-free scenes")
     sub.add_argument("--out", required=True, help="checkpoint file to write")
+    sub.add_argument("--threads", type=int, default=2)
+
+    sub = add("train-haar", cmd_train_haar, "train a Viola-Jones cascade, write OpenCV XML")
+    sub.add_argument("--train", required=True, help="train.npz with faces and nonfaces")
+    sub.add_argument("--backgrounds", required=True, help="manifest of face-free scenes")
+    sub.add_argument("--out", required=True, help="cascade XML to write")
+    sub.add_argument("--history", required=True, help="per-stage training record (JSON)")
     sub.add_argument("--threads", type=int, default=2)
 
     sub = add("detect", cmd_detect, "run one detector over a manifest's images")
@@ -249,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--summary", required=True, help="summary.json")
     sub.add_argument("--statistics", required=True, help="statistics.json")
     sub.add_argument("--complexity", help="complexity.json (per-layer network table)")
+    sub.add_argument("--cascades", nargs="*", default=[],
+                     help="training records of trained cascades (<name>.stages.json)")
     sub.add_argument("--figures", nargs="+", required=True)
     sub.add_argument("--out", required=True)
     return parser

@@ -76,17 +76,23 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
                     f"detectors.{name}.{key}: '{detector[key]}' is not a key of models "
                     f"({', '.join(config['models']) or 'none defined'})"
                 )
+    for name, detector in config["detectors"].items():
+        trained = detector.get("trained_cascade")
+        if trained is not None and trained not in config["cascades"]:
+            messages.append(f"detectors.{name}.trained_cascade: '{trained}' is not a key of "
+                            f"cascades ({', '.join(config['cascades']) or 'none defined'})")
     for name, model in config["models"].items():
         expected = 16 if model["architecture"] == "proposal" else 32
         if model["window"] != expected:
             messages.append(f"models.{name}.window: {model['architecture']} takes "
                             f"{expected}x{expected} windows, not {model['window']}")
-    for name, model in config["models"].items():
-        if model["train_dataset"] not in config["datasets"]:
-            messages.append(
-                f"models.{name}.train_dataset: '{model['train_dataset']}' is not a key of "
-                f"datasets ({', '.join(config['datasets'])})"
-            )
+    for section in ("models", "cascades"):
+        for name, model in config[section].items():
+            if model["train_dataset"] not in config["datasets"]:
+                messages.append(
+                    f"{section}.{name}.train_dataset: '{model['train_dataset']}' is not a key "
+                    f"of datasets ({', '.join(config['datasets'])})"
+                )
     sweep = config["shadow_sweep"]
     if sweep["strengths"]:
         base = config["variants"].get(sweep["variant"])

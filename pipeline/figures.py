@@ -279,8 +279,10 @@ def first_layer(model: Any, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
     """Per CNN: first-layer filters and the feature maps of one face in each variant; for the
     Haar cascade: the features of its first stage and the first one's response per variant."""
+    from pipeline.cascade import stage_features
     from pipeline.cnn import load_checkpoint
-    from pipeline.detectors.haar import cascade_features, cascade_path, feature_response
+    from pipeline.detectors.haar import cascade_path
+    from pipeline.haar_features import feature_values
 
     variants = settings["example_variants"]
     cascades = settings.get("haar_cascades", {})
@@ -298,23 +300,23 @@ def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
             axes[i, j].imshow(_mosaic(maps[:8], 4), cmap="magma")
             axes[i, j].set_title(f"{name}: feature maps, {variant}", fontsize=9)
     for i, (detector, cascade) in enumerate(cascades.items(), start=len(settings["models"])):
-        (width, height), features = cascade_features(cascade_path(cascade))
+        (width, height), features = stage_features(cascade_path(cascade))
         faces = example_faces(settings, results, width)
         panel = np.full((len(features), height, width), 0.5)
         for k, feature in enumerate(features):
-            for x, y, w, h, weight in feature:
+            for x, y, w, h, weight in feature[feature[:, 4] != 0]:
                 panel[k, int(y):int(y + h), int(x):int(x + w)] = 1.0 if weight > 0 else 0.0
         axes[i, 0].imshow(_mosaic(panel, 3), cmap="gray", vmin=0, vmax=1)
         axes[i, 0].set_title(f"{detector}: stage-1 Haar features\n(white +, black -)",
                              fontsize=9)
         for j, variant in enumerate(variants, start=1):
             axes[i, j].imshow(faces[variant], cmap="gray", vmin=0, vmax=255)
-            for x, y, w, h, weight in features[0]:
+            for x, y, w, h, weight in features[0][features[0][:, 4] != 0]:
                 axes[i, j].add_patch(plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False,
                                                    color="white" if weight > 0 else "black",
                                                    lw=1.5))
-            value = feature_response(faces[variant], features[0])
-            axes[i, j].set_title(f"{detector}: feature 1 = {value:+.2f}, {variant}", fontsize=9)
+            value = feature_values(faces[variant][None], features[:1])[0, 0]
+            axes[i, j].set_title(f"{detector}: feature 1 = {value:+.3g}, {variant}", fontsize=9)
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])

@@ -207,6 +207,37 @@ def _complexity_section(complexity: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+def _cascade_section(histories: dict[str, dict[str, Any]]) -> str:
+    """Per trained cascade: training set-up, time and one row per stage."""
+    if not histories:
+        return ""
+    lines = ["<h2>Viola-Jones cascades trained here</h2>"]
+    for name, record in histories.items():
+        stages, setup = record["stages"], record["settings"]
+        weak = sum(row["weak_classifiers"] for row in stages)
+        lines.append(
+            f"<p><b>{html.escape(name)}</b>: trained on {html.escape(setup['train_dataset'])} "
+            f"({setup['window']}x{setup['window']} window, {setup['max_features'] or 'all'} "
+            f"candidate features, device {html.escape(record['device'])}) in "
+            f"{record['train_seconds']:.0f} s: {len(stages)} stages, {weak} weak classifiers. "
+            f"Stage targets: detection rate {setup['stage_detection_rate']}, false positive "
+            f"rate {setup['stage_false_positive_rate']}; overall false positive target "
+            f"{setup['target_false_positive_rate']:g}. Rates are on each stage's own training "
+            "windows (negatives: scene windows the earlier stages accept).</p>")
+        head = ["stage", "weak classifiers", "DR", "FPR", "overall DR", "overall FPR",
+                "positives", "negatives", "seconds"]
+        lines += ["<table>", _row(head, "th")]
+        for row in stages:
+            lines.append(_row([row["stage"], row["weak_classifiers"],
+                               _fmt(row["detection_rate"], 4),
+                               _fmt(row["false_positive_rate"], 4),
+                               _fmt(row["overall_detection_rate"], 4),
+                               f"{row['overall_false_positive_rate']:.2e}",
+                               row["positives"], row["negatives"], f"{row['seconds']:.1f}"]))
+        lines.append("</table>")
+    return "\n".join(lines)
+
+
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;line-height:1.45}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}
 th{background:#eee}img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#444}
@@ -215,8 +246,13 @@ pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}"""
 
 def write_report(settings: dict[str, Any], summary_path: str | Path,
                  statistics_path: str | Path, figures: list[str], out: str | Path,
-                 complexity_path: str | Path | None = None) -> None:
+                 complexity_path: str | Path | None = None,
+                 cascade_histories: list[str] | None = None) -> None:
+    """Write the HTML report; ``cascade_histories`` are train-haar records
+    (``<name>.stages.json``)."""
     summary = read_json(summary_path)
+    histories = {Path(p).name.removesuffix(".stages.json"): read_json(p)
+                 for p in cascade_histories or []}
     complexity = read_json(complexity_path) if complexity_path else None
     statistics = read_json(statistics_path)
     main = [r for r in summary["runs"] if r["variant"] in settings["main_variants"]]
@@ -238,6 +274,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
         _group_table(summary["runs"], statistics["settings"]["fp_for_summary"]),
         _protocol(summary["runs"]),
+        _cascade_section(histories),
         _complexity_section(complexity),
         "<h2>Figures</h2>",
     ]

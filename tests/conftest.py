@@ -18,6 +18,10 @@ TINY_OVERRIDES: dict[str, Any] = {
                "hard_negatives_per_round": 200, "epochs": 2, "batch_size": 64}
         for name in ("cnn", "proposal")
     },
+    "cascades": {
+        "haar_trained": {"positives_per_face": 8, "negatives_per_stage": 400,
+                         "max_features": 1500, "max_stages": 4, "max_weak_per_stage": 30}
+    },
     "statistics": {"bootstrap_samples": 200},
     "execution": {"detection_shards": 2},
     "report": {"example_images": 2},

@@ -62,3 +62,17 @@ def test_module_entry_point_prints_help():
     for command in ("build-dataset", "make-variant", "train-cnn", "detect", "evaluate",
                     "summarise", "figures", "report"):
         assert command in result.stdout
+
+
+def test_train_haar_from_the_command_line(tiny_dataset, tiny_config, tmp_path):
+    from pipeline.cascade import Cascade
+
+    settings = dict(tiny_config["cascades"]["haar_trained"], device="cpu", max_stages=2)
+    main(["train-haar", "--settings", json.dumps(settings),
+          "--train", str(tiny_dataset / "train.npz"),
+          "--backgrounds", str(tiny_dataset / "train_backgrounds.json"),
+          "--out", str(tmp_path / "vj.xml"), "--history", str(tmp_path / "vj.stages.json")])
+    record = read_json(tmp_path / "vj.stages.json")
+    assert record["settings"] == settings and record["device"] == "cpu"
+    assert len(record["stages"]) == len(Cascade.read_xml(tmp_path / "vj.xml").stages) == 2
+    assert record["train_seconds"] == pytest.approx(sum(r["seconds"] for r in record["stages"]))

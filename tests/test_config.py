@@ -19,6 +19,14 @@ def test_default_config_is_valid(default_config):
     (lambda c: c["report"].__setitem__("fp_for_summary", 7), "report.fp_for_summary"),
     (lambda c: c["models"]["cnn"].__setitem__("optimizer", "rmsprop"), "models.cnn.optimizer"),
     (lambda c: c.__setitem__("extra", 1), "<top level>"),
+    (lambda c: c["detectors"]["haar_trained"].__setitem__("trained_cascade", "nosuch"),
+     "detectors.haar_trained.trained_cascade"),
+    (lambda c: c["detectors"]["haar_trained"].__setitem__("cascade", "default"),
+     "detectors.haar_trained"),
+    (lambda c: c["cascades"]["haar_trained"].__setitem__("train_dataset", "nosuch"),
+     "cascades.haar_trained.train_dataset"),
+    (lambda c: c["cascades"]["haar_trained"].__setitem__("stage_false_positive_rate", 1.0),
+     "cascades.haar_trained.stage_false_positive_rate"),
 ])
 def test_errors_name_the_key(default_config, mutate, key):
     config = copy.deepcopy(default_config)

@@ -8,7 +8,7 @@ from pipeline.boxes import Box, Manifest
 from pipeline.cnn import ARCHITECTURES, load_checkpoint, pyramid_scales, score_windows
 from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards, run_detector
 from pipeline.detectors.cnn import non_max_suppression
-from pipeline.detectors.haar import BUNDLED_CASCADES, HaarDetector, cascade_path
+from pipeline.detectors.haar import BUNDLED_CASCADES, cascade_path
 from pipeline.io import read_gray, read_json
 from pipeline.metrics import evaluate
 
@@ -33,7 +33,7 @@ def test_haar_finds_the_astronaut_face(astronaut, default_config):
 def test_every_bundled_cascade_loads(name, astronaut, default_config):
     settings = dict(default_config["detectors"]["haar"], cascade=name)
     assert cascade_path(name).is_file()
-    assert isinstance(HaarDetector.from_settings(settings).detect(astronaut), list)
+    assert isinstance(build_detector(settings).detect(astronaut), list)
 
 
 def test_haar_scores_order_detections_like_level_weights(default_config):
@@ -222,29 +222,32 @@ def test_checkpoints_with_code_objects_are_refused(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED_CASCADES))
-def test_cascade_features_parse(name):
-    from pipeline.detectors.haar import cascade_features
+def test_stage_features_parse(name):
+    from pipeline.cascade import stage_features
 
-    (width, height), features = cascade_features(cascade_path(name))
+    (width, height), features = stage_features(cascade_path(name))
     assert (width, height) in {(24, 24), (20, 20)} and len(features) >= 2
-    for feature in features:
-        assert 2 <= len(feature) <= 3
-        for x, y, w, h, _ in feature:
+    for rects in features:
+        used = rects[rects[:, 4] != 0]
+        assert 2 <= len(used) <= 3
+        for x, y, w, h, _ in used:
             assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
 
 
-def test_feature_response_known_answer(tmp_path):
-    from pipeline.detectors.haar import cascade_features, feature_response
+def test_feature_value_known_answer():
+    from pipeline.haar_features import feature_values
 
-    band = [(0, 0, 24, 24, -1.0), (0, 8, 24, 8, 3.0)]  # middle band brighter than the window
+    band = np.array([[(0, 0, 24, 24, -1.0), (0, 8, 24, 8, 3.0), (0, 0, 0, 0, 0.0)]],
+                    np.float32)  # middle band brighter than the window
     patch = np.zeros((24, 24), np.uint8)
     patch[8:16] = 200
-    assert feature_response(patch, band) > 1.0
-    assert feature_response(255 - patch, band) < -1.0
-    assert feature_response(patch * 0.5 + 20, band) == pytest.approx(feature_response(patch, band))
-    (tmp_path / "bad.xml").write_text("<opencv_storage><cascade/></opencv_storage>")
-    with pytest.raises(ValueError, match="bad.xml: not an OpenCV HAAR cascade"):
-        cascade_features(tmp_path / "bad.xml")
+    patches = np.array([patch, 255 - patch, (patch * 0.5 + 20).astype(np.uint8)])
+    values = feature_values(patches, band)[0]
+    # sum = 2 * 200 * 8 * 24; normaliser = inner area (22 x 22) x inner std
+    inner = patch[1:-1, 1:-1].astype(np.float64)
+    assert values[0] == pytest.approx(2 * 200 * 8 * 24 / (inner.size * inner.std()), rel=1e-6)
+    assert values[1] == pytest.approx(-values[0], rel=1e-6)
+    assert values[2] == pytest.approx(values[0], rel=1e-6)
 
 
 def test_batched_detection_equals_one_image_at_a_time(tiny_model, tiny_dataset,

@@ -52,7 +52,7 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
         rows = list(csv.DictReader(handle))
     variants = {"original", "shadow", "cartoon", "shadow_sweep_0.00", "shadow_sweep_0.50"}
     assert {(r["detector"], r["variant"]) for r in rows} == {
-        (d, v) for d in ("haar", "cnn", "cnn_cascade") for v in variants}
+        (d, v) for d in ("haar", "haar_trained", "cnn", "cnn_cascade") for v in variants}
     for row in rows:
         assert 0.0 <= float(row["average_precision"]) <= 1.0
         assert float(row["ms_per_image_mean"]) > 0
@@ -63,7 +63,11 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     assert "Network complexity" in html and "googlenet" in html
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
     assert "Claim check" in html and "bootstrap" in html
-    for stage in ("build_dataset", "make_variant", "train_cnn", "detect", "evaluate"):
+    assert "Viola-Jones cascades trained here" in html
+    trained = workdir / "results/models/haar_trained.xml"
+    assert "<stageType>BOOST</stageType>" in trained.read_text()
+    for stage in ("build_dataset", "make_variant", "train_cnn", "train_haar", "detect",
+                  "evaluate"):
         assert any((workdir / "results/logs" / stage).rglob("*.log")), stage
         assert any((workdir / "results/benchmarks" / stage).rglob("*.tsv")), stage
 
@@ -78,7 +82,7 @@ def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
     changed = write_config(workdir / "shadow.yaml", deep_update(
         TINY_OVERRIDES, {"variants": {"shadow": {"strength": 0.4}}}))
     counts = job_counts(snakemake(workdir, changed, "-n"))
-    assert counts == {"make_variant": 1, "detect": 6, "merge_detections": 3, "evaluate": 3,
+    assert counts == {"make_variant": 1, "detect": 8, "merge_detections": 4, "evaluate": 4,
                       "statistics": 1, "summarise": 1, "figures": 1, "report": 1, "all": 1}
 
 
@@ -92,8 +96,20 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
     # shards; the proposal model is not retrained
     assert counts["train_cnn"] == 1 and counts["detect"] == 20
     assert "--out results/models/proposal.pt" not in output
-    assert "--name cnn" in output and "--name haar" not in output
+    assert "--name cnn" in output and not re.search(r"--name haar\b", output)
     assert "build_dataset" not in counts and "make_variant" not in counts
+    assert "train_haar" not in counts and "--name haar_trained" not in output
+
+
+def test_cascade_training_change_reruns_only_the_trained_cascade(finished_run):
+    workdir, config = finished_run
+    changed = write_config(workdir / "cascade.yaml", deep_update(
+        TINY_OVERRIDES, {"cascades": {"haar_trained": {"max_stages": 3}}}))
+    output = snakemake(workdir, changed, "-n", "--printshellcmds")
+    assert job_counts(output) == {"train_haar": 1, "detect": 10, "merge_detections": 5,
+                                  "evaluate": 5, "statistics": 1, "summarise": 1,
+                                  "figures": 1, "report": 1, "all": 1}
+    assert "--name haar_trained" in output and not re.search(r"--name (haar|cnn)\b", output)
 
 
 def test_snakemake_report_with_captions(finished_run):
@@ -114,4 +130,4 @@ def test_slurm_profile_asks_a_gpu_for_training_only():
     assert profile["executor"] == "slurm"
     assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
     gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
-    assert gpu_rules == {"train_cnn"} and "gpu" not in profile["default-resources"]
+    assert gpu_rules == {"train_cnn", "train_haar"} and "gpu" not in profile["default-resources"]

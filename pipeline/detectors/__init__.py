@@ -23,9 +23,14 @@ class Detector(Protocol):
 
 
 def _haar(settings: dict[str, Any], models: list[str]) -> Detector:
-    from pipeline.detectors.haar import HaarDetector
+    from pipeline.detectors.haar import HaarDetector, cascade_path
 
-    return HaarDetector.from_settings(settings)
+    if "trained_cascade" in settings:
+        if len(models) != 1:
+            raise ValueError("a haar detector with trained_cascade needs the trained cascade "
+                             "XML (--model)")
+        return HaarDetector.from_file(models[0], settings)
+    return HaarDetector.from_file(cascade_path(settings["cascade"]), settings)
 
 
 def _cnn(settings: dict[str, Any], models: list[str]) -> Detector:
@@ -54,8 +59,16 @@ DETECTORS: dict[str, Callable[[dict[str, Any], list[str]], Detector]] = {
 
 
 def model_names(settings: dict[str, Any]) -> list[str]:
-    """The ``models:`` entries a detector needs, in the order its factory takes them."""
+    """The ``models:`` (CNN) entries a detector needs, in the order its factory takes them."""
     return [settings[key] for key in ("proposal_model", "model") if key in settings]
+
+
+def model_files(settings: dict[str, Any], folder: str = "results/models") -> list[str]:
+    """The trained files a detector needs, in the order its factory takes them: CNN
+    checkpoints ``<name>.pt``, or a trained cascade ``<name>.xml``."""
+    if "trained_cascade" in settings:
+        return [f"{folder}/{settings['trained_cascade']}.xml"]
+    return [f"{folder}/{name}.pt" for name in model_names(settings)]
 
 
 def build_detector(settings: dict[str, Any], models: str | list[str] | None = None

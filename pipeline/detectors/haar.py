@@ -41,8 +41,9 @@ class HaarDetector:
     equalize_hist: bool
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> HaarDetector:
-        path = cascade_path(settings["cascade"])
+    def from_file(cls, path: str | Path, settings: dict[str, Any]) -> HaarDetector:
+        """The cascade XML at ``path`` with the detector ``settings`` (scale_factor, ...)."""
+        path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: Haar cascade XML not found")
         try:
@@ -65,39 +66,8 @@ class HaarDetector:
             outputRejectLevels=True,
         )
         weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-        return [Box(float(x), float(y), float(w), float(h), float(s))
-                for (x, y, w, h), s in zip(np.asarray(rects).reshape(-1, 4), weights,
-                                           strict=True)]
-
-
-HaarRect = tuple[float, float, float, float, float]  # x, y, w, h, weight in the window
-
-
-def cascade_features(path: str | Path, stage: int = 0
-                     ) -> tuple[tuple[int, int], list[list[HaarRect]]]:
-    """Window size (w, h) and the Haar features of one stage of an OpenCV cascade XML, in the
-    order of the stage's weak classifiers; each feature is a list of weighted rectangles
-    (negative weight: the region must be darker)."""
-    import xml.etree.ElementTree as ET
-
-    path = Path(path)
-    try:
-        cascade = ET.parse(path).getroot().find("cascade")
-        window = (int(cascade.findtext("width")), int(cascade.findtext("height")))
-        features = [[tuple(float(v) for v in rect.text.split()) for rect in feature.find("rects")]
-                    for feature in cascade.find("features")]
-        weak = cascade.find("stages")[stage].find("weakClassifiers")
-        indices = [int(node.findtext("internalNodes").split()[2]) for node in weak]
-    except (ET.ParseError, AttributeError, IndexError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: not an OpenCV HAAR cascade in the current XML format "
-                         f"({error!r})") from error
-    return window, [features[i] for i in indices]
-
-
-def feature_response(patch: np.ndarray, feature: list[HaarRect]) -> float:
-    """The feature's value on a window-sized patch after the Viola-Jones variance
-    normalisation: sum over rectangles of weight x mean normalised intensity."""
-    values = patch.astype(np.float64)
-    values = (values - values.mean()) / (values.std() + 1e-9)
-    return float(sum(weight * values[int(y):int(y + height), int(x):int(x + width)].mean()
-                     for x, y, width, height, weight in feature))
+        boxes = [Box(float(x), float(y), float(w), float(h), float(s))
+                 for (x, y, w, h), s in zip(np.asarray(rects).reshape(-1, 4), weights,
+                                            strict=True)]
+        # OpenCV's threads return rects in a varying order: sort, so runs give equal files.
+        return sorted(boxes, key=lambda b: (-b.score, b.x, b.y, b.w, b.h))

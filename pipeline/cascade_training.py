@@ -1,0 +1,251 @@
+"""Training a Viola-Jones attentional cascade of boosted Haar stumps, saved as OpenCV XML.
+
+Positives are the CNN's training faces with the same augmentation; stage 0's negatives are
+random windows of the face-free scenes (and the dataset's face-free patches); every later
+stage's negatives are bootstrapped: windows of the face-free scenes that the cascade trained so
+far still accepts. Each stage boosts stumps until, with its threshold lowered to keep
+``stage_detection_rate`` of the positives, it passes at most ``stage_false_positive_rate`` of
+its negatives; stages are added until the product of the stage false positive rates reaches
+``target_false_positive_rate``, ``max_stages`` is reached, or the scenes run out of windows
+that the cascade accepts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.boosting import (
+    SortedFeatures,
+    best_stump,
+    initial_weights,
+    reweight,
+    stump_weight,
+)
+from pipeline.boxes import overlap_matrix
+from pipeline.cascade import Cascade, Stage, Stump, stage_threshold
+from pipeline.haar_features import enumerate_features, feature_values, variance_norm
+from pipeline.io import progress
+from pipeline.training import MAX_FACE_OVERLAP, Scene, augment_faces, load_backgrounds
+
+LOG = logging.getLogger(__name__)
+
+
+def candidate_features(settings: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """The features boosting chooses from: the grid of ``position_step`` / ``size_step``, then
+    a random ``max_features`` of them (0: all), (F, 3, 5)."""
+    features = enumerate_features(settings["window"], settings["position_step"],
+                                  settings["size_step"])
+    limit = settings["max_features"]
+    if 0 < limit < len(features):
+        features = features[np.sort(rng.choice(len(features), limit, replace=False))]
+    return features
+
+
+def classifiable(patches: np.ndarray) -> np.ndarray:
+    """The patches OpenCV classifies at all (std above 10 grey levels)."""
+    return patches[variance_norm(patches)[1]]
+
+
+def pyramid_scales(window: tuple[int, int], image_size: tuple[int, int], scale_factor: float
+                   ) -> dict[int, float]:
+    """OpenCV's detectMultiScale pyramid for an image (width, height): detected window width ->
+    the float32 scale of the level it came from (factor 1, x scale_factor, ...)."""
+    scales: dict[int, float] = {}
+    factor = 1.0
+    while round(window[0] * factor) <= image_size[0] and round(window[1] * factor) <= image_size[1]:
+        scale = float(np.float32(factor))
+        scales.setdefault(int(np.floor(window[0] * scale + 0.5)), scale)
+        factor *= scale_factor
+    return scales
+
+
+def opencv_windows(image: np.ndarray, rects: np.ndarray, window: tuple[int, int],
+                   scale_factor: float) -> np.ndarray:
+    """The window-sized patches (M, h, w) that OpenCV classified to report ``rects`` (N, 4):
+    each rect's pyramid level rebuilt as OpenCV builds it (INTER_LINEAR_EXACT resize).
+
+    OpenCV clips reported rects to the image, so a rect's level is found from its longer side;
+    rects that match no level (clipped on both sides) are left out.
+    """
+    height, width = image.shape
+    scales = pyramid_scales(window, (width, height), scale_factor)
+    levels: dict[float, np.ndarray] = {}
+    out = []
+    for x, y, w, h in rects.astype(int):
+        scale = scales.get(max(w, h))
+        if scale is None:
+            continue
+        if scale not in levels:
+            size = (int(np.floor(width / scale + 0.5)), int(np.floor(height / scale + 0.5)))
+            levels[scale] = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR_EXACT)
+        left, top = int(np.floor(x / scale + 0.5)), int(np.floor(y / scale + 0.5))
+        patch = levels[scale][top:top + window[1], left:left + window[0]]
+        if patch.shape == (window[1], window[0]):
+            out.append(patch)
+    return np.array(out, np.uint8).reshape(-1, window[1], window[0])
+
+
+def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_factor: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Up to ``count`` random windows of ``scenes`` (away from their faces) that ``cascade``
+    accepts, (M, h, w) uint8, and how many accepted windows the scenes hold.
+
+    OpenCV scans every scene with the cascade (no grouping); the accepted windows are rebuilt
+    from their pyramid level and kept when the project's own evaluation accepts them too.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cascade.xml"
+        cascade.write_xml(path)
+        classifier = cv2.CascadeClassifier(str(path))
+    found = []
+    for index, scene in enumerate(scenes):
+        rects = np.asarray(classifier.detectMultiScale(
+            scene.image, scaleFactor=scale_factor, minNeighbors=0,
+            minSize=cascade.window), dtype=float).reshape(-1, 4)
+        if len(scene.faces) and len(rects):
+            rects = rects[overlap_matrix(rects, scene.faces).max(axis=1) < MAX_FACE_OVERLAP]
+        found.append(np.c_[np.full(len(rects), index), rects].astype(np.int64))
+    windows = np.concatenate(found) if found else np.zeros((0, 5), np.int64)
+    chosen = windows[np.sort(rng.permutation(len(windows))[:count])]
+    patches = np.concatenate([
+        opencv_windows(scenes[i].image, chosen[chosen[:, 0] == i, 1:], cascade.window,
+                       scale_factor) for i in np.unique(chosen[:, 0])
+    ]) if len(chosen) else np.zeros((0, cascade.window[1], cascade.window[0]), np.uint8)
+    passed, _ = cascade.evaluate(patches)
+    accepted = patches[passed == len(cascade.stages)]
+    if len(accepted) < len(patches):
+        LOG.warning("%d of %d windows OpenCV accepted are rejected by the own evaluation",
+                    len(patches) - len(accepted), len(patches))
+    return accepted, len(windows)
+
+
+def stage_zero_negatives(nonfaces: np.ndarray, scenes: list[Scene], count: int, window: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """The dataset's face-free patches resized to the window, topped up with random windows of
+    the face-free scenes to ``count``."""
+    from pipeline.training import random_windows
+
+    resized = np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
+                        for p in nonfaces], dtype=np.uint8).reshape(-1, window, window)
+    resized = classifiable(resized)[:count]
+    extra = random_windows(scenes, 2 * (count - len(resized)), window, window, rng)
+    return np.concatenate([resized, classifiable(extra)])[:count]
+
+
+def stage_rates(scores: np.ndarray, labels: np.ndarray, detection_rate: float
+                ) -> tuple[float, float, float]:
+    """The highest threshold that keeps ``detection_rate`` of the positives, and the detection
+    and false positive rates OpenCV will see with it (it compares with threshold - 1e-5)."""
+    positive = np.sort(scores[labels == 1])[::-1]
+    keep = max(math.ceil(detection_rate * len(positive) - 1e-9), 1)
+    threshold = float(positive[keep - 1])
+    passes = scores >= stage_threshold(threshold)
+    return threshold, float(passes[labels == 1].mean()), float(passes[labels == 0].mean())
+
+
+def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any],
+                device: str, desc: str) -> tuple[Stage, dict[str, float]]:
+    """Boost stumps on feature values (F, N) until the stage meets its rate targets."""
+    sorted_features = SortedFeatures.build(values, device)
+    weights = initial_weights(labels)
+    scores = np.zeros(len(labels))
+    stumps: list[Stump] = []
+    bar = progress(total=settings["max_weak_per_stage"], desc=desc, unit="stump")
+    for _ in range(settings["max_weak_per_stage"]):
+        weak = best_stump(sorted_features, labels, weights)
+        alpha = stump_weight(weak.error)
+        row = values[weak.feature]
+        weights = reweight(weights, labels, weak.predict(row), alpha)
+        left, right = (-alpha, alpha) if weak.polarity == 1 else (alpha, -alpha)
+        stump = Stump(weak.feature, weak.threshold, float(np.float32(left)),
+                      float(np.float32(right)))
+        stumps.append(stump)
+        scores += np.where(row < np.float32(stump.threshold), np.float32(stump.left),
+                           np.float32(stump.right)).astype(np.float64)
+        threshold, detection, false_positive = stage_rates(
+            scores, labels, settings["stage_detection_rate"])
+        bar.update(1)
+        bar.set_postfix(DR=f"{detection:.3f}", FPR=f"{false_positive:.3f}")
+        if false_positive <= settings["stage_false_positive_rate"]:
+            break
+    bar.close()
+    return Stage(stumps, threshold), {"detection_rate": detection,
+                                      "false_positive_rate": false_positive}
+
+
+def train_cascade(settings: dict[str, Any], train_npz: str | Path,
+                  backgrounds_json: str | Path, out_path: str | Path,
+                  device: str = "cpu") -> list[dict[str, Any]]:
+    """Train a cascade as ``settings`` (a ``cascades:`` entry) say; write OpenCV XML.
+
+    Returns one row per stage: weak classifiers, its detection and false positive rate on its
+    training windows, the cascade's overall rates so far, negatives used and seconds.
+    """
+    rng = np.random.default_rng(settings["seed"])
+    window = settings["window"]
+    with np.load(train_npz) as data:
+        faces, nonfaces = data["faces"], data["nonfaces"]
+    scenes = load_backgrounds(backgrounds_json)
+    if len(faces) == 0 or not scenes:
+        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
+    candidates = candidate_features(settings, rng)
+    pool = augment_faces(faces, settings["positives_per_face"], window, rng)
+    positives = classifiable(pool)
+    LOG.info("training a %dx%d cascade on %s: %d faces -> %d positives (%d too flat for "
+             "OpenCV), %d face-free scenes, %d candidate features, device %s", window, window,
+             train_npz, len(faces), len(positives), len(pool) - len(positives), len(scenes),
+             len(candidates), device)
+    trained = Cascade((window, window), candidates)
+    history: list[dict[str, Any]] = []
+    overall_fpr, start = 1.0, time.perf_counter()
+    count = settings["negatives_per_stage"]
+    for index in range(settings["max_stages"]):
+        stage_start = time.perf_counter()
+        compact = trained.compact()
+        if index == 0:
+            negatives, available = stage_zero_negatives(nonfaces, scenes, count, window, rng), None
+        else:
+            negatives, available = mine_negatives(compact, scenes, count,
+                                                  settings["mining_scale_factor"], rng)
+        if len(negatives) < settings["min_negatives"]:
+            LOG.info("stopping before stage %d: the scenes hold %d windows the cascade accepts "
+                     "(%d usable), fewer than min_negatives=%d", index, available or 0,
+                     len(negatives), settings["min_negatives"])
+            break
+        stage_positives = positives[compact.evaluate(positives)[0] == len(compact.stages)]
+        labels = np.r_[np.ones(len(stage_positives), int), np.zeros(len(negatives), int)]
+        values = feature_values(np.concatenate([stage_positives, negatives]), candidates)
+        stage, rates = train_stage(values, labels, settings, device, f"stage {index}")
+        trained.stages.append(stage)
+        overall_fpr *= rates["false_positive_rate"]
+        overall_dr = float(np.mean(trained.compact().evaluate(positives)[0]
+                                   == len(trained.stages)))
+        row = {"stage": index, "weak_classifiers": len(stage.stumps), **rates,
+               "overall_detection_rate": overall_dr, "overall_false_positive_rate": overall_fpr,
+               "positives": len(stage_positives), "negatives": len(negatives),
+               "accepted_scene_windows": available,
+               "seconds": time.perf_counter() - stage_start}
+        history.append(row)
+        LOG.info("stage %d: %d features, DR %.4f, FPR %.4f (overall DR %.4f, FPR %.2e), "
+                 "%d positives, %d negatives, %.1f s", index, len(stage.stumps),
+                 rates["detection_rate"], rates["false_positive_rate"], overall_dr,
+                 overall_fpr, len(stage_positives), len(negatives), row["seconds"])
+        if overall_fpr <= settings["target_false_positive_rate"]:
+            LOG.info("target false positive rate %.2e reached",
+                     settings["target_false_positive_rate"])
+            break
+    seconds = time.perf_counter() - start
+    final = trained.compact()
+    LOG.info("trained %d stages, %d weak classifiers in %.1f s", len(final.stages),
+             final.n_weak, seconds)
+    final.write_xml(out_path, {"stages": len(final.stages), "weak": final.n_weak,
+                               "seconds": round(seconds, 1), "train": Path(train_npz).name})
+    return history
