@@ -12,10 +12,12 @@ that the cascade accepts.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,15 @@ from pipeline.boosting import (
 from pipeline.boxes import overlap_matrix
 from pipeline.cascade import Cascade, Stage, Stump, stage_threshold
 from pipeline.haar_features import enumerate_features, feature_values, variance_norm
-from pipeline.io import progress
-from pipeline.training import MAX_FACE_OVERLAP, Scene, augment_faces, load_backgrounds
+from pipeline.io import progress, read_json, write_json
+from pipeline.training import (
+    MAX_FACE_OVERLAP,
+    Scene,
+    augment_faces,
+    file_digest,
+    load_training_data,
+    resume_path,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -177,25 +186,56 @@ def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any]
         if false_positive <= settings["stage_false_positive_rate"]:
             break
     bar.close()
+    if false_positive > settings["stage_false_positive_rate"]:
+        LOG.warning("%s: false positive rate %.3f after max_weak_per_stage=%d weak "
+                    "classifiers, above the target %.3f", desc, false_positive, len(stumps),
+                    settings["stage_false_positive_rate"])
     return Stage(stumps, threshold), {"detection_rate": detection,
                                       "false_positive_rate": false_positive}
 
 
+def save_state(path: Path, key: dict[str, Any], cascade: Cascade,
+               history: list[dict[str, Any]], rng: np.random.Generator) -> None:
+    """The stages so far (stumps index the candidate features), their record and the random
+    state, so that a killed run continues after its last finished stage."""
+    stages = [{"threshold": stage.threshold,
+               "stumps": [[s.feature, s.threshold, s.left, s.right] for s in stage.stumps]}
+              for stage in cascade.stages]
+    write_json(path, {"key": json.dumps(key, sort_keys=True), "stages": stages,
+                      "history": history, "rng": rng.bit_generator.state})
+
+
+def load_state(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state when it belongs to the same settings and inputs, else None."""
+    if not path.exists():
+        return None
+    try:
+        state = read_json(path)
+        stages = [Stage([Stump(int(f), t, left, right) for f, t, left, right in stage["stumps"]],
+                        stage["threshold"]) for stage in state["stages"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        LOG.warning("%s: unreadable resume state (%s); training from the start", path, error)
+        return None
+    if state["key"] != json.dumps(key, sort_keys=True):
+        LOG.warning("%s: resume state is for other settings or inputs; training from the start",
+                    path)
+        return None
+    return {**state, "stages": stages}
+
+
 def train_cascade(settings: dict[str, Any], train_npz: str | Path,
-                  backgrounds_json: str | Path, out_path: str | Path,
-                  device: str = "cpu") -> list[dict[str, Any]]:
+                  backgrounds_json: str | Path, out_path: str | Path, device: str = "cpu",
+                  on_stage_end: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Train a cascade as ``settings`` (a ``cascades:`` entry) say; write OpenCV XML.
 
     Returns one row per stage: weak classifiers, its detection and false positive rate on its
-    training windows, the cascade's overall rates so far, negatives used and seconds.
+    training windows, the cascade's overall rates so far, negatives used and seconds. After
+    every stage the state is saved beside ``out_path``; a killed run resumes there and ends
+    with the same cascade. ``on_stage_end(stage)`` is called after each save.
     """
     rng = np.random.default_rng(settings["seed"])
     window = settings["window"]
-    with np.load(train_npz) as data:
-        faces, nonfaces = data["faces"], data["nonfaces"]
-    scenes = load_backgrounds(backgrounds_json)
-    if len(faces) == 0 or not scenes:
-        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
+    faces, nonfaces, scenes = load_training_data(train_npz, backgrounds_json)
     candidates = candidate_features(settings, rng)
     pool = augment_faces(faces, settings["positives_per_face"], window, rng)
     positives = classifiable(pool)
@@ -205,10 +245,22 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
              len(candidates), device)
     trained = Cascade((window, window), candidates)
     history: list[dict[str, Any]] = []
-    overall_fpr, start = 1.0, time.perf_counter()
+    key = {"settings": settings,
+           "inputs": [file_digest(train_npz), file_digest(backgrounds_json)]}
+    state_file = resume_path(out_path)
+    state = load_state(state_file, key)
+    if state is not None:
+        trained.stages, history = state["stages"], state["history"]
+        rng.bit_generator.state = state["rng"]
+        LOG.info("resuming from %s after stage %d", state_file, len(history) - 1)
     count = settings["negatives_per_stage"]
-    for index in range(settings["max_stages"]):
-        stage_start = time.perf_counter()
+    while len(trained.stages) < settings["max_stages"]:
+        overall_fpr = history[-1]["overall_false_positive_rate"] if history else 1.0
+        if overall_fpr <= settings["target_false_positive_rate"]:
+            LOG.info("target false positive rate %.2e reached",
+                     settings["target_false_positive_rate"])
+            break
+        index, stage_start = len(trained.stages), time.perf_counter()
         compact = trained.compact()
         if index == 0:
             negatives, available = stage_zero_negatives(nonfaces, scenes, count, window, rng), None
@@ -225,11 +277,11 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         values = feature_values(np.concatenate([stage_positives, negatives]), candidates)
         stage, rates = train_stage(values, labels, settings, device, f"stage {index}")
         trained.stages.append(stage)
-        overall_fpr *= rates["false_positive_rate"]
         overall_dr = float(np.mean(trained.compact().evaluate(positives)[0]
                                    == len(trained.stages)))
         row = {"stage": index, "weak_classifiers": len(stage.stumps), **rates,
-               "overall_detection_rate": overall_dr, "overall_false_positive_rate": overall_fpr,
+               "overall_detection_rate": overall_dr,
+               "overall_false_positive_rate": overall_fpr * rates["false_positive_rate"],
                "positives": len(stage_positives), "negatives": len(negatives),
                "accepted_scene_windows": available,
                "seconds": time.perf_counter() - stage_start}
@@ -237,15 +289,19 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         LOG.info("stage %d: %d features, DR %.4f, FPR %.4f (overall DR %.4f, FPR %.2e), "
                  "%d positives, %d negatives, %.1f s", index, len(stage.stumps),
                  rates["detection_rate"], rates["false_positive_rate"], overall_dr,
-                 overall_fpr, len(stage_positives), len(negatives), row["seconds"])
-        if overall_fpr <= settings["target_false_positive_rate"]:
-            LOG.info("target false positive rate %.2e reached",
-                     settings["target_false_positive_rate"])
-            break
-    seconds = time.perf_counter() - start
+                 row["overall_false_positive_rate"], len(stage_positives), len(negatives),
+                 row["seconds"])
+        save_state(state_file, key, trained, history, rng)
+        if on_stage_end is not None:
+            on_stage_end(index)
+    seconds = sum(row["seconds"] for row in history)
     final = trained.compact()
+    if not final.stages:
+        raise ValueError(f"{train_npz}: not even one stage could be trained (too few "
+                         "face-free windows in the scenes?)")
     LOG.info("trained %d stages, %d weak classifiers in %.1f s", len(final.stages),
              final.n_weak, seconds)
     final.write_xml(out_path, {"stages": len(final.stages), "weak": final.n_weak,
-                               "seconds": round(seconds, 1), "train": Path(train_npz).name})
+                               "train": Path(train_npz).name, "seed": settings["seed"]})
+    state_file.unlink(missing_ok=True)
     return history

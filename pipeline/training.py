@@ -235,6 +235,18 @@ def load_backgrounds(manifest_path: str | Path) -> list[Scene]:
     return scenes
 
 
+def load_training_data(train_npz: str | Path, backgrounds_json: str | Path
+                       ) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
+    """Training faces (N, h, w), face-free patches (M, h, w) and face-free scenes; raises
+    ``ValueError`` naming the file when there are no faces or no scenes."""
+    with np.load(train_npz) as data:
+        faces, nonfaces = data["faces"], data["nonfaces"]
+    scenes = load_backgrounds(backgrounds_json)
+    if len(faces) == 0 or not scenes:
+        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
+    return faces, nonfaces, scenes
+
+
 def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -300,11 +312,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     window = settings["window"]
-    with np.load(train_npz) as data:
-        faces, nonfaces = data["faces"], data["nonfaces"]
-    backgrounds = load_backgrounds(backgrounds_json)
-    if len(faces) == 0 or not backgrounds:
-        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
+    faces, nonfaces, backgrounds = load_training_data(train_npz, backgrounds_json)
     LOG.info("training %s on %s: %d faces, %d face-free patches, %d face-free scenes, "
              "device %s", settings["architecture"], train_npz, len(faces), len(nonfaces),
              len(backgrounds), device)

@@ -379,3 +379,22 @@ def test_mined_negatives_pass_the_cascade_and_avoid_faces(tiny_cascade):
     everywhere = np.array([[0.0, 0.0, 160.0, 120.0]])  # the whole scene is a face
     mined, available = mine_negatives(cascade, [Scene(image, everywhere)], 50, 1.2, rng)
     assert available == 0 and len(mined) == 0
+
+
+def test_interrupted_training_resumes_to_the_same_cascade(tmp_path):
+    train, scenes = write_synthetic_training_set(tmp_path / "data", seed=1)
+    settings = dict(TINY_CASCADE, max_stages=3, target_false_positive_rate=1e-9)
+    whole = train_cascade(settings, train, scenes, tmp_path / "whole.xml")
+
+    def stop_after_first(stage: int) -> None:
+        if stage == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_cascade(settings, train, scenes, tmp_path / "resumed.xml",
+                      on_stage_end=stop_after_first)
+    assert not (tmp_path / "resumed.xml").exists()
+    resumed = train_cascade(settings, train, scenes, tmp_path / "resumed.xml")
+    assert [r["weak_classifiers"] for r in resumed] == [r["weak_classifiers"] for r in whole]
+    assert (tmp_path / "resumed.xml").read_bytes() == (tmp_path / "whole.xml").read_bytes()
+    assert not list(tmp_path.glob(".*.resume"))
