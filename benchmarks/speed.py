@@ -1,5 +1,6 @@
-"""Detection speed of every configured detector on the same images, and CNN training
-throughput per architecture (prints measured numbers; not a test).
+"""Detection speed of every configured detector on the same images, CNN training throughput
+per architecture, and the cost of one boosting round of the cascade trainer (prints measured
+numbers; not a test).
 
 Run after the default workflow (it reads its variant images and trained models):
 
@@ -24,7 +25,7 @@ import torch
 from pipeline.boxes import Manifest
 from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
 from pipeline.config import load_config
-from pipeline.detectors import build_detector, model_names
+from pipeline.detectors import build_detector, model_files
 from pipeline.io import read_gray
 
 
@@ -37,7 +38,7 @@ def detection_speed(config: dict, manifest_path: Path, models: Path, threads: in
     print(f"\ndetection, {len(images)} images of about {shape[1]}x{shape[0]}, {threads} "
           f"thread(s):")
     for name, settings in config["detectors"].items():
-        paths = [str(models / f"{m}.pt") for m in model_names(settings)]
+        paths = model_files(settings, str(models))
         if not all(Path(p).exists() for p in paths):
             print(f"  {name:12s} skipped: train its models first ({', '.join(paths)})")
             continue
@@ -80,6 +81,27 @@ def training_throughput(batch: int = 128, steps: int = 30) -> None:
         print(f"  {name:10s} {rate:9.0f} patches/s")
 
 
+def boosting_round(samples: int = 10_000, features: int = 6_000, rounds: int = 5) -> None:
+    """Seconds per best-stump search over all features and thresholds (one boosting round)."""
+    from pipeline.boosting import SortedFeatures, best_stump, initial_weights
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(features, samples)).astype(np.float32)
+    labels = (rng.random(samples) < 0.5).astype(int)
+    weights = initial_weights(labels)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"\nboosting, {samples} windows x {features} features:")
+    for device in devices:
+        start = time.perf_counter()
+        sorted_features = SortedFeatures.build(values, device)
+        sort_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(rounds):
+            best_stump(sorted_features, labels, weights)
+        print(f"  {device:4s} sort once {sort_seconds:6.2f} s, "
+              f"{(time.perf_counter() - start) / rounds:6.3f} s per round")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,6 +115,7 @@ def main() -> None:
     for threads in args.threads:
         detection_speed(config, Path(args.manifest), Path(args.models), threads)
     training_throughput()
+    boosting_round()
 
 
 if __name__ == "__main__":
