@@ -22,12 +22,13 @@ CHUNK_FEATURES = 2048
 
 @dataclass
 class SortedFeatures:
-    """Feature values (F, N) float32, each row's ascending sample order (F, N), and where a
-    row's consecutive sorted values are equal (F, N - 1) bool (no threshold fits there)."""
+    """Feature values (F, N) float32, each row's ascending sample order (F, N), and ``closed``
+    (F, N) bool: no threshold fits after sorted position i because the next value is equal
+    (or there is no next value)."""
 
     values: np.ndarray
     order: Any
-    tie: Any
+    closed: Any
 
     @classmethod
     def build(cls, values: np.ndarray, device: str = "cpu") -> SortedFeatures:
@@ -36,11 +37,12 @@ class SortedFeatures:
         import torch
 
         ordered, order = torch.sort(torch.from_numpy(values).to(device), dim=1, stable=True)
-        tie = ordered[:, 1:] == ordered[:, :-1]
+        closed = torch.ones_like(ordered, dtype=torch.bool)
+        closed[:, :-1] = ordered[:, 1:] == ordered[:, :-1]
         del ordered
         if torch.device(device).type == "cpu":
-            return cls(values, order.numpy().astype(np.int32), tie.numpy())
-        return cls(values, order, tie)
+            return cls(values, order.numpy().astype(np.int32), closed.numpy())
+        return cls(values, order, closed)
 
     def threshold(self, feature: int, position: int) -> float:
         """A float32 threshold strictly above sorted value ``position`` and at most the next."""
@@ -85,13 +87,13 @@ def best_stump(features: SortedFeatures, labels: np.ndarray, weights: np.ndarray
     best = (math.inf, 0, 0, 1)  # error, feature, position, polarity
     n_features = features.values.shape[0]
     for start in range(0, n_features, CHUNK_FEATURES):
-        cumulative = _cumsum_rows(signed[features.order[start:start + CHUNK_FEATURES]])[:, :-1]
-        tie = features.tie[start:start + CHUNK_FEATURES]
+        cumulative = _cumsum_rows(signed[features.order[start:start + CHUNK_FEATURES]])
+        closed = features.closed[start:start + CHUNK_FEATURES]
         width = cumulative.shape[1]
-        cumulative[tie] = math.inf  # lowest D: best "value >= threshold -> face" stump
+        _masked_fill(cumulative, closed, math.inf)  # lowest D: best "value >= t -> face"
         flat = int(cumulative.argmin())
         candidates = [(total_neg + float(cumulative.reshape(-1)[flat]), flat, 1)]
-        cumulative[tie] = -math.inf  # highest D: best opposite stump
+        _masked_fill(cumulative, closed, -math.inf)  # highest D: best opposite stump
         flat = int(cumulative.argmax())
         candidates.append((total_pos - float(cumulative.reshape(-1)[flat]), flat, -1))
         for error, flat, polarity in candidates:
@@ -117,6 +119,14 @@ def _cumsum_rows(values: Any) -> Any:
         torch.cumsum(view, 1, out=view)
         return values
     return values.cumsum_(1)
+
+
+def _masked_fill(values: Any, mask: Any, fill: float) -> None:
+    """values[mask] = fill, in place, for numpy arrays and torch tensors."""
+    if isinstance(values, np.ndarray):
+        np.copyto(values, np.float32(fill), where=mask)
+    else:
+        values.masked_fill_(mask, fill)
 
 
 def stump_weight(error: float, floor: float = 1e-10) -> float:

@@ -121,6 +121,7 @@ def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_fact
             minSize=cascade.window), dtype=float).reshape(-1, 4)
         if len(scene.faces) and len(rects):
             rects = rects[overlap_matrix(rects, scene.faces).max(axis=1) < MAX_FACE_OVERLAP]
+        rects = rects[np.lexsort(rects.T[::-1])]  # OpenCV's threads return a varying order
         found.append(np.c_[np.full(len(rects), index), rects].astype(np.int64))
     windows = np.concatenate(found) if found else np.zeros((0, 5), np.int64)
     chosen = windows[np.sort(rng.permutation(len(windows))[:count])]

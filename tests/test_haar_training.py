@@ -202,7 +202,7 @@ def test_best_stump_equals_brute_force(backend):
     features = SortedFeatures.build(values)
     if backend == "torch":  # the GPU code path, run on the CPU
         features = SortedFeatures(values, torch.from_numpy(features.order).long(),
-                                  torch.from_numpy(features.tie))
+                                  torch.from_numpy(features.closed))
     stump = best_stump(features, labels, weights)
     assert stump.error == pytest.approx(brute_force_stump(values, labels, weights), abs=1e-6)
     assert stump.feature != 9
