@@ -66,12 +66,13 @@ def classifiable(patches: np.ndarray) -> np.ndarray:
 def pyramid_scales(window: tuple[int, int], image_size: tuple[int, int], scale_factor: float
                    ) -> dict[int, float]:
     """OpenCV's detectMultiScale pyramid for an image (width, height): detected window width ->
-    the float32 scale of the level it came from (factor 1, x scale_factor, ...)."""
+    the float32 scale of the level it came from (factor 1, x scale_factor, ...). Python's
+    round() rounds half to even, as OpenCV's cvRound does."""
     scales: dict[int, float] = {}
     factor = 1.0
     while round(window[0] * factor) <= image_size[0] and round(window[1] * factor) <= image_size[1]:
         scale = float(np.float32(factor))
-        scales.setdefault(int(np.floor(window[0] * scale + 0.5)), scale)
+        scales.setdefault(round(window[0] * scale), scale)
         factor *= scale_factor
     return scales
 
@@ -93,9 +94,9 @@ def opencv_windows(image: np.ndarray, rects: np.ndarray, window: tuple[int, int]
         if scale is None:
             continue
         if scale not in levels:
-            size = (int(np.floor(width / scale + 0.5)), int(np.floor(height / scale + 0.5)))
+            size = (round(width / scale), round(height / scale))
             levels[scale] = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR_EXACT)
-        left, top = int(np.floor(x / scale + 0.5)), int(np.floor(y / scale + 0.5))
+        left, top = round(x / scale), round(y / scale)
         patch = levels[scale][top:top + window[1], left:left + window[0]]
         if patch.shape == (window[1], window[0]):
             out.append(patch)
