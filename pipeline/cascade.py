@@ -31,6 +31,12 @@ class Stump:
     left: float
     right: float
 
+    def leaves(self, values: np.ndarray) -> np.ndarray:
+        """The leaf each window lands in, (N,) float64, from its feature values (N,) float32;
+        compared and summed as OpenCV does (float threshold and leaves)."""
+        below = values < np.float32(self.threshold)
+        return np.where(below, np.float32(self.left), np.float32(self.right)).astype(np.float64)
+
 
 @dataclass
 class Stage:
@@ -75,17 +81,16 @@ class Cascade:
         _, valid = variance_norm(patches)
         passed = np.where(valid, 0, -1)
         score = np.zeros(len(patches))
-        alive = valid.copy()
-        values = feature_values(patches, self.features) if len(self.features) else None
+        index = np.flatnonzero(valid)  # windows still in the cascade
+        values = feature_values(patches[index], self.features) if len(self.features) else None
         for stage in self.stages:
-            index = np.flatnonzero(alive)
             if index.size == 0:
                 break
-            sums = stage_sums(stage, values[:, index])
+            sums = stage_sums(stage, values)
             score[index] = sums
             ok = sums >= stage_threshold(stage.threshold)
             passed[index[ok]] += 1
-            alive[index[~ok]] = False
+            index, values = index[ok], values[:, ok]
         return passed, score
 
     def write_xml(self, path: str | Path, params: dict[str, Any] | None = None) -> None:
@@ -195,9 +200,7 @@ def stage_sums(stage: Stage, values: np.ndarray) -> np.ndarray:
     """Leaf sums of one stage, (N,) float64, from feature values (K, N) indexed by stump."""
     total = np.zeros(values.shape[1])
     for stump in stage.stumps:
-        below = values[stump.feature] < np.float32(stump.threshold)
-        total += np.where(below, np.float32(stump.left), np.float32(stump.right)
-                          ).astype(np.float64)
+        total += stump.leaves(values[stump.feature])
     return total
 
 

@@ -179,8 +179,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any]
         stump = Stump(weak.feature, weak.threshold, float(np.float32(left)),
                       float(np.float32(right)))
         stumps.append(stump)
-        scores += np.where(row < np.float32(stump.threshold), np.float32(stump.left),
-                           np.float32(stump.right)).astype(np.float64)
+        scores += stump.leaves(row)
         threshold, detection, false_positive = stage_rates(
             scores, labels, settings["stage_detection_rate"])
         bar.update(1)
@@ -256,6 +255,8 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         rng.bit_generator.state = state["rng"]
         LOG.info("resuming from %s after stage %d", state_file, len(history) - 1)
     count = settings["negatives_per_stage"]
+    # The positives that pass every stage so far: the next stage's positives.
+    passing = trained.compact().evaluate(positives)[0] == len(trained.stages)
     while len(trained.stages) < settings["max_stages"]:
         overall_fpr = history[-1]["overall_false_positive_rate"] if history else 1.0
         if overall_fpr <= settings["target_false_positive_rate"]:
@@ -263,24 +264,23 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
                      settings["target_false_positive_rate"])
             break
         index, stage_start = len(trained.stages), time.perf_counter()
-        compact = trained.compact()
         if index == 0:
             negatives, available = stage_zero_negatives(nonfaces, scenes, count, window, rng), None
         else:
-            negatives, available = mine_negatives(compact, scenes, count,
+            negatives, available = mine_negatives(trained.compact(), scenes, count,
                                                   settings["mining_scale_factor"], rng)
         if len(negatives) < settings["min_negatives"]:
             LOG.info("stopping before stage %d: the scenes hold %d windows the cascade accepts "
                      "(%d usable), fewer than min_negatives=%d", index, available or 0,
                      len(negatives), settings["min_negatives"])
             break
-        stage_positives = positives[compact.evaluate(positives)[0] == len(compact.stages)]
+        stage_positives = positives[passing]
         labels = np.r_[np.ones(len(stage_positives), int), np.zeros(len(negatives), int)]
         values = feature_values(np.concatenate([stage_positives, negatives]), candidates)
         stage, rates = train_stage(values, labels, settings, device, f"stage {index}")
         trained.stages.append(stage)
-        overall_dr = float(np.mean(trained.compact().evaluate(positives)[0]
-                                   == len(trained.stages)))
+        passing = trained.compact().evaluate(positives)[0] == len(trained.stages)
+        overall_dr = float(passing.mean())
         row = {"stage": index, "weak_classifiers": len(stage.stumps), **rates,
                "overall_detection_rate": overall_dr,
                "overall_false_positive_rate": overall_fpr * rates["false_positive_rate"],
