@@ -47,6 +47,8 @@ DETECTORS = config["detectors"]
 MODELS = sorted({name for d in DETECTORS.values() for name in model_names(d)})
 TRAINED_CASCADES = sorted({d["trained_cascade"] for d in DETECTORS.values() if "trained_cascade" in d})
 SWEEP = config["shadow_sweep"]
+# The smallest face every compared detector searches: smaller faces are counted per dataset.
+SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
 SHARDS = config["execution"]["detection_shards"]
 
 
@@ -124,7 +126,7 @@ rule train_cnn:
         "results/models/{model}.pt",
     params:
         settings=lambda wc: as_json(config["models"][wc.model]),
-    threads: workflow.cores
+    threads: config["execution"]["training_threads"]
     log:
         "results/logs/train_cnn/{model}.log",
     benchmark:
@@ -143,7 +145,7 @@ rule train_haar:
         history="results/models/{model}.stages.json",
     params:
         settings=lambda wc: as_json(config["cascades"][wc.model]),
-    threads: workflow.cores
+    threads: config["execution"]["training_threads"]
     log:
         "results/logs/train_haar/{model}.log",
     benchmark:
@@ -236,6 +238,7 @@ rule evaluate:
         "results/metrics/{detector}/{dataset}/{variant}.json",
     params:
         settings=as_json(config["evaluation"]),
+        search_min_size=SEARCH_MIN_SIZE,
         calibration=lambda wc, input: (
             f"--calibration {input.calibration}" if input.calibration else ""
         ),
@@ -246,6 +249,7 @@ rule evaluate:
     shell:
         "{PIPELINE} evaluate --settings {params.settings:q} --truth {input.truth} "
         "--detections {input.detections} {params.calibration} "
+        "--search-min-size {params.search_min_size} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} "
         "--variant {wildcards.variant} --out {output} 2> {log}"
 

@@ -1,15 +1,24 @@
-"""Peak memory of the per-image stages as the test set grows (prints measured numbers).
+"""Peak memory of the per-image stages as the test set and the images grow (prints measured
+numbers).
 
-Builds the embedded dataset with N scenes for each N given, then runs the shadow variant, the
-Haar detector and the evaluation on it, each stage in a fresh process, and prints each
-stage's peak resident memory (MiB) and wall time. Memory that stays flat as N grows shows that
-images are streamed, not held.
+Test set size: builds the embedded dataset with N scenes for each N given, then runs the
+shadow variant, the Haar detector and the evaluation on it, each stage in a fresh process, and
+prints each stage's peak resident memory (MiB) and wall time. Memory that stays flat as N
+grows shows that images are streamed, not held.
+
+Image size (``--megapixels``): one test image of each size (a sample scene resized, with
+faces of the embedded dataset pasted in), detected by the Haar cascade and by the CNN
+detectors (trained models of a finished run, ``--models``), each in a fresh process. The CNN
+scores pyramid levels in tiles (``tile_size``), so its peak memory grows with the image itself
+(a few bytes per pixel), not with the network's activations over the whole image.
 
     python benchmarks/memory_scaling.py 100 1000
+    python benchmarks/memory_scaling.py --megapixels 0.3 4 64
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -18,7 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
+
 from pipeline.config import load_config
+from pipeline.detectors import model_files
 
 
 def stage(args: list[str]) -> tuple[float, float]:
@@ -68,5 +80,56 @@ def _isolated(args: list[str]) -> tuple[float, float]:
     return float(out[-2]), float(out[-1])
 
 
+def image_of(megapixels: float, out: Path) -> Path:
+    """A 4:3 grayscale test image of ``megapixels`` with four faces, and its manifest."""
+    from pipeline.boxes import Box, ImageRecord, Manifest
+    from pipeline.datasets import lfw_patches, load_background, paste_face
+    from pipeline.io import write_image
+
+    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = round(width * 3 / 4)
+    scene = cv2.resize(load_background("coffee"), (width, height), interpolation=cv2.INTER_LINEAR)
+    faces, _ = lfw_patches()
+    side = max(48, width // 8)
+    boxes = [Box(x, height // 3, side, side) for x in (width // 10, width // 2)]
+    for face, box in zip(faces, boxes, strict=False):
+        paste_face(scene, face, box)
+    write_image(out / "image.png", scene)
+    Manifest("ground_truth", out, [ImageRecord("image.png", width, height, boxes)]).save(
+        out / "manifest.json")
+    return out / "manifest.json"
+
+
+def image_sizes(megapixels: list[float], models: Path) -> None:
+    config = load_config()
+    detectors = {name: d for name, d in config["detectors"].items()
+                 if all((models / Path(f).name).is_file() for f in model_files(d))}
+    skipped = sorted(set(config["detectors"]) - set(detectors))
+    if skipped:
+        print(f"(no trained models in {models} for {', '.join(skipped)}: run snakemake first)")
+    print(f"{'megapixels':>10} {'detector':>14} {'peak MiB':>9} {'seconds':>8}")
+    for size in megapixels:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = image_of(size, Path(tmp))
+            for name, settings in detectors.items():
+                files = [str(models / Path(f).name) for f in model_files(settings)]
+                args = ["detect", "--settings", json.dumps(settings), "--manifest",
+                        str(manifest), "--name", name, "--out", f"{tmp}/det.json",
+                        "--timing", f"{tmp}/time.json", *(["--model", *files] if files else [])]
+                peak, seconds = _isolated(args)
+                print(f"{size:>10g} {name:>14} {peak:>9.0f} {seconds:>8.1f}", flush=True)
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100, 1000])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenes", nargs="*", type=int, help="test set sizes (default 100 1000)")
+    parser.add_argument("--megapixels", nargs="+", type=float,
+                        help="image sizes to measure instead of test set sizes")
+    parser.add_argument("--models", type=Path, default=Path("results/models"),
+                        help="trained models of a finished run (default results/models)")
+    args = parser.parse_args()
+    if args.megapixels:
+        image_sizes(args.megapixels, args.models)
+    else:
+        main(args.scenes or [100, 1000])

@@ -22,22 +22,36 @@ LOG = logging.getLogger("pipeline.cli")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The stage settings from ``--settings`` JSON or ``--config`` + ``--section``."""
-    if args.settings is not None:
-        try:
-            return json.loads(args.settings)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"--settings: not valid JSON ({error})") from error
-    if args.config is None or args.section is None:
-        raise SystemExit("give --settings JSON, or --config FILE with --section KEY.PATH")
-    from pipeline.config import load_config
+    """The stage settings from ``--settings`` JSON or ``--config`` + ``--section``, checked
+    against the stage's part of the schema (``args.schema_section``, where it has one).
 
-    node: Any = load_config(args.config)
-    for key in args.section.split("."):
-        if not isinstance(node, dict) or key not in node:
-            raise SystemExit(f"{args.config}: no section '{args.section}' (missing '{key}')")
-        node = node[key]
-    return node
+    ``--config`` reads a file as Snakemake does: an overlay such as ``config/research.yaml``
+    is merged over the default, and ``{data_root}`` is replaced by ``--data-root``.
+    """
+    from pipeline.config import ConfigError, load_config, validate_section
+
+    try:
+        if args.settings is not None:
+            try:
+                settings = json.loads(args.settings)
+            except json.JSONDecodeError as error:
+                raise SystemExit(f"--settings: not valid JSON ({error})") from error
+            source = "--settings"
+        elif args.config is None or args.section is None:
+            raise SystemExit("give --settings JSON, or --config FILE with --section KEY.PATH")
+        else:
+            settings = load_config(args.config, args.data_root)
+            for key in args.section.split("."):
+                if not isinstance(settings, dict) or key not in settings:
+                    raise SystemExit(f"{args.config}: no section '{args.section}' "
+                                     f"(missing '{key}')")
+                settings = settings[key]
+            source = f"{args.config}: {args.section}"
+        if args.schema_section:
+            validate_section(settings, args.schema_section, source)
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    return settings
 
 
 def _set_threads(threads: int) -> None:
@@ -108,13 +122,24 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     fitted = read_json(args.calibration) if args.calibration else None
     if fitted is not None:
         BoxCalibration.from_dict(fitted).apply_to(detections)
-    metrics = evaluate(truth, detections, Criterion.from_settings(settings),
-                       settings["false_positive_points"])
+    try:
+        metrics = evaluate(truth, detections, Criterion.from_settings(settings),
+                           settings["false_positive_points"], settings.get("min_face_size"),
+                           args.search_min_size)
+    except ValueError as error:
+        raise SystemExit(f"{args.truth}: {error}") from None
     metrics = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant,
                "box_calibration": fitted, **metrics}
-    LOG.info("%s on %s/%s: AP %.3f, %d faces, %d detections", args.detector, args.dataset,
-             args.variant, metrics["average_precision"], metrics["n_faces"],
-             metrics["n_detections"])
+    LOG.info("%s on %s/%s: AP %s, %d faces scored (%d too small, excluded), %d detections, "
+             "%.2f false positives per image", args.detector, args.dataset, args.variant,
+             metrics["average_precision"], metrics["n_faces"], metrics["n_faces_excluded"],
+             metrics["n_detections"], metrics["false_positives_per_image"])
+    if metrics["n_faces_below_search_size"]:
+        LOG.warning("%s/%s: %d faces are smaller than %s px, the smallest face every compared "
+                    "detector searches%s", args.dataset, args.variant,
+                    metrics["n_faces_below_search_size"], args.search_min_size,
+                    "" if settings.get("min_face_size") else
+                    "; they count as misses (evaluation.min_face_size excludes them)")
     write_json(args.out, metrics)
 
 
@@ -168,38 +193,47 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Any, help_text: str, schema_section: str | None = None
+            ) -> argparse.ArgumentParser:
+        """A stage sub-command; its settings are checked against ``schema_section``."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, schema_section=schema_section)
         group = sub.add_argument_group("settings (one of)")
         group.add_argument("--settings", help="stage settings as a JSON object")
-        group.add_argument("--config", help="a YAML config file (validated)")
+        group.add_argument("--config", help="a YAML config file: the default, or an overlay "
+                                            "merged over it as snakemake --configfile does")
         group.add_argument("--section", help="dotted key of the section in --config")
+        group.add_argument("--data-root", help="with --config: the folder that {data_root} "
+                                               "in dataset paths stands for")
         sub.add_argument("--log", help="also write the log to this file")
         return sub
 
-    sub = add("build-dataset", cmd_build_dataset, "build a dataset's test and training files")
+    sub = add("build-dataset", cmd_build_dataset, "build a dataset's test and training files",
+              "datasets.*")
     sub.add_argument("--out", required=True, help="output folder")
 
-    sub = add("make-variant", cmd_make_variant, "alter every test image (same boxes)")
+    sub = add("make-variant", cmd_make_variant, "alter every test image (same boxes)",
+              "variants.*")
     sub.add_argument("--manifest", required=True, help="ground-truth manifest JSON")
     sub.add_argument("--name", required=True, help="variant name, for logs and metadata")
     sub.add_argument("--out", required=True, help="output folder")
 
-    sub = add("train-cnn", cmd_train_cnn, "train the CNN face classifier")
+    sub = add("train-cnn", cmd_train_cnn, "train the CNN face classifier", "models.*")
     sub.add_argument("--train", required=True, help="train.npz with faces and nonfaces")
     sub.add_argument("--backgrounds", required=True, help="manifest of face-free scenes")
     sub.add_argument("--out", required=True, help="checkpoint file to write")
     sub.add_argument("--threads", type=int, default=2)
 
-    sub = add("train-haar", cmd_train_haar, "train a Viola-Jones cascade, write OpenCV XML")
+    sub = add("train-haar", cmd_train_haar, "train a Viola-Jones cascade, write OpenCV XML",
+              "cascades.*")
     sub.add_argument("--train", required=True, help="train.npz with faces and nonfaces")
     sub.add_argument("--backgrounds", required=True, help="manifest of face-free scenes")
     sub.add_argument("--out", required=True, help="cascade XML to write")
     sub.add_argument("--history", required=True, help="per-stage training record (JSON)")
     sub.add_argument("--threads", type=int, default=2)
 
-    sub = add("detect", cmd_detect, "run one detector over a manifest's images")
+    sub = add("detect", cmd_detect, "run one detector over a manifest's images",
+              "detectors.*")
     sub.add_argument("--manifest", required=True)
     sub.add_argument("--name", required=True, help="detector name")
     sub.add_argument("--model", nargs="*", default=[],
@@ -223,13 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--timing-out", required=True)
     sub.add_argument("--log")
 
-    sub = add("evaluate", cmd_evaluate, "match detections to ground truth, write metrics")
+    sub = add("evaluate", cmd_evaluate, "match detections to ground truth, write metrics",
+              "evaluation")
     sub.add_argument("--truth", required=True)
     sub.add_argument("--detections", required=True)
     sub.add_argument("--detector", required=True)
     sub.add_argument("--dataset", required=True)
     sub.add_argument("--variant", required=True)
     sub.add_argument("--calibration", help="box calibration JSON to apply to the detections")
+    sub.add_argument("--search-min-size", type=float,
+                     help="the smallest face (pixels) every compared detector searches; "
+                          "smaller faces are counted and reported")
     sub.add_argument("--out", required=True)
 
     sub = commands.add_parser("calibrate", help="fit a detector's box calibration")

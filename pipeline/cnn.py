@@ -8,6 +8,7 @@ window of a pyramid level.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -222,8 +223,25 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"
         model = build_model(payload["settings"]["architecture"], payload["window"])
         model.load_state_dict(payload["state_dict"])
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"{path}: not a valid model checkpoint ({error})") from error
+        raise ValueError(f"{path}: not a valid model checkpoint "
+                         f"({checkpoint_problem(path, error)})") from None
     return model.to(device).eval(), payload
+
+
+def checkpoint_problem(path: str | Path, error: Exception) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words for a user: never torch's
+    own advice to turn the safety check off."""
+    if Path(path).stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    if isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain data, which are not "
+                "loaded for safety; only checkpoints written by this pipeline load")
+    if isinstance(error, KeyError):
+        return f"a checkpoint entry is missing or unreadable ({error})"
+    first = str(error).strip().split(". ")[0].strip()
+    if not first or "weights_only" in first:
+        first = type(error).__name__
+    return f"corrupt or not a PyTorch checkpoint: {first}"
 
 
 def pyramid_scales(height: int, width: int, window: int, min_size: int,
@@ -237,23 +255,54 @@ def pyramid_scales(height: int, width: int, window: int, min_size: int,
     return scales
 
 
+# Default side of the square tiles (pixels of a pyramid level) scored in one pass: bounds the
+# activation memory of a pass whatever the image size (about 60 MB for lenet5 at 1024).
+TILE_SIZE = 1024
+
+
 def score_windows(model: FaceNet, image: np.ndarray, min_size: int, scale_factor: float,
-                  threshold: float, device: torch.device | str = "cpu"
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  threshold: float, device: torch.device | str = "cpu",
+                  tile_size: int = TILE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Every pyramid window with face probability >= ``threshold``.
 
     Returns boxes (K, 4) as ``x, y, w, h`` in pixels of ``image`` and probabilities (K,).
     """
-    return score_windows_batch(model, [image], min_size, scale_factor, threshold, device)[0]
+    return score_windows_batch(model, [image], min_size, scale_factor, threshold, device,
+                               tile_size)[0]
 
 
 @torch.no_grad()
+def score_level(model: FaceNet, levels: np.ndarray, device: torch.device | str = "cpu",
+                tile_size: int = TILE_SIZE) -> np.ndarray:
+    """Face probability of every window of pyramid levels (N, H, W) uint8: (N, rows, cols),
+    cell (i, j) for the window at ``(stride * j, stride * i)``.
+
+    The level is scored in overlapping tiles of at most ``tile_size`` pixels a side, each
+    covering whole windows, so memory is bounded by the tile, not the image; since the network
+    is exactly fully convolutional, the result equals one pass over the whole level.
+    """
+    window, stride = model.window, model.stride
+    rows = (levels.shape[1] - window) // stride + 1
+    cols = (levels.shape[2] - window) // stride + 1
+    cells = max(1, (max(tile_size, window) - window) // stride + 1)  # output cells per tile side
+    probs = np.empty((len(levels), rows, cols), np.float32)
+    for top in range(0, rows, cells):
+        for left in range(0, cols, cells):
+            bottom, right = min(top + cells, rows), min(left + cells, cols)
+            tile = levels[:, top * stride:(bottom - 1) * stride + window,
+                          left * stride:(right - 1) * stride + window]
+            tensor = torch.from_numpy(np.ascontiguousarray(tile)).to(device, torch.float32)
+            scores = torch.sigmoid(model(tensor[:, None]))[:, 0].float().cpu().numpy()
+            probs[:, top:bottom, left:right] = scores
+    return probs
+
+
 def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
                         scale_factor: float, threshold: float,
-                        device: torch.device | str = "cpu"
+                        device: torch.device | str = "cpu", tile_size: int = TILE_SIZE
                         ) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`score_windows` for several images of one shape (H, W), each pyramid level of all
-    of them in one batch (what keeps a GPU busy)."""
+    of them in one batch (what keeps a GPU busy), in tiles (:func:`score_level`)."""
     height, width = images[0].shape
     if any(image.shape != (height, width) for image in images):
         raise ValueError("score_windows_batch needs images of one shape")
@@ -263,8 +312,7 @@ def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         levels = np.stack([cv2.resize(image, size, interpolation=interpolation)
                            for image in images])
-        tensor = torch.from_numpy(levels).to(device, torch.float32)[:, None]
-        probs = torch.sigmoid(model(tensor))[:, 0].float().cpu().numpy()
+        probs = score_level(model, levels, device, tile_size)
         sx, sy = width / size[0], height / size[1]  # exact back-projection per axis
         for k, prob in enumerate(probs):
             rows, cols = np.nonzero(prob >= threshold)

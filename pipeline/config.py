@@ -6,6 +6,7 @@ at once which line of which file to fix.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,35 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
-    """Read and validate a configuration file."""
-    config = load_yaml(path)
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides`` merged in, nested dicts key by key (how Snakemake
+    merges a ``--configfile`` over the default)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH, data_root: str | None = None
+                ) -> dict[str, Any]:
+    """Read a configuration as the Snakefile sees it: a file other than the default is an
+    overlay merged over ``config/default.yaml``; ``data_root`` (when given) is set; the result
+    is validated and ``{data_root}`` in dataset paths is resolved (see
+    :func:`resolve_data_paths`)."""
+    overlay = load_yaml(path)
+    if overlay is None:
+        overlay = {}
+    if not isinstance(overlay, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    config = (overlay if Path(path).resolve() == DEFAULT_CONFIG_PATH.resolve()
+              else deep_merge(load_yaml(DEFAULT_CONFIG_PATH), overlay))
+    if data_root is not None:
+        config["data_root"] = data_root
     validate_config(config, source=str(path))
+    resolve_data_paths(config)
     return config
 
 
@@ -43,16 +69,54 @@ def _key_path(parts: Any) -> str:
     return ".".join(str(p) for p in parts) or "<top level>"
 
 
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema's ``integer`` admits 6.0; here a count must be written as an integer."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 with a strict ``integer`` type: ``n_scenes: 6.0`` is an error, not a float
+# that crashes a stage later.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[str, ...] = ()
+                   ) -> list[str]:
+    errors = sorted(StrictValidator(schema).iter_errors(instance),
+                    key=lambda e: list(map(str, e.path)))
+    return [f"{_key_path((*prefix, *e.path))}: {e.message}" for e in _leaf_errors(errors)]
+
+
 def validate_config(config: Any, source: str = "config") -> None:
     """Raise :class:`ConfigError` naming every bad key; return silently when all is well."""
-    schema = load_yaml(SCHEMA_PATH)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))
-    messages = [f"{_key_path(e.path)}: {e.message}" for e in _leaf_errors(errors)]
+    messages = _schema_errors(config, load_yaml(SCHEMA_PATH))
     if not messages:
         messages = _cross_section_errors(config)
     if messages:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(messages))
+
+
+def section_schema(section: str) -> dict[str, Any]:
+    """The part of the schema for ``section``: a top-level key (``evaluation``) or an entry of
+    a named collection (``detectors.*``: any one detector)."""
+    schema = load_yaml(SCHEMA_PATH)
+    top, _, entry = section.partition(".")
+    node = schema["properties"][top]
+    if entry:
+        node = node["additionalProperties"]
+    return {"$defs": schema["$defs"], **node}
+
+
+def validate_section(settings: Any, section: str, source: str = "--settings") -> None:
+    """Check one stage's settings against its part of the schema (:func:`section_schema`);
+    :class:`ConfigError` naming every bad key."""
+    prefix = tuple(section.replace("*", "<name>").split("."))
+    messages = _schema_errors(settings, section_schema(section), prefix)
+    if messages:
+        raise ConfigError(f"{source}: invalid {section.replace('.*', '')} settings:\n  "
+                          + "\n  ".join(messages))
 
 
 def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
@@ -154,7 +218,8 @@ PATH_KEYS = {
 
 
 def resolve_data_paths(config: dict[str, Any]) -> None:
-    """Replace ``{data_root}`` in dataset paths, in place, and check that every path exists.
+    """Replace ``{data_root}`` in dataset paths, in place, and check that every path the
+    configuration names exists: dataset files and folders, and detectors' cascade XML files.
 
     Raises one :class:`ConfigError` listing every missing path with the key that names it and
     what it should hold.
@@ -164,7 +229,8 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
     uses_root = "{data_root}" in json.dumps(config["datasets"])
     if uses_root and not root:
         raise ConfigError("data_root: this configuration reads real datasets under "
-                          "{data_root}; give their folder with --config data_root=PATH")
+                          "{data_root}; give their folder with --config data_root=PATH "
+                          "(snakemake) or --data-root PATH (python -m pipeline)")
     if uses_root and not Path(root).is_dir():
         raise ConfigError(f"data_root: {root} is not a folder (expected the folder holding "
                           "the datasets this configuration names)")
@@ -183,11 +249,24 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
         return node
 
     config["datasets"] = visit(config["datasets"], "datasets")
+    from pipeline.detectors.haar import BUNDLED_CASCADES
+
+    for name, detector in config["detectors"].items():
+        cascade = detector.get("cascade")
+        if cascade is not None and cascade not in BUNDLED_CASCADES and not Path(
+                cascade).is_file():
+            messages.append(f"detectors.{name}.cascade: {cascade} is not a file (expected "
+                            f"one of {', '.join(BUNDLED_CASCADES)} or an OpenCV cascade XML)")
     if messages:
         raise ConfigError("missing data:\n  " + "\n  ".join(messages))
 
 
+def is_evaluated(dataset: dict[str, Any]) -> bool:
+    """Whether detectors are tested on a dataset (``evaluate``; default true, false for
+    training-only face folders)."""
+    return dataset.get("evaluate", dataset["kind"] != "face_folders")
+
+
 def evaluated_datasets(config: dict[str, Any]) -> list[str]:
-    """Names of the datasets the detectors are evaluated on (``evaluate``, default true)."""
-    return [name for name, d in config["datasets"].items()
-            if d.get("evaluate", d["kind"] != "face_folders")]
+    """Names of the datasets the detectors are evaluated on."""
+    return [name for name, d in config["datasets"].items() if is_evaluated(d)]

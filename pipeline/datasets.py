@@ -219,7 +219,31 @@ DATASETS: dict[str, Callable[[dict[str, Any], str | Path], None]] = {
 
 def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
     """Build with the registered builder; ``test/`` and ``train_backgrounds/`` always exist
-    afterwards (empty for sets whose images stay where they are)."""
+    afterwards (empty for sets whose images stay where they are).
+
+    A test set must hold faces, unless it is marked ``negatives_only`` (then it must hold
+    none, and the mark goes into ``test.json`` for the evaluation); ``ValueError`` otherwise.
+    """
+    from pipeline.config import is_evaluated
+
     DATASETS[settings["kind"]](settings, out_dir)
     for folder in ("test", "train_backgrounds"):
         (Path(out_dir) / folder).mkdir(parents=True, exist_ok=True)
+    if is_evaluated(settings):
+        mark_negatives_only(Path(out_dir) / "test.json", settings.get("negatives_only", False))
+
+
+def mark_negatives_only(test_json: Path, negatives_only: bool) -> None:
+    """Check a test manifest's face count against ``negatives_only`` and record the mark."""
+    manifest = Manifest.load(test_json)
+    if negatives_only and manifest.n_boxes:
+        raise ValueError(f"{test_json}: the dataset is marked negatives_only but holds "
+                         f"{manifest.n_boxes} faces")
+    if not negatives_only and not manifest.n_boxes:
+        raise ValueError(f"{test_json}: the test set has no faces ({len(manifest.images)} "
+                         "images), so AP and detection rates are undefined; mark a face-free "
+                         "test set negatives_only: true to report false positives per image, "
+                         "or evaluate: false")
+    if negatives_only:
+        manifest.meta["negatives_only"] = True
+        manifest.save(test_json)

@@ -36,7 +36,18 @@ def _save(figure: plt.Figure, path: Path) -> None:
 
 
 def _runs_by_key(summary: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    return {(r["detector"], r["dataset"], r["variant"]): r for r in summary["runs"]}
+    """Runs by (detector, dataset, variant); undefined (null) AP and rates become NaN, which
+    matplotlib leaves out."""
+    runs = {}
+    for r in summary["runs"]:
+        r = dict(r, average_precision=_number(r["average_precision"]),
+                 detection_rate_at_fp={k: _number(v) for k, v in r["detection_rate_at_fp"].items()})
+        runs[(r["detector"], r["dataset"], r["variant"])] = r
+    return runs
+
+
+def _number(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
 def _grid(rows: int, cols: int, width: float = 4.0, height: float = 3.4
@@ -84,7 +95,7 @@ def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> N
 def _intervals(statistics: dict[str, Any], metric: str
                ) -> dict[tuple[str, str, str], dict[str, float]]:
     return {(r["detector"], r["dataset"], r["variant"]): r[metric]
-            for r in statistics["runs"]}
+            for r in statistics["runs"] if r[metric] and r[metric]["low"] is not None}
 
 
 def _error_bars(estimates: list[float], bounds: list[dict[str, float] | None]) -> np.ndarray:

@@ -18,11 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline.boxes import Box, ImageRecord
-from pipeline.io import atomic_open
+from pipeline.io import atomic_open, read_gray
 
 LOG = logging.getLogger(__name__)
 
@@ -49,12 +48,17 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def image_size(path: Path, where: str) -> tuple[int, int]:
-    """(width, height) of an image file; ``AnnotationError`` naming ``where`` if unreadable."""
+    """(width, height) of an image file, decoded in full exactly as the later stages read it
+    (:func:`~pipeline.io.read_gray`), so a truncated or corrupt image stops the dataset build
+    instead of a later stage; ``AnnotationError`` naming ``where`` and the image."""
     if not path.is_file():
         raise AnnotationError(f"{where}: image {path} not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise AnnotationError(f"{where}: image {path} is not a readable image")
+    try:
+        image = read_gray(path)
+    except ValueError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        raise AnnotationError(f"{where}: image {path} is not a readable image ({reason})"
+                              ) from None
     return image.shape[1], image.shape[0]
 
 

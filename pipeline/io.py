@@ -1,7 +1,10 @@
 """File input/output: atomic writes, JSON, images and logging.
 
 Every output is written to a temporary file in the target folder and renamed into place, so a
-stage killed half-way never leaves a half-written file that a later stage would trust.
+stage killed half-way never leaves a half-written file that a later stage would trust. Outputs
+get the permissions a plain ``open()`` gives under the current umask (``mkstemp`` alone would
+make them private, 0600). JSON is strict: undefined numbers (NaN, infinities) are written as
+``null``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -44,13 +49,24 @@ def progress(iterable: Any = None, **kwargs: Any) -> tqdm:
     return tqdm(iterable, **kwargs)
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success.
+
+    The file ends with mode ``0o666 & ~umask``, as ``open(path, "w")`` would create it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
         os.replace(tmp, path)
@@ -60,9 +76,39 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling folder to fill; it replaces ``path`` only when the block succeeds,
+    so a failed stage leaves no partly written folder behind. Mode as ``mkdir`` gives it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp.chmod(0o777 & ~current_umask())
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def json_ready(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by ``None`` (JSON ``null``)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(value) for value in data]
+    return data
+
+
 def write_json(path: str | Path, data: Any) -> None:
+    """Strict JSON: undefined values (NaN, infinities) become ``null``."""
     with atomic_open(path) as handle:
-        json.dump(data, handle, indent=1, sort_keys=False)
+        json.dump(json_ready(data), handle, indent=1, sort_keys=False, allow_nan=False)
         handle.write("\n")
 
 
@@ -80,8 +126,9 @@ def read_json(path: str | Path) -> Any:
 def read_gray(path: str | Path) -> np.ndarray:
     """Read any image OpenCV decodes as 8-bit grayscale, shape (H, W), dtype uint8.
 
-    16-bit images are scaled to 8 bits, colour and alpha are dropped. Raises ``ValueError``
-    naming the file when it is missing, empty or not a decodable image.
+    16-bit images are scaled to 8 bits, colour and alpha are dropped. Raises
+    ``FileNotFoundError`` naming the file when it is missing, and ``ValueError`` naming it
+    when it is empty, truncated or not a decodable image.
     """
     path = Path(path)
     if not path.is_file():

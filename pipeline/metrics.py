@@ -65,11 +65,15 @@ class Criterion:
 
 
 def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | float,
-                landmarks: list[list[float] | None] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (D,) and true-positive flags (D,) of one image's detections, best score first.
+                landmarks: list[list[float] | None] | None = None,
+                ignored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and true-positive flags of one image's detections, best score first.
 
-    ``criterion`` is a :class:`Criterion` or an IoU threshold.
+    ``criterion`` is a :class:`Criterion` or an IoU threshold. ``ignored`` (len(truth),) marks
+    faces that are not scored (too small): they are never claimed, and a detection that
+    matches none of the scored faces but matches an ignored one is dropped, neither a true
+    nor a false positive (as FDDB and WIDER FACE treat faces they do not score). Returns
+    scores (K,) and flags (K,) of the K detections kept.
     """
     if not isinstance(criterion, Criterion):
         criterion = Criterion(iou_threshold=float(criterion))
@@ -78,15 +82,24 @@ def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | 
     hits = np.zeros(len(order), dtype=bool)
     if not truth or not detections:
         return scores, hits
+    ignored = np.zeros(len(truth), bool) if ignored is None else np.asarray(ignored, bool)
     quality = criterion.quality([detections[k] for k in order], truth, landmarks)
-    claimed = np.zeros(len(truth), dtype=bool)
+    claimed = ignored.copy()
+    dropped = np.zeros(len(order), dtype=bool)
     for d in range(len(order)):
         candidates = np.where(claimed, -np.inf, quality[d])
         best = int(np.argmax(candidates))
         if np.isfinite(candidates[best]):
             claimed[best] = True
             hits[d] = True
-    return scores, hits
+        elif np.isfinite(quality[d][ignored]).any():
+            dropped[d] = True
+    return scores[~dropped], hits[~dropped]
+
+
+def face_sizes(boxes: list[Box]) -> np.ndarray:
+    """Size of each ground-truth face: sqrt(w h) of its box, pixels (N,)."""
+    return np.array([np.sqrt(b.w * b.h) for b in boxes], dtype=float)
 
 
 @dataclass
@@ -174,26 +187,34 @@ def detection_rate_at(curve: Curve, false_positives: int) -> float:
 
 @dataclass
 class ImageMatches:
-    """One image's matching result: its ground-truth count, detection scores and TP flags."""
+    """One image's matching result: its scored ground-truth count, the scores and TP flags of
+    its scored detections, and how many faces were too small to score."""
 
     file: str
     n_truth: int
     scores: np.ndarray
     hits: np.ndarray
+    n_ignored: int = 0
 
 
-def match_manifests(truth: Manifest, detections: Manifest, criterion: Criterion | float
-                    ) -> list[ImageMatches]:
-    """Match every image of a detection manifest against its ground truth, in truth order."""
+def match_manifests(truth: Manifest, detections: Manifest, criterion: Criterion | float,
+                    min_face_size: float | None = None) -> list[ImageMatches]:
+    """Match every image of a detection manifest against its ground truth, in truth order.
+
+    Faces smaller than ``min_face_size`` (:func:`face_sizes`) are not scored (see
+    :func:`match_image`).
+    """
     found = {r.file: r for r in detections.images}
     missing = [r.file for r in truth.images if r.file not in found]
     if missing:
         raise ValueError(f"detections lack {len(missing)} test images, e.g. {missing[0]!r}")
     matches = []
     for record in truth.images:
+        ignored = face_sizes(record.boxes) < (min_face_size or 0)
         scores, hits = match_image(record.boxes, found[record.file].boxes, criterion,
-                                   record.attributes.get("landmarks"))
-        matches.append(ImageMatches(record.file, len(record.boxes), scores, hits))
+                                   record.attributes.get("landmarks"), ignored)
+        matches.append(ImageMatches(record.file, int((~ignored).sum()), scores, hits,
+                                    int(ignored.sum())))
     return matches
 
 
@@ -205,15 +226,34 @@ def pooled_curve(matches: list[ImageMatches]) -> Curve:
 
 
 def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float,
-             fp_points: list[int]) -> dict[str, Any]:
+             fp_points: list[int], min_face_size: float | None = None,
+             search_min_size: float | None = None) -> dict[str, Any]:
     """Metrics of one detector on one dataset variant, as a JSON-ready dict.
 
     ``per_image`` keeps each image's scores and TP flags so that later stages can bootstrap
-    over images without re-matching.
+    over images without re-matching. Faces smaller than ``min_face_size`` pixels are not
+    scored (neither misses nor false positives; counted in ``n_faces_excluded``); faces
+    smaller than ``search_min_size``, the smallest face every compared detector searches,
+    are counted in ``n_faces_below_search_size``.
+
+    A test set without faces is an error, unless its manifest is marked ``negatives_only``:
+    then AP and detection rates are undefined (``None``) and ``false_positives_per_image``
+    is the measure. Raises ``ValueError`` for a test set with no (scored) faces.
     """
     if not isinstance(criterion, Criterion):
         criterion = Criterion(iou_threshold=float(criterion))
-    matches = match_manifests(truth, detections, criterion)
+    negatives_only = bool(truth.meta.get("negatives_only", False))
+    sizes = face_sizes([b for r in truth.images for b in r.boxes])
+    if negatives_only and sizes.size:
+        raise ValueError(f"test set marked negatives_only holds {sizes.size} faces")
+    if not negatives_only and not (sizes >= (min_face_size or 0)).any():
+        raise ValueError(
+            "test set has no faces to score" + (f" ({sizes.size} faces, all smaller than "
+                                               f"evaluation.min_face_size {min_face_size})"
+                                               if sizes.size else "")
+            + "; mark a face-free test set negatives_only: true to report false positives "
+              "per image instead")
+    matches = match_manifests(truth, detections, criterion, min_face_size)
     curve = pooled_curve(matches)
     labels = [r.attributes.get("group") for r in truth.images]
     groups = {}
@@ -233,19 +273,30 @@ def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float
                       if criterion.kind == "landmarks" else 0},
         "n_images": len(truth.images),
         "n_faces": curve.n_truth,
+        "negatives_only": negatives_only,
+        "min_face_size": min_face_size,
+        "n_faces_excluded": int(sum(m.n_ignored for m in matches)),
+        "search_min_size": search_min_size,
+        "n_faces_below_search_size": int((sizes < (search_min_size or 0)).sum()),
         "n_detections": int(sum(len(m.scores) for m in matches)),
-        "average_precision": average_precision(curve),
-        "average_precision_coco101": average_precision(curve, COCO_RECALL_LEVELS),
-        "detection_rate_at_fp": {str(n): detection_rate_at(curve, n) for n in fp_points},
-        "max_recall": float(curve.recall[-1]) if len(curve.recall) else 0.0,
+        "false_positives_per_image": float(curve.false_positives[-1] / len(matches))
+        if len(curve.false_positives) and matches else 0.0,
+        "average_precision": None if negatives_only else average_precision(curve),
+        "average_precision_coco101": None if negatives_only
+        else average_precision(curve, COCO_RECALL_LEVELS),
+        "detection_rate_at_fp": {str(n): None if negatives_only
+                                 else detection_rate_at(curve, n) for n in fp_points},
+        "max_recall": None if negatives_only
+        else float(curve.recall[-1]) if len(curve.recall) else 0.0,
         "curve": {
             "threshold": curve.thresholds.tolist(),
             "true_positives": curve.true_positives.tolist(),
             "false_positives": curve.false_positives.tolist(),
         },
         "groups": groups,
-        "per_image": [{"file": m.file, "n_truth": m.n_truth, "scores": m.scores.tolist(),
-                       "hits": m.hits.astype(int).tolist()} for m in matches],
+        "per_image": [{"file": m.file, "n_truth": m.n_truth, "n_ignored": m.n_ignored,
+                       "scores": m.scores.tolist(), "hits": m.hits.astype(int).tolist()}
+                      for m in matches],
     }
 
 

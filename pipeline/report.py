@@ -37,20 +37,27 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+UNDEFINED = "undefined"
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
+    """A number for the report; ``undefined`` for null or NaN (e.g. AP without faces)."""
     if value is None or (isinstance(value, float) and value != value):
-        return "n/a"
+        return UNDEFINED
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _ci(entry: dict[str, float] | None, digits: int = 3, percent: bool = False) -> str:
+def _ci(entry: dict[str, float | None] | None, digits: int = 3, percent: bool = False) -> str:
     """``0.912 [0.871, 0.950]`` from an interval dict."""
-    if not entry:
-        return "n/a"
+    if not entry or entry["estimate"] is None:
+        return UNDEFINED
     scale, unit = (100, "%") if percent else (1, "")
     d = 0 if percent else digits
-    return (f"{_fmt(entry['estimate'] * scale, d)}{unit} "
-            f"[{_fmt(entry['low'] * scale, d)}{unit}, {_fmt(entry['high'] * scale, d)}{unit}]")
+
+    def number(value: float | None) -> str:
+        return _fmt(None if value is None else value * scale, d) + unit
+
+    return f"{number(entry['estimate'])} [{number(entry['low'])}, {number(entry['high'])}]"
 
 
 def _p(value: float, samples: int) -> str:
@@ -82,6 +89,15 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
     comparisons = [c for c in statistics["comparisons"] if c["variant"] in order]
     for c in sorted(comparisons, key=lambda c: (c["dataset"], order[c["variant"]])):
         a, b, key = c["a"], c["b"], (c["dataset"], c["variant"])
+        if c.get("negatives_only"):
+            sentences.append(
+                f"{c['dataset']}, {c['variant']} (face-free test set: AP is undefined): false "
+                f"positives per image {a} "
+                f"{_ci(intervals[(a, *key)]['false_positives_per_image'])} vs {b} "
+                f"{_ci(intervals[(b, *key)]['false_positives_per_image'])}: "
+                + _verdict(c["false_positives_per_image"], a, b,
+                           "number of false positives per image", level, samples) + ".")
+            continue
         text = (f"{c['dataset']}, {c['variant']}: AP {a} "
                 f"{_ci(intervals[(a, *key)]['average_precision'])} vs {b} "
                 f"{_ci(intervals[(b, *key)]['average_precision'])}: "
@@ -106,6 +122,9 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
 def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int) -> str:
     """Whether the CNN kept more of its AP than the Haar cascade on this variant."""
     test = comparison["relative_ap"]
+    if test["estimate"] is None:
+        return ("Claim check (the CNN holds up better than Haar): undefined here, since a "
+                "detector's AP on the original images is 0.")
     cnn_minus_haar = test["estimate"] if comparison["a"] == cnn else -test["estimate"]
     if not test["significant"]:
         outcome = "not resolved by these data: the difference is not significant"
@@ -125,21 +144,54 @@ def _row(cells: list[Any], tag: str = "td") -> str:
 
 def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
     head = ["detector", "dataset", "variant", "images", "faces", "detections", "AP",
-            "AP / AP original"] + [f"DR @ {n} FP" for n in fp_points] + ["ms / image"]
+            "AP / AP original"] + [f"DR @ {n} FP" for n in fp_points] + ["FP / image",
+                                                                       "ms / image"]
     lines = ["<table>", _row(head, "th")]
     for r in rows:
         cells = [r["detector"], r["dataset"], r["variant"], r["n_images"], r["n_faces"],
                  r["n_detections"], _fmt(r["average_precision"]), _fmt(r.get("relative_ap"))]
         cells += [_fmt(r["detection_rate_at_fp"].get(str(n))) for n in fp_points]
+        cells.append(_fmt(r.get("false_positives_per_image"), 2))
         cells.append(_fmt(r.get("ms_per_image_mean"), 1))
         lines.append(_row(cells))
     lines.append("</table>")
     return "\n".join(lines)
 
 
+def _scored_faces(runs: list[dict[str, Any]]) -> list[str]:
+    """Per dataset: faces too small to score (excluded), and faces smaller than the smallest
+    face every compared detector searches (misses by construction unless excluded)."""
+    lines, seen = [], set()
+    for run in runs:
+        if run["dataset"] in seen or run["variant"] != "original":
+            continue
+        seen.add(run["dataset"])
+        name = html.escape(run["dataset"])
+        if run.get("negatives_only"):
+            lines.append(f"<li>{name}: a face-free test set (negatives only): detectors are "
+                         "compared by false positives per image; AP and detection rates are "
+                         "undefined.</li>")
+            continue
+        excluded, below = run.get("n_faces_excluded", 0), run.get("n_faces_below_search_size", 0)
+        total = run["n_faces"] + excluded
+        text = f"{name}: {run['n_faces']} of {total} faces scored"
+        if excluded:
+            text += (f"; {excluded} smaller than evaluation.min_face_size "
+                     f"{run['min_face_size']:g} px (sqrt of box area) excluded, counted "
+                     "neither as misses nor, when detected, as false positives")
+        if below:
+            text += (f"; {below} faces are smaller than {run['search_min_size']:g} px, the "
+                     "smallest face every compared detector searches"
+                     + ("" if excluded else ", and count as misses for the detectors that "
+                        "cannot find them"))
+        lines.append(f"<li>{text}.</li>")
+    return lines
+
+
 def _protocol(runs: list[dict[str, Any]]) -> str:
-    """Which matching criterion and box calibration each dataset and detector used."""
-    lines = ["<h2>Evaluation protocol</h2><ul>"]
+    """Which faces were scored, and which matching criterion and box calibration each
+    dataset and detector used."""
+    lines = ["<h2>Evaluation protocol</h2><ul>", *_scored_faces(runs)]
     seen = set()
     for run in runs:
         key = (run["detector"], run["dataset"])

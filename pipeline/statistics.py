@@ -114,6 +114,37 @@ def _relative_ap(by_key: dict[tuple[str, str, str], dict[str, Any]],
     return by_key[key]["average_precision"] / base if base > 0 else float("nan")
 
 
+def false_positives_per_image(metrics: dict[str, Any], counts: np.ndarray) -> np.ndarray:
+    """False positives per image of one run on every resample (samples,)."""
+    per_image = np.array([len(m["hits"]) - sum(m["hits"]) for m in metrics["per_image"]],
+                         dtype=np.float64)
+    return counts @ per_image / max(counts.shape[1], 1)
+
+
+def _negatives_only(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                    keys: list[tuple[str, str, str]], counts: np.ndarray, confidence: float
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Runs and paired tests of a face-free test set: false positives per image only (AP and
+    detection rate are undefined there)."""
+    boot = {k: false_positives_per_image(by_key[k], counts) for k in keys}
+    runs = [{"detector": k[0], "dataset": k[1], "variant": k[2], "negatives_only": True,
+             "average_precision": None, "detection_rate": None,
+             "false_positives_per_image": interval(
+                 boot[k], by_key[k]["false_positives_per_image"], confidence)} for k in keys]
+    tests = []
+    for variant in sorted({k[2] for k in keys}):
+        for a, b in combinations(sorted({k[0] for k in keys}), 2):
+            ka, kb = (a, keys[0][1], variant), (b, keys[0][1], variant)
+            if ka in boot and kb in boot:
+                tests.append({
+                    "dataset": ka[1], "variant": variant, "a": a, "b": b,
+                    "negatives_only": True,
+                    "false_positives_per_image": paired_test(
+                        boot[ka], boot[kb], by_key[ka]["false_positives_per_image"]
+                        - by_key[kb]["false_positives_per_image"], confidence)})
+    return runs, tests
+
+
 def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
     """Intervals for every run, relative AP to ``original``, and paired detector tests.
 
@@ -131,9 +162,14 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
             if [m["file"] for m in by_key[key]["per_image"]] != files:
                 raise ValueError(f"{key}: test images differ from {keys[0]}; cannot pair them")
         counts = resample_counts(len(files), settings["bootstrap_samples"], settings["seed"])
-        boot = {k: bootstrap_run(matches_from_metrics(by_key[k]), counts, [fp]) for k in keys}
         LOG.info("%s: %d runs bootstrapped over %d images, %d resamples", dataset, len(keys),
                  len(files), settings["bootstrap_samples"])
+        if any(by_key[k].get("negatives_only") for k in keys):
+            runs_out, tests = _negatives_only(by_key, keys, counts, confidence)
+            out_runs += runs_out
+            comparisons += tests
+            continue
+        boot = {k: bootstrap_run(matches_from_metrics(by_key[k]), counts, [fp]) for k in keys}
         for key in keys:
             run, values = by_key[key], boot[key]
             entry = {

@@ -25,6 +25,7 @@ from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
 from pipeline.cnn import (
     FaceNet,
     build_model,
+    checkpoint_problem,
     crop_windows,
     resolve_device,
     save_checkpoint,
@@ -81,9 +82,15 @@ class Scene:
 
 def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
                    rng: np.random.Generator, tries: int = 50) -> np.ndarray:
-    """``count`` random square windows away from faces, resized to (count, window, window)."""
+    """Up to ``count`` random square windows away from faces, resized to (K, window, window).
+
+    Each window gets ``tries`` draws to land away from the scenes' faces; a window whose every
+    draw overlaps a face is skipped (never returned as a negative), and the skips are counted
+    in a warning, so K < ``count`` only when the scenes are crowded with faces.
+    """
     out = np.empty((count, window, window), np.uint8)
-    for k in range(count):
+    kept = 0
+    for _ in range(count):
         for _ in range(tries):
             scene = scenes[int(rng.integers(len(scenes)))]
             height, width = scene.image.shape
@@ -93,11 +100,16 @@ def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
             if not len(scene.faces) or overlap_matrix(np.array([[x, y, side, side]], float),
                                                       scene.faces).max() < MAX_FACE_OVERLAP:
                 break
-        image = scene.image
-        patch = cv2.resize(image[y:y + side, x:x + side], (window, window),
+        else:
+            continue
+        patch = cv2.resize(scene.image[y:y + side, x:x + side], (window, window),
                            interpolation=cv2.INTER_AREA)
-        out[k] = photometric(patch, rng) if rng.random() < 0.5 else patch
-    return out
+        out[kept] = photometric(patch, rng) if rng.random() < 0.5 else patch
+        kept += 1
+    if kept < count:
+        LOG.warning("random negative windows: %d of %d skipped, every one of their %d draws "
+                    "overlapped a face; %d kept", count - kept, count, tries, kept)
+    return out[:kept]
 
 
 def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
@@ -285,7 +297,8 @@ def load_resume(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - a broken resume file only costs a restart
-        LOG.warning("%s: unreadable resume state (%s); training from the start", path, error)
+        LOG.warning("%s: unreadable resume state (%s); training from the start", path,
+                    checkpoint_problem(path, error))
         return None
     if state.get("key") != json.dumps(key, sort_keys=True):
         LOG.warning("%s: resume state is for other settings or inputs; training from the start",

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import progress, read_gray, write_image
+from pipeline.io import atomic_folder, progress, read_gray, write_image
 
 LOG = logging.getLogger(__name__)
 
@@ -114,15 +114,17 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
     out_dir = Path(out_dir)
     function = VARIANTS[settings["kind"]]
     records = []
-    for index, record in enumerate(progress(source.images, desc=f"variant {name}", unit="img")):
-        # One generator per image: a variant of image k does not depend on the other images.
-        rng = np.random.default_rng([settings.get("seed", 0), index])
-        image = read_gray(source.image_path(record))
-        altered = function(image, record.boxes, settings, rng)
-        file = Path(record.file).with_suffix(".png").as_posix()
-        write_image(out_dir / "images" / file, altered)
-        records.append(ImageRecord(file, record.width, record.height, list(record.boxes),
-                                   attributes=dict(record.attributes)))
+    with atomic_folder(out_dir / "images") as images:  # no partial folder if an image fails
+        for index, record in enumerate(progress(source.images, desc=f"variant {name}",
+                                                unit="img")):
+            # One generator per image: a variant of image k does not depend on the others.
+            rng = np.random.default_rng([settings.get("seed", 0), index])
+            image = read_gray(source.image_path(record))
+            altered = function(image, record.boxes, settings, rng)
+            file = Path(record.file).with_suffix(".png").as_posix()
+            write_image(images / file, altered)
+            records.append(ImageRecord(file, record.width, record.height, list(record.boxes),
+                                       attributes=dict(record.attributes)))
     manifest = Manifest("ground_truth", out_dir / "images", records,
                         meta={**source.meta, "variant": name, "variant_settings": settings})
     manifest.save(out_dir / "manifest.json")

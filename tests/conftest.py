@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config import deep_merge, load_config
 
 TINY_OVERRIDES: dict[str, Any] = {
     "datasets": {"embedded": {"n_scenes": 6, "empty_scene_fraction": 0.2}},
@@ -28,17 +27,6 @@ TINY_OVERRIDES: dict[str, Any] = {
 }
 
 
-def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``base`` with ``overrides`` merged in, nested dicts merged key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_update(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 @pytest.fixture(scope="session")
 def default_config() -> dict[str, Any]:
     return load_config()
@@ -46,7 +34,7 @@ def default_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def tiny_config(default_config: dict[str, Any]) -> dict[str, Any]:
-    return deep_update(default_config, TINY_OVERRIDES)
+    return deep_merge(default_config, TINY_OVERRIDES)
 
 
 @pytest.fixture(scope="session")

@@ -84,8 +84,9 @@ def test_matching_is_one_to_one_and_greedy_by_score():
 def test_against_brute_force(seed):
     rng = np.random.default_rng(seed)
     truth, detections = random_case(rng)
-    if truth.n_boxes == 0:
-        assert np.isnan(evaluate(truth, detections, 0.5, [0])["average_precision"])
+    if truth.n_boxes == 0:  # AP is undefined without faces: a clear error, not NaN
+        with pytest.raises(ValueError, match="no faces"):
+            evaluate(truth, detections, 0.5, [0])
         return
     expected_ap, expected_rates = brute_force(truth, detections, 0.5, [0, 1, 3])
     metrics = evaluate(truth, detections, 0.5, [0, 1, 3])

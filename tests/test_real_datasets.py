@@ -117,10 +117,9 @@ def test_data_root_is_required_and_checked(tmp_path, default_config):
 
 
 def test_research_config_is_valid(default_config):
-    from pipeline.config import load_yaml, validate_config
-    from tests.conftest import deep_update
+    from pipeline.config import deep_merge, load_yaml, validate_config
 
-    research = deep_update(default_config, load_yaml("config/research.yaml"))
+    research = deep_merge(default_config, load_yaml("config/research.yaml"))
     validate_config(research)
     assert set(evaluated_datasets(research)) == {"embedded", "mitcmu", "yaleb", "louie_val"}
     assert research["datasets"]["yaleb"]["calibration"] == "yaleb_dev"
@@ -143,10 +142,9 @@ def test_yale_b_subject_filter(tmp_path):
 
 
 def test_architectures_config_is_valid(default_config):
-    from pipeline.config import load_yaml, validate_config
-    from tests.conftest import deep_update
+    from pipeline.config import deep_merge, load_yaml, validate_config
 
-    config = deep_update(default_config, load_yaml("config/architectures.yaml"))
+    config = deep_merge(default_config, load_yaml("config/architectures.yaml"))
     validate_config(config)
     assert {m["architecture"] for m in config["models"].values()} == {
         "lenet5", "vgg", "googlenet", "proposal"}

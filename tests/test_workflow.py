@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, deep_update
+from pipeline.config import deep_merge
+from tests.conftest import TINY_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -79,7 +81,7 @@ def test_nothing_left_to_do_after_a_run(finished_run):
 
 def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
     workdir, config = finished_run
-    changed = write_config(workdir / "shadow.yaml", deep_update(
+    changed = write_config(workdir / "shadow.yaml", deep_merge(
         TINY_OVERRIDES, {"variants": {"shadow": {"strength": 0.4}}}))
     counts = job_counts(snakemake(workdir, changed, "-n"))
     assert counts == {"make_variant": 1, "detect": 8, "merge_detections": 4, "evaluate": 4,
@@ -88,7 +90,7 @@ def test_shadow_strength_reruns_only_shadow_and_downstream(finished_run):
 
 def test_cnn_training_change_does_not_rerun_haar(finished_run):
     workdir, config = finished_run
-    changed = write_config(workdir / "train.yaml", deep_update(
+    changed = write_config(workdir / "train.yaml", deep_merge(
         TINY_OVERRIDES, {"models": {"cnn": {"epochs": 3}}}))
     output = snakemake(workdir, changed, "-n", "--printshellcmds")
     counts = job_counts(output)
@@ -103,7 +105,7 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
 
 def test_cascade_training_change_reruns_only_the_trained_cascade(finished_run):
     workdir, config = finished_run
-    changed = write_config(workdir / "cascade.yaml", deep_update(
+    changed = write_config(workdir / "cascade.yaml", deep_merge(
         TINY_OVERRIDES, {"cascades": {"haar_trained": {"max_stages": 3}}}))
     output = snakemake(workdir, changed, "-n", "--printshellcmds")
     assert job_counts(output) == {"train_haar": 1, "detect": 10, "merge_detections": 5,
@@ -131,3 +133,57 @@ def test_slurm_profile_asks_a_gpu_for_training_only():
     assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
     gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
     assert gpu_rules == {"train_cnn", "train_haar"} and "gpu" not in profile["default-resources"]
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's everyday-use table, as written there."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("Everyday use")[1].split("\n\n")[1]
+    return [m for line in table.splitlines()[2:] for m in re.findall(r"`([^`]+)`$", line.strip(
+        " |"))]
+
+
+# How each README command runs in the test: as typed, in the finished run's folder, with only
+# the Snakefile's location and the tiny configuration added; dry runs where the command would
+# recompute. None: not run here, with the reason.
+README_COMMANDS = {
+    "snakemake --cores 2": "-n",
+    "snakemake -n": "",
+    "snakemake --cores 2 --configfile my.yaml": "-n",
+    "snakemake --cores 2 results/metrics/haar/embedded/shadow.json": "-n",
+    "snakemake --report report.zip": "",
+    "snakemake --cores 2 --forcerun figures": "-n",
+    "snakemake --unlock": "",
+    "python -m pipeline detect --config config/default.yaml --section detectors.haar "
+    "--manifest results/variants/embedded/shadow/manifest.json --name haar --out haar.json "
+    "--timing haar_time.json": "",
+    "snakemake --profile profiles/slurm": None,  # needs a SLURM cluster
+    "python benchmarks/memory_scaling.py 100 1000": None,  # a benchmark: minutes
+    "python benchmarks/speed.py": None,  # a benchmark on a full run's models
+    "ruff check .": None,  # run by .ci/run
+}
+
+
+def test_every_readme_command_runs_as_typed(finished_run):
+    """No README command needs a flag the README does not show (e.g. --cores for --report)."""
+    workdir, config = finished_run
+    assert set(readme_commands()) == set(README_COMMANDS)
+    (workdir / "my.yaml").write_text(yaml.safe_dump({"report": {"example_images": 3}}))
+    for command, extra in README_COMMANDS.items():
+        if extra is None:
+            continue
+        words = command.replace("config/default.yaml", str(REPO / "config/default.yaml")
+                                ).split()
+        if words[0] == "snakemake":
+            words = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                     *(["--configfile", str(config)] if "--configfile" not in words else []),
+                     *words[1:], *extra.split()]
+            if "--configfile" in command:
+                words[words.index("my.yaml")] = f"{config} my.yaml"
+                words = " ".join(words).split()
+        else:
+            words = [sys.executable, *words[1:]]
+        result = subprocess.run(words, cwd=workdir, capture_output=True, text=True)
+        assert result.returncode == 0, f"{command}:\n{result.stderr[-3000:]}"
+    assert (workdir / "report.zip").stat().st_size > 10_000
+    assert json.loads((workdir / "haar.json").read_text())["kind"] == "detections"

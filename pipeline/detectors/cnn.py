@@ -11,6 +11,7 @@ import torch
 
 from pipeline.boxes import Box
 from pipeline.cnn import (
+    TILE_SIZE,
     FaceNet,
     crop_windows,
     load_checkpoint,
@@ -43,13 +44,15 @@ class CnnDetector:
     score_threshold: float
     nms_iou: float
     max_detections: int
+    tile_size: int = TILE_SIZE
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
         device = resolve_device("auto")
         model, _ = load_checkpoint(checkpoint, device)
         return cls(model, device, settings["scale_factor"], settings["min_size"],
-                   settings["score_threshold"], settings["nms_iou"], settings["max_detections"])
+                   settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
+                   settings.get("tile_size", TILE_SIZE))
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.detect_many([image])[0]
@@ -63,7 +66,7 @@ class CnnDetector:
         for indices in by_shape.values():
             scored = score_windows_batch(self.model, [images[i] for i in indices],
                                          self.min_size, self.scale_factor,
-                                         self.score_threshold, self.device)
+                                         self.score_threshold, self.device, self.tile_size)
             for index, (boxes, scores) in zip(indices, scored, strict=True):
                 keep = non_max_suppression(boxes, scores, self.nms_iou, self.max_detections)
                 results[index] = [Box(*map(float, boxes[k]), score=float(scores[k]))
@@ -87,6 +90,7 @@ class CnnCascadeDetector:
     score_threshold: float
     nms_iou: float
     max_detections: int
+    tile_size: int = TILE_SIZE
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
@@ -97,12 +101,12 @@ class CnnCascadeDetector:
         return cls(proposal, verifier, device, settings["scale_factor"], settings["min_size"],
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
-                   settings["max_detections"])
+                   settings["max_detections"], settings.get("tile_size", TILE_SIZE))
 
     def propose(self, image: np.ndarray) -> np.ndarray:
         """Candidate windows (K, 4), best proposal score first."""
         boxes, scores = score_windows(self.proposal, image, self.min_size, self.scale_factor,
-                                      self.proposal_threshold, self.device)
+                                      self.proposal_threshold, self.device, self.tile_size)
         return boxes[non_max_suppression(boxes, scores, PROPOSAL_NMS_IOU, self.max_proposals)]
 
     @torch.no_grad()
