@@ -15,7 +15,7 @@ import torch
 
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.config import ConfigError, load_config, resolve_data_paths, validate_config
-from pipeline.io import atomic_folder, atomic_open, write_image, write_json
+from pipeline.io import atomic_open, write_image, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,6 +138,8 @@ def test_tiled_scoring_equals_one_pass_and_bounds_each_pass(architecture):
 @pytest.mark.parametrize(("umask", "file_mode", "folder_mode"),
                          [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
 def test_outputs_get_the_permissions_open_would_give(tmp_path, umask, file_mode, folder_mode):
+    from pipeline.io import atomic_folder
+
     old = os.umask(umask)
     try:
         write_json(tmp_path / "a.json", {"x": 1})

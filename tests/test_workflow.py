@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,37 @@ def test_every_readme_command_runs_as_typed(finished_run):
         assert result.returncode == 0, f"{command}:\n{result.stderr[-3000:]}"
     assert (workdir / "report.zip").stat().st_size > 10_000
     assert json.loads((workdir / "haar.json").read_text())["kind"] == "detections"
+
+
+def test_a_face_free_test_set_runs_end_to_end_as_negatives_only(finished_run, tmp_path):
+    """A negatives-only dataset beside the tiny one: compared by false positives per image,
+    AP written as null and reported as undefined; a face-free set not so marked stops."""
+    workdir, config = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy, symlinks=True)
+    empty = {"kind": "embedded", "seed": 3, "n_test_faces": 50, "n_scenes": 3,
+             "scene_size": [320, 240], "faces_per_scene": [1, 1], "empty_scene_fraction": 1.0,
+             "face_size": [40, 80], "test_backgrounds": ["brick"],
+             "train_backgrounds": ["grass"], "variants": ["original"]}
+    unmarked = write_config(copy / "unmarked.yaml",
+                            deep_merge(TINY_OVERRIDES, {"datasets": {"empty": empty}}))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
+                             str(REPO / "Snakefile"), "--directory", str(copy), "--configfile",
+                             str(unmarked), "--cores", "2", "results/data/empty/test.json"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "the test set has no faces" in (copy / "results/logs/build_dataset/empty.log"
+                                           ).read_text()
+    marked = write_config(copy / "marked.yaml", deep_merge(TINY_OVERRIDES, {"datasets": {
+        "empty": {**empty, "negatives_only": True}}}))
+    snakemake(copy, marked)
+    metrics = json.loads((copy / "results/metrics/haar/empty/original.json").read_text())
+    assert metrics["negatives_only"] and metrics["n_faces"] == 0
+    assert metrics["average_precision"] is None
+    assert metrics["false_positives_per_image"] == metrics["n_detections"] / 3
+    statistics = json.loads((copy / "results/summary/statistics.json").read_text())
+    assert any(c.get("negatives_only") for c in statistics["comparisons"])
+    html = (copy / "results/report/index.html").read_text()
+    text = re.sub(r"data:image/png;base64,[^']+", "", html)
+    assert "face-free test set" in text and "<td>undefined</td>" in text
+    assert not re.search(r"\bnan\b", text, re.I)
