@@ -4,6 +4,9 @@ Tests of a kind skip, naming the install step, when its package (the ``reference
 not installed.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,12 +15,20 @@ import pytest
 import skimage.data
 import yaml
 
-from pipeline.boxes import Box
-from pipeline.detectors import DETECTORS, REFERENCE_CLASSES, build_detector, require_packages
+from pipeline.boxes import Box, Manifest
+from pipeline.detectors import (
+    DETECTORS,
+    REFERENCE_CLASSES,
+    build_detector,
+    detect_to_file,
+    require_packages,
+)
 from pipeline.detectors import references as refs
+from pipeline.io import read_json
 from pipeline.report import reference_detectors
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
+REPO = Path(__file__).resolve().parents[1]
 RESEARCH = yaml.safe_load((Path(__file__).parents[1] / "config" / "research.yaml").read_text())
 SETTINGS = {d["kind"]: d for d in RESEARCH["detectors"].values() if d["kind"] in REFERENCE_CLASSES}
 
@@ -120,3 +131,36 @@ def test_report_keeps_reference_detectors_apart():
     names = reference_detectors(RESEARCH)
     assert names == {n for n, d in RESEARCH["detectors"].items() if d["kind"] in REFERENCE_CLASSES}
     assert "cnn_cartoon" not in names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_detect_stage_records_pinned_threads_and_every_image(kind, tiny_dataset, tmp_path):
+    cv2.setNumThreads(1)
+    try:
+        result = detect_to_file(SETTINGS[kind], tiny_dataset / "test.json", tmp_path / "d.json",
+                                tmp_path / "t.json", kind)
+    finally:
+        cv2.setNumThreads(cv2.getNumberOfCPUs())
+    timing = read_json(tmp_path / "t.json")
+    truth = Manifest.load(tiny_dataset / "test.json")
+    assert timing["threads"] == 1
+    assert sorted(timing["seconds"]) == sorted(r.file for r in truth.images)
+    assert Manifest.load(tmp_path / "d.json").images == result.images
+
+
+def test_workflow_stops_before_running_when_a_package_is_missing(tmp_path):
+    """A dry run of the research configuration with dlib hidden: one error, nothing run."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib.util as u\n_find = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name == 'dlib' else _find(name, *a)\n")
+    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+               "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(REPO / "config" / "research.yaml"),
+               "--config", f"data_root={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert output.count("ModuleNotFoundError") == 1, output[-3000:]
+    assert "detector kinds ['hog'] need dlib" in output and "'references' extra" in output
+    assert not (tmp_path / "results").exists()

@@ -92,14 +92,19 @@ DETECTORS: dict[str, Callable[[dict[str, Any], list[str]], Detector]] = {
 def require_packages(kinds: list[str]) -> None:
     """Raise ``ModuleNotFoundError`` naming the extra to install when any of these detector
     kinds needs a package that is not installed (call before anything runs)."""
-    from pipeline.detectors.references import REFERENCE_INSTALL, missing_packages
+    from pipeline.detectors.references import (
+        REFERENCE_INSTALL,
+        REFERENCE_PACKAGES,
+        missing_packages,
+    )
 
     missing = missing_packages(kinds)
     if missing:
+        lacking = sorted({k for k in kinds if REFERENCE_PACKAGES.get(k) in missing})
         raise ModuleNotFoundError(
-            f"detector kinds {sorted(set(kinds) & set(REFERENCE_CLASSES))} need "
-            f"{', '.join(missing)}, which are not installed; install the reference detectors "
-            f"(the 'references' extra): {REFERENCE_INSTALL}")
+            f"detector kinds {lacking} need {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; install the reference "
+            f"detectors (the 'references' extra): {REFERENCE_INSTALL}")
 
 
 def model_names(settings: dict[str, Any]) -> list[str]:

@@ -12,8 +12,8 @@ The model files come from installed packages (the ``references`` extra of pyproj
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,17 +207,21 @@ class BlazeFaceDetector:
 class YunetDetector:
     """libfacedetection's YuNet CNN (Wu et al. 2023) through ``yuface``, compiled in. Score:
     its confidence / 100; the library drops low-confidence faces itself (no lower threshold
-    is exposed). It runs OpenMP threads: ``threads`` is set as OMP_NUM_THREADS before the
-    library loads, so it holds for the whole process."""
+    is exposed). It runs an OpenMP pool (its own bundled libgomp), pinned to ``threads`` by
+    ``omp_set_num_threads`` in that libgomp."""
 
     score_threshold: float
     threads: int
     detect_raw: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        os.environ["OMP_NUM_THREADS"] = str(self.threads)
         from yuface.yuface import detect
 
+        libs = package_folder("yuface").parent / "yuface.libs"
+        gomp = sorted(libs.glob("libgomp*.so*"))
+        if not gomp:
+            raise FileNotFoundError(f"{libs}: yuface's OpenMP library (libgomp) not found")
+        ctypes.CDLL(str(gomp[0])).omp_set_num_threads(int(self.threads))
         self.detect_raw = detect
 
     def detect(self, image: np.ndarray) -> list[Box]:
