@@ -7,18 +7,17 @@ Run after the default workflow (it reads its variant images and trained models):
     python benchmarks/speed.py                       # embedded test images, 1 and 2 threads
     python benchmarks/speed.py --manifest results/variants/mitcmu/original/manifest.json
 
-Libraries that size an OpenMP pool once per process (YuNet) need one run per thread count:
-``--threads 1``, then ``--threads 2``. The reference detectors of the research configuration:
+``--detectors`` picks detectors by name; ``--skip-training`` leaves out the training and
+boosting measurements. The reference detectors of the research configuration:
 
     python benchmarks/speed.py --configfile config/research.yaml --skip-training \
-        --detectors haar hog dnn_ssd mtcnn blazeface yunet --threads 1 \
+        --detectors haar hog dnn_ssd mtcnn blazeface yunet \
         --manifest results/variants/mitcmu/original/manifest.json
- ``--detectors`` picks detectors by name; ``--skip-training``
-leaves out the training and boosting measurements.
 
 Every detector sees the same images with the same smallest face size (``min_size`` of the
-config); times are the median over images of the wall time of ``detect`` alone (image
-decoding excluded), after one warm-up image.
+config; the reference detectors without one search their own range); times are the median
+over images of the wall time of ``detect`` alone (image decoding excluded), after one warm-up
+image.
 """
 
 from __future__ import annotations
