@@ -164,3 +164,33 @@ def test_workflow_stops_before_running_when_a_package_is_missing(tmp_path):
     assert output.count("ModuleNotFoundError") == 1, output[-3000:]
     assert "detector kinds ['hog'] need dlib" in output and "'references' extra" in output
     assert not (tmp_path / "results").exists()
+
+
+def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
+    from pipeline.report import _reference_section, findings
+
+    config = {"detectors": {"haar": {"kind": "haar"}, "cnn": {"kind": "cnn"},
+                            "hog": {"kind": "hog"}}}
+    test = {"estimate": 0.1, "low": 0.05, "high": 0.15, "p_value": 0.01, "significant": True}
+    share = {"estimate": 0.5, "low": 0.4, "high": 0.6}
+    runs = [{"detector": d, "dataset": "set", "variant": v, "average_precision": share,
+             "detection_rate": share, "relative_ap": share}
+            for d in config["detectors"] for v in ("original", "shadow")]
+    comparisons = [{"dataset": "set", "variant": v, "a": a, "b": b, "average_precision": test,
+                    "detection_rate": test, "relative_ap": test}
+                   for v in ("original", "shadow") for a, b in
+                   (("cnn", "haar"), ("cnn", "hog"), ("haar", "hog"))]
+    statistics = {"settings": {"confidence": 0.95, "bootstrap_samples": 1000,
+                               "fp_for_summary": 10},
+                  "runs": runs, "comparisons": comparisons}
+    sentences = findings({"main_variants": ["original", "shadow"], "config": config},
+                         statistics)
+    assert len(sentences) == 3  # cnn vs haar on two variants, then the interval note
+    assert not any("hog" in s for s in sentences)
+    assert "Claim check" in sentences[1]
+    row = {"detector": "hog", "dataset": "set", "variant": "shadow", "n_images": 4,
+           "n_faces": 5, "n_detections": 9, "average_precision": 0.25,
+           "detection_rate_at_fp": {"10": 0.5}, "ms_per_image_mean": 12.0}
+    section = _reference_section([row], config, [10])
+    assert "Reference detectors" in section and "hog (hog)" in section
+    assert "<td>0.250</td>" in section and "haar" not in section
