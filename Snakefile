@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import evaluated_datasets, resolve_data_paths, validate_config
-from pipeline.detectors import model_files, model_names
+from pipeline.detectors import model_files, model_names, require_packages
 from pipeline.figures import FIGURES
 from pipeline.variants import variant_instances, sweep_name
 
@@ -34,6 +34,7 @@ configfile: Path(workflow.basedir) / "config" / "default.yaml"
 
 
 validate_config(config)
+require_packages([d["kind"] for d in config["detectors"].values()])
 resolve_data_paths(config)
 
 PIPELINE = f"{shlex.quote(sys.executable)} -m pipeline"

@@ -7,9 +7,17 @@ Run after the default workflow (it reads its variant images and trained models):
     python benchmarks/speed.py                       # embedded test images, 1 and 2 threads
     python benchmarks/speed.py --manifest results/variants/mitcmu/original/manifest.json
 
+``--detectors`` picks detectors by name; ``--skip-training`` leaves out the training and
+boosting measurements. The reference detectors of the research configuration:
+
+    python benchmarks/speed.py --configfile config/research.yaml --skip-training \
+        --detectors haar hog dnn_ssd mtcnn blazeface yunet \
+        --manifest results/variants/mitcmu/original/manifest.json
+
 Every detector sees the same images with the same smallest face size (``min_size`` of the
-config); times are the median over images of the wall time of ``detect`` alone (image
-decoding excluded), after one warm-up image.
+config; the reference detectors without one search their own range); times are the median
+over images of the wall time of ``detect`` alone (image decoding excluded), after one warm-up
+image.
 """
 
 from __future__ import annotations
@@ -21,15 +29,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from snakemake.utils import update_config
 
 from pipeline.boxes import Manifest
 from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
-from pipeline.config import load_config
+from pipeline.config import load_config, load_yaml
 from pipeline.detectors import build_detector, model_files
 from pipeline.io import read_gray
 
 
-def detection_speed(config: dict, manifest_path: Path, models: Path, threads: int) -> None:
+def detection_speed(config: dict, manifest_path: Path, models: Path, threads: int,
+                    only: list[str] | None = None) -> None:
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
     manifest = Manifest.load(manifest_path)
@@ -38,6 +48,8 @@ def detection_speed(config: dict, manifest_path: Path, models: Path, threads: in
     print(f"\ndetection, {len(images)} images of about {shape[1]}x{shape[0]}, {threads} "
           f"thread(s):")
     for name, settings in config["detectors"].items():
+        if only and name not in only:
+            continue
         paths = model_files(settings, str(models))
         if not all(Path(p).exists() for p in paths):
             print(f"  {name:12s} skipped: train its models first ({', '.join(paths)})")
@@ -49,9 +61,16 @@ def detection_speed(config: dict, manifest_path: Path, models: Path, threads: in
             start = time.perf_counter()
             detector.detect(image)
             times.append(time.perf_counter() - start)
-        print(f"  {name:12s} min face {settings['min_size']:3d} px: "
+        min_size = f"{settings['min_size']:3d} px" if "min_size" in settings else "own   "
+        print(f"  {name:12s} min face {min_size}: "
               f"{1000 * np.median(times):7.1f} ms per image (median), "
-              f"{1000 * np.mean(times):7.1f} ms mean")
+              f"{1000 * np.mean(times):7.1f} ms mean, {_live_threads():2d} threads alive")
+
+
+def _live_threads() -> int:
+    """Threads of this process now (Linux), pools of OpenCV, torch and OpenMP included."""
+    task = Path("/proc/self/task")
+    return len(list(task.iterdir())) if task.is_dir() else -1
 
 
 def training_throughput(batch: int = 128, steps: int = 30) -> None:
@@ -106,16 +125,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="config/default.yaml")
+    parser.add_argument("--configfile", nargs="+", default=[],
+                        help="files merged on top of --config, as snakemake --configfile does")
     parser.add_argument("--manifest",
                         default="results/variants/embedded/original/manifest.json")
     parser.add_argument("--models", default="results/models")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--detectors", nargs="+", help="detector names (default: all)")
+    parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
     config = load_config(args.config)
+    for path in args.configfile:
+        update_config(config, load_yaml(path))
     for threads in args.threads:
-        detection_speed(config, Path(args.manifest), Path(args.models), threads)
-    training_throughput()
-    boosting_round()
+        detection_speed(config, Path(args.manifest), Path(args.models), threads, args.detectors)
+    if not args.skip_training:
+        training_throughput()
+        boosting_round()
 
 
 if __name__ == "__main__":

@@ -55,7 +55,12 @@ def test_bad_cascade_path_is_a_clear_error(tmp_path, default_config):
 
 
 def test_registry_knows_the_detectors():
-    assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade"}
+    from pipeline.config import SCHEMA_PATH, load_yaml
+    from pipeline.detectors import REFERENCE_CLASSES
+
+    assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade", *REFERENCE_CLASSES}
+    kinds = load_yaml(SCHEMA_PATH)["properties"]["detectors"]["additionalProperties"]
+    assert set(kinds["properties"]["kind"]["enum"]) == set(DETECTORS)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))

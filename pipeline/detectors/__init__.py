@@ -50,12 +50,61 @@ def _cnn_cascade(settings: dict[str, Any], models: list[str]) -> Detector:
     return CnnCascadeDetector.from_settings(settings, models[0], models[1])
 
 
+def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
+    """The factory of a reference detector kind (pipeline.detectors.references): its
+    settings less ``kind`` are the class's fields; it takes no trained model."""
+
+    def factory(settings: dict[str, Any], models: list[str]) -> Detector:
+        from pipeline.detectors import references
+
+        if models:
+            raise ValueError(f"the {kind} detector takes no trained model (--model)")
+        require_packages([kind])
+        cls = getattr(references, REFERENCE_CLASSES[kind])
+        fields = {k: v for k, v in settings.items() if k != "kind"}
+        if kind == "yunet":
+            fields["threads"] = _threads()
+        return cls(**fields)
+
+    return factory
+
+
+# Reference kinds -> their class in pipeline.detectors.references. Detectors of these kinds
+# come from other libraries (the ``references`` extra); the report lists them apart from the
+# matched Haar-vs-CNN arms.
+REFERENCE_CLASSES = {
+    "hog": "HogDetector",
+    "dnn_ssd": "SsdDetector",
+    "mtcnn": "MtcnnDetector",
+    "blazeface": "BlazeFaceDetector",
+    "yunet": "YunetDetector",
+}
+
 # Detector kind -> factory(settings, model checkpoint paths in the order the kind documents).
 DETECTORS: dict[str, Callable[[dict[str, Any], list[str]], Detector]] = {
     "haar": _haar,
     "cnn": _cnn,
     "cnn_cascade": _cnn_cascade,
+    **{kind: _reference(kind) for kind in REFERENCE_CLASSES},
 }
+
+
+def require_packages(kinds: list[str]) -> None:
+    """Raise ``ModuleNotFoundError`` naming the extra to install when any of these detector
+    kinds needs a package that is not installed (call before anything runs)."""
+    from pipeline.detectors.references import (
+        REFERENCE_INSTALL,
+        REFERENCE_PACKAGES,
+        missing_packages,
+    )
+
+    missing = missing_packages(kinds)
+    if missing:
+        lacking = sorted({k for k in kinds if REFERENCE_PACKAGES.get(k) in missing})
+        raise ModuleNotFoundError(
+            f"detector kinds {lacking} need {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed; install the reference "
+            f"detectors (the 'references' extra): {REFERENCE_INSTALL}")
 
 
 def model_names(settings: dict[str, Any]) -> list[str]:
@@ -125,11 +174,12 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
     source = shard(Manifest.load(manifest_path), shard_index, shard_count)
     LOG.info("detector %s (%s) on %s, shard %d of %d: %d images", name, settings["kind"],
              manifest_path, shard_index + 1, shard_count, len(source.images))
-    result, seconds = run_detector(build_detector(settings, model), source, name,
-                                   settings.get("batch_images", 1))
+    detector = build_detector(settings, model)
+    result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1))
     result.meta["detector_settings"] = settings
     result.save(out_path)
-    write_json(timing_path, {"detector": name, "threads": _threads(), "seconds": seconds})
+    write_json(timing_path, {"detector": name, "threads": getattr(detector, "threads", None)
+                             or _threads(), "seconds": seconds})
     return result
 
 
