@@ -14,6 +14,7 @@ scores pyramid levels in tiles (``tile_size``), so its peak memory grows with th
 
     python benchmarks/memory_scaling.py 100 1000
     python benchmarks/memory_scaling.py --megapixels 0.3 4 64
+    python benchmarks/memory_scaling.py --megapixels 64 --max-pixels 4000000
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def image_of(megapixels: float, out: Path) -> Path:
     return out / "manifest.json"
 
 
-def image_sizes(megapixels: list[float], models: Path) -> None:
+def image_sizes(megapixels: list[float], models: Path, max_pixels: int | None) -> None:
     config = load_config()
-    detectors = {name: d for name, d in config["detectors"].items()
+    detectors = {name: dict(d, max_pixels=max_pixels) for name, d in config["detectors"].items()
                  if all((models / Path(f).name).is_file() for f in model_files(d))}
     skipped = sorted(set(config["detectors"]) - set(detectors))
     if skipped:
@@ -128,8 +129,10 @@ if __name__ == "__main__":
                         help="image sizes to measure instead of test set sizes")
     parser.add_argument("--models", type=Path, default=Path("results/models"),
                         help="trained models of a finished run (default results/models)")
+    parser.add_argument("--max-pixels", type=int,
+                        help="detectors' max_pixels: larger images are downscaled first")
     args = parser.parse_args()
     if args.megapixels:
-        image_sizes(args.megapixels, args.models)
+        image_sizes(args.megapixels, args.models, args.max_pixels)
     else:
         main(args.scenes or [100, 1000])

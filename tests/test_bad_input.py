@@ -296,3 +296,28 @@ def test_random_windows_skip_draws_that_cannot_avoid_a_face(caplog):
         out = random_windows([scene], 20, 16, 36, np.random.default_rng(0), tries=5)
     assert len(out) == 0
     assert "20 of 20 skipped" in caplog.text
+
+
+def test_images_over_max_pixels_are_downscaled_and_boxes_scaled_back(tmp_path):
+    from pipeline.detectors import run_detector
+
+    class Recorder:
+        """Finds one face at a fixed place of whatever image it is given."""
+
+        shapes: list[tuple[int, ...]] = []
+
+        def detect(self, image: np.ndarray) -> list[Box]:
+            self.shapes.append(image.shape)
+            return [Box(10, 20, 30, 40, 0.9)]
+
+    write_image(tmp_path / "big.png", np.zeros((300, 400), np.uint8))
+    write_image(tmp_path / "small.png", np.zeros((100, 100), np.uint8))
+    source = Manifest("ground_truth", tmp_path, [ImageRecord("big.png", 400, 300),
+                                                 ImageRecord("small.png", 100, 100)])
+    detector = Recorder()
+    found, _ = run_detector(detector, source, "recorder", max_pixels=30_000)
+    assert detector.shapes == [(150, 200), (100, 100)]
+    big, small = found.images
+    assert big.attributes == {"detection_scale": 0.5} and small.attributes == {}
+    assert big.boxes[0].to_list(True) == [20, 40, 60, 80, 0.9]
+    assert small.boxes[0].to_list(True) == [10, 20, 30, 40, 0.9]

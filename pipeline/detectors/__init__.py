@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from pipeline.boxes import Box, ImageRecord, Manifest
@@ -127,13 +128,26 @@ def build_detector(settings: dict[str, Any], models: str | list[str] | None = No
     return DETECTORS[settings["kind"]](settings, list(models or []))
 
 
-def run_detector(detector: Detector, source: Manifest, name: str, batch_images: int = 1
-                 ) -> tuple[Manifest, dict[str, float]]:
+def limit_pixels(image: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, float]:
+    """``image`` (H, W) downscaled by area interpolation to at most ``max_pixels`` pixels, and
+    the scale applied (1.0: unchanged, also when ``max_pixels`` is None)."""
+    height, width = image.shape[:2]
+    if not max_pixels or height * width <= max_pixels:
+        return image, 1.0
+    scale = (max_pixels / (height * width)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), size[0] / width
+
+
+def run_detector(detector: Detector, source: Manifest, name: str, batch_images: int = 1,
+                 max_pixels: int | None = None) -> tuple[Manifest, dict[str, float]]:
     """Detect on every image of ``source``: the detections and the seconds spent per image.
 
     Detectors with ``detect_many`` get ``batch_images`` images at a time (a GPU scores them
     together); each image is then charged an equal share of the batch's time. Only one batch
-    of images is held in memory.
+    of images is held in memory. Images over ``max_pixels`` are downscaled first
+    (:func:`limit_pixels`), their boxes scaled back, and the scale kept in the record's
+    ``detection_scale`` attribute.
     """
     records, seconds = [], {}
     batched = batch_images > 1 and hasattr(detector, "detect_many")
@@ -141,18 +155,25 @@ def run_detector(detector: Detector, source: Manifest, name: str, batch_images: 
     bar = progress(total=len(source.images), desc=f"detect {name}", unit="img")
     for start_index in range(0, len(source.images), size):
         chunk = source.images[start_index:start_index + size]
-        images = [read_gray(source.image_path(record)) for record in chunk]
+        images, scales = zip(*(limit_pixels(read_gray(source.image_path(record)), max_pixels)
+                               for record in chunk), strict=True)
         start = time.perf_counter()
-        found = detector.detect_many(images) if batched else [detector.detect(images[0])]
+        found = detector.detect_many(list(images)) if batched else [detector.detect(images[0])]
         share = (time.perf_counter() - start) / len(chunk)
-        for record, boxes in zip(chunk, found, strict=True):
+        for record, boxes, scale in zip(chunk, found, scales, strict=True):
             seconds[record.file] = share
-            records.append(ImageRecord(record.file, record.width, record.height, boxes))
+            if scale != 1.0:
+                boxes = [Box(b.x / scale, b.y / scale, b.w / scale, b.h / scale, b.score)
+                         for b in boxes]
+            records.append(ImageRecord(record.file, record.width, record.height, boxes,
+                                       {"detection_scale": scale} if scale != 1.0 else {}))
         bar.update(len(chunk))
     bar.close()
     result = Manifest("detections", source.root, records, meta={**source.meta, "detector": name})
-    LOG.info("%s: %d boxes on %d images, %.1f ms per image", name, result.n_boxes,
-             len(records), 1000 * sum(seconds.values()) / max(len(records), 1))
+    downscaled = sum(1 for r in records if r.attributes)
+    LOG.info("%s: %d boxes on %d images, %.1f ms per image%s", name, result.n_boxes,
+             len(records), 1000 * sum(seconds.values()) / max(len(records), 1),
+             f"; {downscaled} images over {max_pixels} pixels downscaled" if downscaled else "")
     return result, seconds
 
 
@@ -175,7 +196,8 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
     LOG.info("detector %s (%s) on %s, shard %d of %d: %d images", name, settings["kind"],
              manifest_path, shard_index + 1, shard_count, len(source.images))
     detector = build_detector(settings, model)
-    result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1))
+    result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1),
+                                   settings.get("max_pixels"))
     result.meta["detector_settings"] = settings
     result.save(out_path)
     write_json(timing_path, {"detector": name, "threads": getattr(detector, "threads", None)
