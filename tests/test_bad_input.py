@@ -298,6 +298,18 @@ def test_random_windows_skip_draws_that_cannot_avoid_a_face(caplog):
     assert "20 of 20 skipped" in caplog.text
 
 
+def test_every_detector_kind_takes_max_pixels(default_config):
+    from pipeline.config import section_schema, validate_section
+
+    kinds = section_schema("detectors.*")["properties"]["kind"]["enum"]
+    assert len(kinds) >= 3
+    for name, settings in default_config["detectors"].items():
+        validate_section(dict(settings, max_pixels=4_000_000), "detectors.*", name)
+    with pytest.raises(ConfigError, match="max_pixels"):
+        validate_section(dict(default_config["detectors"]["haar"], max_pixels=10),
+                         "detectors.*")
+
+
 def test_images_over_max_pixels_are_downscaled_and_boxes_scaled_back(tmp_path):
     from pipeline.detectors import run_detector
 
