@@ -112,20 +112,19 @@ EOF
     echo "$password"
 }
 
-start_munge() {
+start_munge() {  # a munged already answering (the system's) is used, not replaced
+    munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return 0
     [[ -s /etc/munge/munge.key ]] || mungekey --create --keyfile /etc/munge/munge.key
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
-    mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
-    if ! running /run/munge/munged.pid; then
-        runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
-    fi
+    mkdir -p /run/munge "$STATE/munge" && chown munge:munge /run/munge "$STATE/munge"
+    runuser -u munge -- /usr/sbin/munged --pid-file="$STATE/munge/munged.pid"
     wait_for 10 munged sh -c 'munge -n | unmunge'
 }
 
 start_mariadb() {
     local password=$1
     mkdir -p /run/mysqld "$STATE/mariadb" && chown mysql:mysql /run/mysqld "$STATE/mariadb"
-    if ! running "$STATE/mariadb/mariadb.pid"; then
+    if ! mariadb -e 'SELECT 1' >/dev/null 2>&1; then  # a server already answering is used
         setsid mariadbd --user=mysql --skip-networking --pid-file="$STATE/mariadb/mariadb.pid" \
             --socket=/run/mysqld/mysqld.sock --log-error="$STATE/mariadb/mariadb.log" \
             </dev/null >/dev/null 2>&1 &
@@ -175,20 +174,19 @@ stop_pid() {  # stop_pid NAME PIDFILE: TERM, then KILL after 20 s
     rm -f "$file"
 }
 
-stop() {
+stop() {  # only what `start` started (pid files under $STATE)
     stop_pid slurmd "$STATE/slurmd.pid"
     stop_pid slurmctld "$STATE/slurmctld.pid"
     stop_pid slurmdbd "$STATE/slurmdbd.pid"
     stop_pid mariadb "$STATE/mariadb/mariadb.pid"
-    stop_pid munged /run/munge/munged.pid
+    stop_pid munged "$STATE/munge/munged.pid"
     log "stopped"
 }
 
 status() {
-    for name in slurmd slurmctld slurmdbd mariadb/mariadb; do
+    for name in slurmd slurmctld slurmdbd mariadb/mariadb munge/munged; do
         if running "$STATE/$name.pid"; then echo "$name: $(cat "$STATE/$name.pid")"; else echo "$name: stopped"; fi
     done
-    if running /run/munge/munged.pid; then echo "munged: $(cat /run/munge/munged.pid)"; else echo "munged: stopped"; fi
     sinfo 2>/dev/null || true
 }
 
