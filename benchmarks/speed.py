@@ -1,4 +1,4 @@
-"""Detection speed of every configured detector on the same images, CNN training throughput
+r"""Detection speed of every configured detector on the same images, CNN training throughput
 per architecture, and the cost of one boosting round of the cascade trainer (prints measured
 numbers; not a test).
 
