@@ -194,6 +194,9 @@ def _scored_faces(runs: list[dict[str, Any]]) -> list[str]:
                      "smallest face every compared detector searches"
                      + ("" if excluded else ", and count as misses for the detectors that "
                         "cannot find them"))
+        elif run.get("search_min_size"):
+            text += (f"; none is smaller than {run['search_min_size']:g} px (sqrt of box area), "
+                     "the smallest face every compared detector searches")
         lines.append(f"<li>{text}.</li>")
     return lines
 
