@@ -310,6 +310,20 @@ def test_every_detector_kind_takes_max_pixels(default_config):
                          "detectors.*")
 
 
+def test_reference_detectors_leave_max_pixels_to_the_detect_stage():
+    from pipeline.config import load_yaml
+    from pipeline.detectors import REFERENCE_CLASSES, build_detector
+    from pipeline.detectors.references import missing_packages
+
+    research = load_yaml(REPO / "config/research.yaml")["detectors"]
+    kinds = [k for k in REFERENCE_CLASSES if not missing_packages([k])]
+    if not kinds:
+        pytest.skip("no reference detector installed (the 'references' extra)")
+    for settings in (d for d in research.values() if d["kind"] in kinds):
+        detector = build_detector(dict(settings, max_pixels=4_000_000))
+        assert not hasattr(detector, "max_pixels")
+
+
 def test_images_over_max_pixels_are_downscaled_and_boxes_scaled_back(tmp_path):
     from pipeline.detectors import run_detector
 

@@ -51,9 +51,13 @@ def _cnn_cascade(settings: dict[str, Any], models: list[str]) -> Detector:
     return CnnCascadeDetector.from_settings(settings, models[0], models[1])
 
 
+# Detector settings that the detect stage itself applies (run_detector), not the detector.
+STAGE_KEYS = {"kind", "max_pixels"}
+
+
 def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
     """The factory of a reference detector kind (pipeline.detectors.references): its
-    settings less ``kind`` are the class's fields; it takes no trained model."""
+    settings less :data:`STAGE_KEYS` are the class's fields; it takes no trained model."""
 
     def factory(settings: dict[str, Any], models: list[str]) -> Detector:
         from pipeline.detectors import references
@@ -62,7 +66,7 @@ def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
             raise ValueError(f"the {kind} detector takes no trained model (--model)")
         require_packages([kind])
         cls = getattr(references, REFERENCE_CLASSES[kind])
-        fields = {k: v for k, v in settings.items() if k != "kind"}
+        fields = {k: v for k, v in settings.items() if k not in STAGE_KEYS}
         if kind == "yunet":
             fields["threads"] = _threads()
         return cls(**fields)
