@@ -29,11 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from snakemake.utils import update_config
 
 from pipeline.boxes import Manifest
 from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
-from pipeline.config import load_config, load_yaml
+from pipeline.config import deep_merge, load_config, load_yaml
 from pipeline.detectors import build_detector, model_files
 from pipeline.io import read_gray
 
@@ -136,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     for path in args.configfile:
-        update_config(config, load_yaml(path))
+        config = deep_merge(config, load_yaml(path))
     for threads in args.threads:
         detection_speed(config, Path(args.manifest), Path(args.models), threads, args.detectors)
     if not args.skip_training:
