@@ -56,8 +56,10 @@ class SortedFeatures:
 
 
 @dataclass
-class WeakStump:
-    """``polarity`` +1: value >= threshold -> face; -1: value < threshold -> face."""
+class StumpChoice:
+    """The stump a boosting round chose, with its weighted ``error`` (the cascade stores it as
+    :class:`pipeline.cascade.Stump`, with leaf values). ``polarity`` +1: value >= threshold
+    -> face; -1: value < threshold -> face."""
 
     feature: int
     threshold: float
@@ -71,7 +73,7 @@ class WeakStump:
 
 
 def best_stump(features: SortedFeatures, labels: np.ndarray, weights: np.ndarray
-               ) -> WeakStump:
+               ) -> StumpChoice:
     """The stump of least weighted error over all features and thresholds.
 
     ``labels`` (N,) are 1 (face) / 0, ``weights`` (N,) non-negative. Only thresholds between
@@ -102,7 +104,7 @@ def best_stump(features: SortedFeatures, labels: np.ndarray, weights: np.ndarray
     error, feature, position, polarity = best
     if not math.isfinite(error):
         raise ValueError("no feature takes two different values on these samples")
-    stump = WeakStump(feature, features.threshold(feature, position), polarity, error)
+    stump = StumpChoice(feature, features.threshold(feature, position), polarity, error)
     # The exact error, in float64, of the stump as it will be applied.
     wrong = stump.predict(features.values[feature]) != np.where(labels == 1, 1, -1)
     stump.error = float(weights[wrong].sum() / weights.sum())

@@ -12,7 +12,6 @@ that the cascade accepts.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -35,13 +34,14 @@ from pipeline.boxes import overlap_matrix
 from pipeline.cascade import Cascade, Stage, Stump, stage_threshold
 from pipeline.haar_features import enumerate_features, feature_values, variance_norm
 from pipeline.io import progress, read_json, write_json
-from pipeline.training import (
+from pipeline.resume import load_resume_state, resume_key, resume_path
+from pipeline.samples import (
     MAX_FACE_OVERLAP,
     Scene,
     augment_faces,
-    file_digest,
     load_training_data,
-    resume_path,
+    random_windows,
+    resize_patches,
 )
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def classifiable(patches: np.ndarray) -> np.ndarray:
     return patches[variance_norm(patches)[1]]
 
 
-def pyramid_scales(window: tuple[int, int], image_size: tuple[int, int], scale_factor: float
+def opencv_pyramid_scales(window: tuple[int, int], image_size: tuple[int, int], scale_factor: float
                    ) -> dict[int, float]:
     """OpenCV's detectMultiScale pyramid for an image (width, height): detected window width ->
     the float32 scale of the level it came from (factor 1, x scale_factor, ...). Python's
@@ -86,7 +86,7 @@ def opencv_windows(image: np.ndarray, rects: np.ndarray, window: tuple[int, int]
     rects that match no level (clipped on both sides) are left out.
     """
     height, width = image.shape
-    scales = pyramid_scales(window, (width, height), scale_factor)
+    scales = opencv_pyramid_scales(window, (width, height), scale_factor)
     levels: dict[float, np.ndarray] = {}
     out = []
     for x, y, w, h in rects.astype(int):
@@ -142,11 +142,7 @@ def stage_zero_negatives(nonfaces: np.ndarray, scenes: list[Scene], count: int, 
                          rng: np.random.Generator) -> np.ndarray:
     """The dataset's face-free patches resized to the window, topped up with random windows of
     the face-free scenes to ``count``."""
-    from pipeline.training import random_windows
-
-    resized = np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
-                        for p in nonfaces], dtype=np.uint8).reshape(-1, window, window)
-    resized = classifiable(resized)[:count]
+    resized = classifiable(resize_patches(nonfaces, window))[:count]
     extra = random_windows(scenes, 2 * (count - len(resized)), window, window, rng)
     return np.concatenate([resized, classifiable(extra)])[:count]
 
@@ -195,32 +191,21 @@ def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any]
                                       "false_positive_rate": false_positive}
 
 
-def save_state(path: Path, key: dict[str, Any], cascade: Cascade,
+def save_state(path: Path, key: str, cascade: Cascade,
                history: list[dict[str, Any]], rng: np.random.Generator) -> None:
     """The stages so far (stumps index the candidate features), their record and the random
     state, so that a killed run continues after its last finished stage."""
     stages = [{"threshold": stage.threshold,
                "stumps": [[s.feature, s.threshold, s.left, s.right] for s in stage.stumps]}
               for stage in cascade.stages]
-    write_json(path, {"key": json.dumps(key, sort_keys=True), "stages": stages,
-                      "history": history, "rng": rng.bit_generator.state})
+    write_json(path, {"key": key, "stages": stages, "history": history,
+                      "rng": rng.bit_generator.state})
 
 
-def load_state(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved state when it belongs to the same settings and inputs, else None."""
-    if not path.exists():
-        return None
-    try:
-        state = read_json(path)
-        stages = [Stage([Stump(int(f), t, left, right) for f, t, left, right in stage["stumps"]],
-                        stage["threshold"]) for stage in state["stages"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        LOG.warning("%s: unreadable resume state (%s); training from the start", path, error)
-        return None
-    if state["key"] != json.dumps(key, sort_keys=True):
-        LOG.warning("%s: resume state is for other settings or inputs; training from the start",
-                    path)
-        return None
+def _read_state(path: Path) -> dict[str, Any]:
+    state = read_json(path)
+    stages = [Stage([Stump(int(f), t, left, right) for f, t, left, right in stage["stumps"]],
+                    stage["threshold"]) for stage in state["stages"]]
     return {**state, "stages": stages}
 
 
@@ -246,10 +231,9 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
              len(candidates), device)
     trained = Cascade((window, window), candidates)
     history: list[dict[str, Any]] = []
-    key = {"settings": settings,
-           "inputs": [file_digest(train_npz), file_digest(backgrounds_json)]}
+    key = resume_key(settings, train_npz, backgrounds_json)
     state_file = resume_path(out_path)
-    state = load_state(state_file, key)
+    state = load_resume_state(state_file, key, _read_state)
     if state is not None:
         trained.stages, history = state["stages"], state["history"]
         rng.bit_generator.state = state["rng"]

@@ -178,7 +178,7 @@ def cmd_statistics(args: argparse.Namespace) -> None:
 def cmd_figures(args: argparse.Namespace) -> None:
     from pipeline.figures import make_figures
 
-    make_figures(_settings(args), args.summary, args.statistics, args.results, args.out_dir)
+    make_figures(_settings(args), args.summary, args.statistics, args.out_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -300,7 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("figures", cmd_figures, "draw the comparison figures")
     sub.add_argument("--summary", required=True, help="summary.json")
     sub.add_argument("--statistics", required=True, help="statistics.json")
-    sub.add_argument("--results", default="results", help="results folder")
     sub.add_argument("--out-dir", required=True)
 
     sub = add("report", cmd_report, "write the self-contained HTML report")

@@ -170,8 +170,11 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             f"report.fp_for_summary: {config['report']['fp_for_summary']} must be one of "
             f"evaluation.false_positive_points {points}"
         )
-    from pipeline.variants import variant_instances
+    from pipeline.variants import BASELINE_VARIANT, variant_instances
 
+    if config["variants"].get(BASELINE_VARIANT, {}).get("kind") != "original":
+        messages.append(f"variants.{BASELINE_VARIANT}: the baseline variant, of kind original, "
+                        "is required (shares of AP kept and calibrations are relative to it)")
     instances = set(variant_instances(config))
     for name, dataset in config["datasets"].items():
         for variant in dataset.get("variants", []):

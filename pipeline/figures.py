@@ -1,4 +1,5 @@
-"""The comparison figures, drawn from ``summary.json`` and the files under ``results/``.
+"""The comparison figures, drawn from ``summary.json``, ``statistics.json`` and the files
+the figures rule lists (``settings["inputs"]``, see :func:`make_figures`).
 
 Settings (built by the Snakefile from the config): ``detectors``, ``datasets``,
 ``main_variants``, ``sweep`` (``{"strengths": [...], "names": [...]}``), ``models``,
@@ -171,20 +172,16 @@ def operating_threshold(run: dict[str, Any], false_positives: int) -> float:
     return float(curve.thresholds[allowed].min()) if allowed.any() else float("inf")
 
 
-def plot_examples(settings: dict[str, Any], runs: dict, results: Path, out: Path) -> None:
+def plot_examples(settings: dict[str, Any], runs: dict, out: Path) -> None:
     """Test images in each variant with ground truth and each detector's boxes."""
     dataset, variants = settings["datasets"][0], settings["example_variants"]
-    manifests = {v: Manifest.load(results / "variants" / dataset / v / "manifest.json")
-                 for v in variants}
+    inputs = settings["inputs"]
+    manifests = {v: Manifest.load(inputs["variants"][v]) for v in variants}
     first = manifests[variants[0]]
     by_faces = sorted(range(len(first.images)), key=lambda k: (-len(first.images[k].boxes), k))
     chosen = sorted(by_faces[: settings["example_images"]])
-    detections = {}
-    for detector in settings["detectors"]:
-        for v in variants:
-            path = results / "detections" / detector / dataset / f"{v}.json"
-            if path.exists():
-                detections[detector, v] = Manifest.load(path)
+    detections = {(detector, v): Manifest.load(path)
+                  for detector, files in inputs["detections"].items() for v, path in files.items()}
     figure, axes = _grid(len(chosen), len(variants), width=3.6, height=2.9)
     fp = settings["fp_for_summary"]
     for j, variant in enumerate(variants):
@@ -217,13 +214,13 @@ def plot_examples(settings: dict[str, Any], runs: dict, results: Path, out: Path
     _save(figure, out)
 
 
-def plot_training(settings: dict[str, Any], results: Path, out: Path) -> None:
+def plot_training(settings: dict[str, Any], out: Path) -> None:
     from pipeline.cnn import load_checkpoint
 
     models = settings["models"]
     figure, axes = _grid(1, max(len(models), 1), width=5.0)
     for i, name in enumerate(models):
-        _, checkpoint = load_checkpoint(results / "models" / f"{name}.pt")
+        _, checkpoint = load_checkpoint(settings["inputs"]["models"][name])
         history = checkpoint["history"]
         steps = np.arange(1, len(history) + 1)
         axis = axes[0, i]
@@ -250,16 +247,15 @@ def _mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
     return grid
 
 
-def example_faces(settings: dict[str, Any], results: Path, size: int) -> dict[str, np.ndarray]:
+def example_faces(settings: dict[str, Any], size: int) -> dict[str, np.ndarray]:
     """The largest ground-truth face of the example dataset, cut from each example variant
     (same image, same box) and resized to (size, size)."""
     import cv2
 
-    dataset = settings["datasets"][0]
     faces = {}
     where = None
     for variant in settings["example_variants"]:
-        manifest = Manifest.load(results / "variants" / dataset / variant / "manifest.json")
+        manifest = Manifest.load(settings["inputs"]["variants"][variant])
         if where is None:
             where = max(((i, k) for i, r in enumerate(manifest.images)
                          for k in range(len(r.boxes))),
@@ -287,7 +283,7 @@ def first_layer(model: Any, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return conv.weight[:, 0].detach().numpy(), captured["maps"][0].numpy()
 
 
-def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
+def plot_learned(settings: dict[str, Any], out: Path) -> None:
     """Per CNN: first-layer filters and the feature maps of one face in each variant; for the
     Haar cascade: the features of its first stage and the first one's response per variant."""
     from pipeline.cascade import stage_features
@@ -300,8 +296,8 @@ def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
     rows = len(settings["models"]) + len(cascades)
     figure, axes = _grid(max(rows, 1), 1 + len(variants), width=3.4, height=3.2)
     for i, name in enumerate(settings["models"]):
-        model, _ = load_checkpoint(results / "models" / f"{name}.pt")
-        faces = example_faces(settings, results, model.window)
+        model, _ = load_checkpoint(settings["inputs"]["models"][name])
+        faces = example_faces(settings, model.window)
         kernels, _ = first_layer(model, faces[variants[0]])
         limit = np.abs(kernels).max()
         axes[i, 0].imshow(_mosaic(kernels, 8), cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -312,7 +308,7 @@ def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
             axes[i, j].set_title(f"{name}: feature maps, {variant}", fontsize=9)
     for i, (detector, cascade) in enumerate(cascades.items(), start=len(settings["models"])):
         (width, height), features = stage_features(cascade_path(cascade))
-        faces = example_faces(settings, results, width)
+        faces = example_faces(settings, width)
         panel = np.full((len(features), height, width), 0.5)
         for k, feature in enumerate(features):
             for x, y, w, h, weight in feature[feature[:, 4] != 0]:
@@ -335,17 +331,20 @@ def plot_learned(settings: dict[str, Any], results: Path, out: Path) -> None:
 
 
 def make_figures(settings: dict[str, Any], summary_path: str | Path,
-                 statistics_path: str | Path, results: str | Path, out_dir: str | Path
-                 ) -> list[Path]:
-    out_dir, results = Path(out_dir), Path(results)
+                 statistics_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every figure of FIGURES into ``out_dir``. Besides the tables, ``settings["inputs"]``
+    names the files drawn: ``variants`` {variant: manifest} of the example dataset,
+    ``detections`` {detector: {variant: detections}} on it, and ``models`` {name: checkpoint};
+    ``haar_cascades`` {detector: cascade XML or bundled cascade name}."""
+    out_dir = Path(out_dir)
     runs = _runs_by_key(read_json(summary_path))
     statistics = read_json(statistics_path)
     plot_curves(settings, runs, out_dir / "pr_curves.png", "pr")
     plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
     plot_ap_by_variant(settings, runs, statistics, out_dir / "ap_by_variant.png")
     plot_shadow_sweep(settings, runs, statistics, out_dir / "ap_vs_shadow_strength.png")
-    plot_examples(settings, runs, results, out_dir / "examples.png")
-    plot_training(settings, results, out_dir / "training_curves.png")
-    plot_learned(settings, results, out_dir / "learned_vs_haar.png")
+    plot_examples(settings, runs, out_dir / "examples.png")
+    plot_training(settings, out_dir / "training_curves.png")
+    plot_learned(settings, out_dir / "learned_vs_haar.png")
     LOG.info("figures written to %s", out_dir)
     return [out_dir / name for name in FIGURES]

@@ -118,18 +118,22 @@ def read_box_list(path: str | Path, image_root: str | Path, prefix: str = "",
     return _records(boxes, image_root, where, labels)
 
 
+# The points of one face in the MIT+CMU landmark list, in their order in the file.
 LANDMARK_NAMES = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_centre", "mouth_right"]
 
 
 def read_landmarks(path: str | Path, prefix: str = "") -> dict[str, list[list[float]]]:
-    """MIT+CMU landmark list: ``<file>`` then 6 (x y) points per face -> file -> [12 numbers]."""
+    """MIT+CMU landmark list: ``<file>`` then the (x y) points of LANDMARK_NAMES per face ->
+    file -> [2 * len(LANDMARK_NAMES) numbers]."""
     path = Path(path)
     faces: dict[str, list[list[float]]] = {}
+    n_numbers = 2 * len(LANDMARK_NAMES)
     for number, line in _lines(path):
         fields = line.split()
-        if len(fields) != 13:
-            raise AnnotationError(f"{path}:{number}: expected '<file>' and 12 numbers "
-                                  f"(6 x y points), got {len(fields)} fields")
+        if len(fields) != n_numbers + 1:
+            raise AnnotationError(f"{path}:{number}: expected '<file>' and {n_numbers} numbers "
+                                  f"({len(LANDMARK_NAMES)} x y points), got {len(fields)} "
+                                  "fields")
         faces.setdefault(prefix + fields[0], []).append(_numbers(fields[1:], f"{path}:{number}"))
     return faces
 
@@ -138,7 +142,8 @@ def attach_landmarks(records: list[ImageRecord], landmarks: dict[str, list[list[
                      source: str) -> None:
     """Give each box the landmark set that lies inside it (stored per box in attributes)."""
     for record in records:
-        points = [np.array(p).reshape(6, 2) for p in landmarks.get(record.file, [])]
+        points = [np.array(p).reshape(len(LANDMARK_NAMES), 2)
+                  for p in landmarks.get(record.file, [])]
         assigned: list[list[float] | None] = []
         for box in record.boxes:
             inside = [p for p in points if np.all((p[:, 0] >= box.x) & (p[:, 0] <= box.x + box.w)

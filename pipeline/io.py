@@ -127,8 +127,9 @@ def read_gray(path: str | Path) -> np.ndarray:
     """Read any image OpenCV decodes as 8-bit grayscale, shape (H, W), dtype uint8.
 
     16-bit images are scaled to 8 bits, colour and alpha are dropped. Raises
-    ``FileNotFoundError`` naming the file when it is missing, and ``ValueError`` naming it
-    when it is empty, truncated or not a decodable image.
+    ``FileNotFoundError`` naming the file when it is missing or not a file, ``PermissionError``
+    when it cannot be read, and ``ValueError`` naming it when it is empty, truncated or not a
+    decodable image.
     """
     path = Path(path)
     if not path.is_file():

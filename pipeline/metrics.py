@@ -18,6 +18,11 @@ from typing import Any
 import numpy as np
 
 from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix
+from pipeline.formats import LANDMARK_NAMES
+
+# The landmarks a matching detection must contain (the landmark criterion).
+CONTAINED_LANDMARKS = [LANDMARK_NAMES.index(name)
+                       for name in ("left_eye", "right_eye", "mouth_centre")]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Criterion:
         for t, points in enumerate(landmarks):
             if points is None:
                 continue
-            key = np.asarray(points, dtype=float).reshape(-1, 2)[[0, 1, 4]]  # eyes, mouth
+            key = np.asarray(points, dtype=float).reshape(-1, 2)[CONTAINED_LANDMARKS]
             inside = np.all((key[None, :, 0] >= boxes[:, None, 0])
                             & (key[None, :, 0] <= boxes[:, None, 0] + boxes[:, None, 2])
                             & (key[None, :, 1] >= boxes[:, None, 1])
@@ -178,6 +183,20 @@ def average_precision(curve: Curve, recall_levels: np.ndarray | None = None) -> 
         reached = index < len(envelope)
         return float(np.where(reached, envelope[np.minimum(index, len(envelope) - 1)], 0).mean())
     return float(envelope_area(curve.recall, curve.precision))
+
+
+def relative_ap(ap: Any, baseline_ap: Any) -> Any:
+    """Share of AP kept: ``ap`` over the same detector's AP on the baseline variant.
+
+    Scalars give a float, arrays (bootstrap resamples) an array of the same shape; NaN where
+    the baseline AP is 0 or either AP is undefined (None).
+    """
+    if ap is None or baseline_ap is None:
+        return float("nan")
+    ap, baseline_ap = np.asarray(ap, np.float64), np.asarray(baseline_ap, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(baseline_ap > 0, ap / baseline_ap, np.nan)
+    return float(share) if share.ndim == 0 else share
 
 
 def detection_rate_at(curve: Curve, false_positives: int) -> float:

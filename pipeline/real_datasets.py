@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ LOG = logging.getLogger(__name__)
 CROP_SIZE = 36  # side of the stored training face crops, pixels
 
 
+# Annotation format -> reader(annotation file, image folder) -> records named relative to that
+# folder; ``box_list`` (read_box_list) also takes an image list, and is read apart.
+ANNOTATION_READERS: dict[str, Callable[[str, Path], list[ImageRecord]]] = {
+    "dlib_xml": read_dlib_xml,
+    "fddb": read_fddb,
+    "wider": read_wider,
+    "coco": read_coco,
+}
+ANNOTATION_FORMATS = ["box_list", *ANNOTATION_READERS]
+
+
 def _read_source(fmt: str, source: dict[str, Any], root: Path) -> list[ImageRecord]:
     """One annotation file of a dataset; image names made relative to the dataset ``root``."""
     images = Path(source.get("images", root))
@@ -51,9 +63,7 @@ def _read_source(fmt: str, source: dict[str, Any], root: Path) -> list[ImageReco
     if fmt == "box_list":
         return read_box_list(annotations, root, prefix=prefix,
                              image_list=source.get("image_list"))
-    readers = {"dlib_xml": read_dlib_xml, "fddb": read_fddb, "wider": read_wider,
-               "coco": read_coco}
-    records = readers[fmt](annotations, images)
+    records = ANNOTATION_READERS[fmt](annotations, images)
     for record in records:
         record.file = prefix + record.file
     return records

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.detectors import REFERENCE_CLASSES
 from pipeline.io import atomic_open, read_json
+from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
                 + f". Detection rate at {fp} false positives: "
                 + _verdict(c["detection_rate"], a, b, "detection rate", level, samples) + ".")
         if "relative_ap" in c:
-            text += (f" Share of original AP kept: {a} "
+            text += (f" Share of {BASELINE_VARIANT} AP kept: {a} "
                      f"{_ci(intervals[(a, *key)].get('relative_ap'), percent=True)}, {b} "
                      f"{_ci(intervals[(b, *key)].get('relative_ap'), percent=True)}.")
             pair = {kinds.get(a), kinds.get(b)}
@@ -134,7 +135,7 @@ def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int)
     test = comparison["relative_ap"]
     if test["estimate"] is None:
         return ("Claim check (the CNN holds up better than Haar): undefined here, since a "
-                "detector's AP on the original images is 0.")
+                f"detector's AP on the {BASELINE_VARIANT} images is 0.")
     cnn_minus_haar = test["estimate"] if comparison["a"] == cnn else -test["estimate"]
     if not test["significant"]:
         outcome = "not resolved by these data: the difference is not significant"
@@ -154,7 +155,7 @@ def _row(cells: list[Any], tag: str = "td") -> str:
 
 def _table(rows: list[dict[str, Any]], fp_points: list[int]) -> str:
     head = ["detector", "dataset", "variant", "images", "faces", "detections", "AP",
-            "AP / AP original"] + [f"DR @ {n} FP" for n in fp_points] + ["FP / image",
+            f"AP / AP {BASELINE_VARIANT}"] + [f"DR @ {n} FP" for n in fp_points] + ["FP / image",
                                                                        "ms / image"]
     lines = ["<table>", _row(head, "th")]
     for r in rows:
@@ -173,7 +174,7 @@ def _scored_faces(runs: list[dict[str, Any]]) -> list[str]:
     face every compared detector searches (misses by construction unless excluded)."""
     lines, seen = [], set()
     for run in runs:
-        if run["dataset"] in seen or run["variant"] != "original":
+        if run["dataset"] in seen or run["variant"] != BASELINE_VARIANT:
             continue
         seen.add(run["dataset"])
         name = html.escape(run["dataset"])

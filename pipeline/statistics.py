@@ -13,6 +13,7 @@ Intervals are percentile intervals; the two-sided p-value of a difference is
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -26,7 +27,9 @@ from pipeline.metrics import (
     precision_of,
     rate_within,
     recall_of,
+    relative_ap,
 )
+from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 
@@ -102,16 +105,22 @@ def paired_test(a: np.ndarray, b: np.ndarray, estimate: float, confidence: float
     return {**result, "p_value": float(p_value), "significant": bool(p_value < 1 - confidence)}
 
 
-def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b > 0, a / b, np.nan)
+def _share_kept(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                key: tuple[str, str, str]) -> float:
+    """Share of AP kept by run ``key``, against the same detector's baseline-variant run."""
+    return relative_ap(by_key[key]["average_precision"],
+                       by_key[(key[0], key[1], BASELINE_VARIANT)]["average_precision"])
 
 
-def _relative_ap(by_key: dict[tuple[str, str, str], dict[str, Any]],
-                 key: tuple[str, str, str]) -> float:
-    """AP of run ``key`` divided by the same detector's AP on ``original`` (NaN if that is 0)."""
-    base = by_key[(key[0], key[1], "original")]["average_precision"]
-    return by_key[key]["average_precision"] / base if base > 0 else float("nan")
+def detector_pairs(keys: list[tuple[str, str, str]], available: Any
+                   ) -> Iterator[tuple[tuple[str, str, str], tuple[str, str, str]]]:
+    """Run keys (detector, dataset, variant) of one dataset, paired: every two detectors on
+    the same variant, both in ``available``; by variant, then detector names."""
+    for variant in sorted({k[2] for k in keys}):
+        for a, b in combinations(sorted({k[0] for k in keys}), 2):
+            ka, kb = (a, keys[0][1], variant), (b, keys[0][1], variant)
+            if ka in available and kb in available:
+                yield ka, kb
 
 
 def false_positives_per_image(metrics: dict[str, Any], counts: np.ndarray) -> np.ndarray:
@@ -131,22 +140,17 @@ def _negatives_only(by_key: dict[tuple[str, str, str], dict[str, Any]],
              "average_precision": None, "detection_rate": None,
              "false_positives_per_image": interval(
                  boot[k], by_key[k]["false_positives_per_image"], confidence)} for k in keys]
-    tests = []
-    for variant in sorted({k[2] for k in keys}):
-        for a, b in combinations(sorted({k[0] for k in keys}), 2):
-            ka, kb = (a, keys[0][1], variant), (b, keys[0][1], variant)
-            if ka in boot and kb in boot:
-                tests.append({
-                    "dataset": ka[1], "variant": variant, "a": a, "b": b,
-                    "negatives_only": True,
-                    "false_positives_per_image": paired_test(
-                        boot[ka], boot[kb], by_key[ka]["false_positives_per_image"]
-                        - by_key[kb]["false_positives_per_image"], confidence)})
+    tests = [{"dataset": ka[1], "variant": ka[2], "a": ka[0], "b": kb[0], "negatives_only": True,
+              "false_positives_per_image": paired_test(
+                  boot[ka], boot[kb], by_key[ka]["false_positives_per_image"]
+                  - by_key[kb]["false_positives_per_image"], confidence)}
+             for ka, kb in detector_pairs(keys, boot)]
     return runs, tests
 
 
 def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    """Intervals for every run, relative AP to ``original``, and paired detector tests.
+    """Intervals for every run, share of AP kept (relative to the baseline variant), and
+    paired detector tests.
 
     ``runs`` are metrics dicts from :func:`pipeline.metrics.evaluate` with ``detector``,
     ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
@@ -179,34 +183,30 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
                 "detection_rate": interval(values.detection_rate[fp],
                                            run["detection_rate_at_fp"][str(fp)], confidence),
             }
-            base_key = (key[0], dataset, "original")
+            base_key = (key[0], dataset, BASELINE_VARIANT)
             if base_key in boot and key != base_key:
                 entry["relative_ap"] = interval(
-                    ratio(values.average_precision, boot[base_key].average_precision),
-                    _relative_ap(by_key, key), confidence)
+                    relative_ap(values.average_precision, boot[base_key].average_precision),
+                    _share_kept(by_key, key), confidence)
             out_runs.append(entry)
-        detectors = sorted({k[0] for k in keys})
-        for variant in sorted({k[2] for k in keys}):
-            for a, b in combinations(detectors, 2):
-                ka, kb = (a, dataset, variant), (b, dataset, variant)
-                if ka not in boot or kb not in boot:
-                    continue
-                comparison = {
-                    "dataset": dataset, "variant": variant, "a": a, "b": b,
-                    "average_precision": paired_test(
-                        boot[ka].average_precision, boot[kb].average_precision,
-                        by_key[ka]["average_precision"] - by_key[kb]["average_precision"],
-                        confidence),
-                    "detection_rate": paired_test(
-                        boot[ka].detection_rate[fp], boot[kb].detection_rate[fp],
-                        by_key[ka]["detection_rate_at_fp"][str(fp)]
-                        - by_key[kb]["detection_rate_at_fp"][str(fp)], confidence),
-                }
-                base_a, base_b = (a, dataset, "original"), (b, dataset, "original")
-                if variant != "original" and base_a in boot and base_b in boot:
-                    comparison["relative_ap"] = paired_test(
-                        ratio(boot[ka].average_precision, boot[base_a].average_precision),
-                        ratio(boot[kb].average_precision, boot[base_b].average_precision),
-                        _relative_ap(by_key, ka) - _relative_ap(by_key, kb), confidence)
-                comparisons.append(comparison)
+        for ka, kb in detector_pairs(keys, boot):
+            (a, _, variant), b = ka, kb[0]
+            comparison = {
+                "dataset": dataset, "variant": variant, "a": a, "b": b,
+                "average_precision": paired_test(
+                    boot[ka].average_precision, boot[kb].average_precision,
+                    by_key[ka]["average_precision"] - by_key[kb]["average_precision"],
+                    confidence),
+                "detection_rate": paired_test(
+                    boot[ka].detection_rate[fp], boot[kb].detection_rate[fp],
+                    by_key[ka]["detection_rate_at_fp"][str(fp)]
+                    - by_key[kb]["detection_rate_at_fp"][str(fp)], confidence),
+            }
+            base_a, base_b = (a, dataset, BASELINE_VARIANT), (b, dataset, BASELINE_VARIANT)
+            if variant != BASELINE_VARIANT and base_a in boot and base_b in boot:
+                comparison["relative_ap"] = paired_test(
+                    relative_ap(boot[ka].average_precision, boot[base_a].average_precision),
+                    relative_ap(boot[kb].average_precision, boot[base_b].average_precision),
+                    _share_kept(by_key, ka) - _share_kept(by_key, kb), confidence)
+            comparisons.append(comparison)
     return {"settings": settings, "runs": out_runs, "comparisons": comparisons}

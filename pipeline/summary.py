@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_open, read_json, write_json
+from pipeline.metrics import relative_ap
+from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 
@@ -19,7 +22,8 @@ LABELS = ("detector", "dataset", "variant")
 
 def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | Path,
               out_json: str | Path) -> list[dict]:
-    """One row per detector x dataset x variant; ``relative_ap`` = AP / AP on ``original``.
+    """One row per detector x dataset x variant; ``relative_ap``: the share of AP kept
+    (:func:`pipeline.metrics.relative_ap`, against the baseline variant; empty if undefined).
 
     Rows hold the metrics (without per-image data and curves) and the timing of the same
     detector x dataset x variant; the JSON keeps the curves for the figures.
@@ -35,12 +39,11 @@ def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | P
         run["ms_per_image_mean"] = timing["ms_per_image_mean"]
         run["ms_per_image_median"] = timing["ms_per_image_median"]
         runs.append(run)
-    original = {(r["detector"], r["dataset"]): r["average_precision"]
-                for r in runs if r["variant"] == "original"}
+    baseline = {(r["detector"], r["dataset"]): r["average_precision"]
+                for r in runs if r["variant"] == BASELINE_VARIANT}
     for run in runs:
-        base = original.get((run["detector"], run["dataset"]))
-        run["relative_ap"] = (run["average_precision"] / base
-                              if base not in (None, 0) else None)
+        run["relative_ap"] = relative_ap(run["average_precision"],
+                                         baseline.get((run["detector"], run["dataset"])))
     runs.sort(key=lambda r: (r["dataset"], r["variant"], r["detector"]))
     fp_keys = sorted({k for r in runs for k in r["detection_rate_at_fp"]}, key=int)
     with atomic_open(out_csv, "w") as handle:
@@ -56,5 +59,5 @@ def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | P
 
 def _cell(value: Any) -> Any:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return "" if math.isnan(value) else f"{value:.4f}"
     return "" if value is None else value

@@ -7,7 +7,6 @@ its highest-scoring windows (all false positives by construction) to the negativ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -16,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
+from pipeline.boxes import overlap_matrix
 from pipeline.cnn import (
     FaceNet,
     build_model,
@@ -31,85 +29,18 @@ from pipeline.cnn import (
     save_checkpoint,
     score_windows,
 )
-from pipeline.io import progress, read_gray
+from pipeline.io import atomic_open, progress
+from pipeline.resume import load_resume_state, resume_key, resume_path
+from pipeline.samples import (
+    MAX_FACE_OVERLAP,
+    Scene,
+    augment_faces,
+    load_training_data,
+    random_windows,
+    resize_patches,
+)
 
 LOG = logging.getLogger(__name__)
-
-
-def augment_faces(faces: np.ndarray, copies: int, window: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """``copies`` random variants of each face, (len(faces) * copies, window, window) uint8.
-
-    Random mirror, rotation (+-8 degrees), scale (0.9-1.1), shift (+-6% of the window), then
-    contrast (x0.6-1.4) and brightness (+-40 grey levels).
-    """
-    out = np.empty((len(faces) * copies, window, window), np.uint8)
-    k = 0
-    for face in faces:
-        side = face.shape[0]
-        for _ in range(copies):
-            source = face[:, ::-1] if rng.random() < 0.5 else face
-            scale = window / side * rng.uniform(0.9, 1.1)
-            matrix = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(-8, 8), scale)
-            matrix[:, 2] += window / 2 - side / 2 + rng.uniform(-0.06, 0.06, 2) * window
-            warped = cv2.warpAffine(np.ascontiguousarray(source), matrix, (window, window),
-                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out[k] = photometric(warped, rng)
-            k += 1
-    return out
-
-
-def photometric(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random contrast about the patch mean and brightness shift, uint8 in and out."""
-    values = patch.astype(np.float32)
-    mean = values.mean()
-    values = (values - mean) * rng.uniform(0.6, 1.4) + mean + rng.uniform(-40, 40)
-    return np.clip(values, 0, 255).astype(np.uint8)
-
-
-# A window counts as face-free when less than this share of it, or of any face box, is shared
-# with that face box (intersection over the smaller area).
-MAX_FACE_OVERLAP = 0.3
-
-
-@dataclass
-class Scene:
-    """A training scene: grayscale image (H, W) and the face boxes to avoid, (K, 4) x y w h."""
-
-    image: np.ndarray
-    faces: np.ndarray
-
-
-def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
-                   rng: np.random.Generator, tries: int = 50) -> np.ndarray:
-    """Up to ``count`` random square windows away from faces, resized to (K, window, window).
-
-    Each window gets ``tries`` draws to land away from the scenes' faces; a window whose every
-    draw overlaps a face is skipped (never returned as a negative), and the skips are counted
-    in a warning, so K < ``count`` only when the scenes are crowded with faces.
-    """
-    out = np.empty((count, window, window), np.uint8)
-    kept = 0
-    for _ in range(count):
-        for _ in range(tries):
-            scene = scenes[int(rng.integers(len(scenes)))]
-            height, width = scene.image.shape
-            side = int(rng.integers(min_size, min(height, width) + 1))
-            x = int(rng.integers(0, width - side + 1))
-            y = int(rng.integers(0, height - side + 1))
-            if not len(scene.faces) or overlap_matrix(np.array([[x, y, side, side]], float),
-                                                      scene.faces).max() < MAX_FACE_OVERLAP:
-                break
-        else:
-            continue
-        patch = cv2.resize(scene.image[y:y + side, x:x + side], (window, window),
-                           interpolation=cv2.INTER_AREA)
-        out[kept] = photometric(patch, rng) if rng.random() < 0.5 else patch
-        kept += 1
-    if kept < count:
-        LOG.warning("random negative windows: %d of %d skipped, every one of their %d draws "
-                    "overlapped a face; %d kept", count - kept, count, tries, kept)
-    return out[:kept]
 
 
 def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
@@ -234,49 +165,12 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
             "val_loss": val_loss, "val_accuracy": val_acc}
 
 
-def load_backgrounds(manifest_path: str | Path) -> list[Scene]:
-    """The training scenes of a manifest; unreadable ones are skipped with a warning."""
-    manifest = Manifest.load(manifest_path)
-    scenes = []
-    for record in manifest.images:
-        try:
-            scenes.append(Scene(read_gray(manifest.image_path(record)),
-                                boxes_to_array(record.boxes)))
-        except (OSError, ValueError) as error:
-            LOG.warning("skipping training scene: %s", error)
-    return scenes
-
-
-def load_training_data(train_npz: str | Path, backgrounds_json: str | Path
-                       ) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
-    """Training faces (N, h, w), face-free patches (M, h, w) and face-free scenes; raises
-    ``ValueError`` naming the file when there are no faces or no scenes."""
-    with np.load(train_npz) as data:
-        faces, nonfaces = data["faces"], data["nonfaces"]
-    scenes = load_backgrounds(backgrounds_json)
-    if len(faces) == 0 or not scenes:
-        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
-    return faces, nonfaces, scenes
-
-
-def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def resume_path(out_path: str | Path) -> Path:
-    """Where training keeps its state between epochs: a hidden file beside the checkpoint."""
-    out_path = Path(out_path)
-    return out_path.with_name(f".{out_path.name}.resume")
-
-
-def save_resume(path: Path, key: dict[str, Any], model: FaceNet, current: Round,
+def save_resume(path: Path, key: str, model: FaceNet, current: Round,
                 rng: np.random.Generator, generator: torch.Generator,
                 history: list[dict[str, float]], negatives: np.ndarray) -> None:
     """Everything needed to continue training after the epoch just finished."""
-    from pipeline.io import atomic_open
-
     state = {
-        "key": json.dumps(key, sort_keys=True),
+        "key": key,
         "round": current.index, "next_epoch": current.next_epoch,
         "model": model.state_dict(), "optimizer": current.optimizer.state_dict(),
         "schedule": current.schedule.state_dict(), "scaler": current.scaler.state_dict(),
@@ -290,21 +184,11 @@ def save_resume(path: Path, key: dict[str, Any], model: FaceNet, current: Round,
         torch.save(state, handle)
 
 
-def load_resume(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved state if it exists and belongs to the same settings and inputs, else None."""
-    if not path.exists():
-        return None
+def _read_resume(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - a broken resume file only costs a restart
-        LOG.warning("%s: unreadable resume state (%s); training from the start", path,
-                    checkpoint_problem(path, error))
-        return None
-    if state.get("key") != json.dumps(key, sort_keys=True):
-        LOG.warning("%s: resume state is for other settings or inputs; training from the start",
-                    path)
-        return None
-    return state
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - told apart by checkpoint_problem
+        raise ValueError(checkpoint_problem(path, error)) from error
 
 
 def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json: str | Path,
@@ -331,16 +215,14 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
              len(backgrounds), device)
 
     model = build_model(settings["architecture"], window).to(device)
-    key = {"settings": settings,
-           "inputs": [file_digest(train_npz), file_digest(backgrounds_json)]}
+    key = resume_key(settings, train_npz, backgrounds_json)
     state_file = resume_path(out_path)
-    state = load_resume(state_file, key)
+    state = load_resume_state(state_file, key, _read_resume)
     history: list[dict[str, float]] = []
     current: Round | None = None
     if state is None:
         negatives = np.concatenate([
-            np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
-                      for p in nonfaces], dtype=np.uint8).reshape(-1, window, window),
+            resize_patches(nonfaces, window),
             random_windows(backgrounds, settings["negatives_per_round"], window, 24, rng),
         ])
         first_round = 0

@@ -1,8 +1,9 @@
 """Variant registry: the same test images with the same boxes, altered.
 
 A variant is a function ``(image, boxes, settings, rng) -> image`` on grayscale uint8 images
-(H, W); registering it in :data:`VARIANTS` and adding a config entry with its ``kind`` is all a
-new variant needs.
+(H, W). A new variant kind needs the function registered in :data:`VARIANTS`, its kind in
+``config/schema.yaml`` (the ``variants`` kind list and an ``if``/``then`` block with its
+settings; ``tests/test_registries.py`` checks the two agree) and a config entry.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def cartoon(image: np.ndarray, boxes: list[Box], settings: dict[str, Any],
     flat[edges > 0] = settings["outline_value"]
     return flat
 
+
+# The variant every other variant of a dataset is measured against: "share of AP kept" is a
+# detector's AP on a variant over its AP on this one, and box calibrations are fitted on it.
+BASELINE_VARIANT = "original"
 
 # Variant kind -> function.
 VARIANTS: dict[str, VariantFunction] = {

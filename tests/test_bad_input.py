@@ -285,7 +285,7 @@ def test_bad_checkpoints_get_a_reason_and_no_unsafe_advice(tmp_path, content):
 
 def test_random_windows_skip_draws_that_cannot_avoid_a_face(caplog):
     from pipeline.boxes import overlap_matrix
-    from pipeline.training import MAX_FACE_OVERLAP, Scene, random_windows
+    from pipeline.samples import MAX_FACE_OVERLAP, Scene, random_windows
 
     image = np.zeros((40, 40), np.uint8)
     image[4:36, 4:36] = 255  # a face filling nearly the whole scene

@@ -27,6 +27,9 @@ def test_default_config_is_valid(default_config):
      "cascades.haar_trained.train_dataset"),
     (lambda c: c["cascades"]["haar_trained"].__setitem__("stage_false_positive_rate", 1.0),
      "cascades.haar_trained.stage_false_positive_rate"),
+    (lambda c: c["variants"].pop("original"), "variants.original"),
+    (lambda c: c["variants"].__setitem__("original", dict(c["variants"]["cartoon"])),
+     "variants.original"),
 ])
 def test_errors_name_the_key(default_config, mutate, key):
     config = copy.deepcopy(default_config)

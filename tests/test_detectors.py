@@ -55,12 +55,10 @@ def test_bad_cascade_path_is_a_clear_error(tmp_path, default_config):
 
 
 def test_registry_knows_the_detectors():
-    from pipeline.config import SCHEMA_PATH, load_yaml
     from pipeline.detectors import REFERENCE_CLASSES
 
+    # The schema's list is checked against the registry in tests/test_registries.py.
     assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade", *REFERENCE_CLASSES}
-    kinds = load_yaml(SCHEMA_PATH)["properties"]["detectors"]["additionalProperties"]
-    assert set(kinds["properties"]["kind"]["enum"]) == set(DETECTORS)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -272,3 +270,22 @@ def test_batched_detection_equals_one_image_at_a_time(tiny_model, tiny_dataset,
     assert len(seconds) == len(truth.images)
     for a, b in zip(single.images, batched.images, strict=True):
         np.testing.assert_allclose(table(a.boxes), table(b.boxes), atol=1e-5)
+
+
+def test_timing_files_record_each_detectors_own_thread_pool(tiny_dataset, tiny_model,
+                                                             default_config, tmp_path):
+    """The CNN runs on PyTorch's threads, the Haar cascade on OpenCV's: each timing file
+    records the pool that did the work."""
+    detectors = default_config["detectors"]
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(1)
+    try:
+        for name, model in (("cnn", str(tiny_model)), ("haar", None)):
+            detect_to_file(detectors[name], tiny_dataset / "test.json", tmp_path / f"{name}.json",
+                           tmp_path / f"{name}_time.json", name, model)
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+    assert read_json(tmp_path / "cnn_time.json")["threads"] == 2
+    assert read_json(tmp_path / "haar_time.json")["threads"] == 1

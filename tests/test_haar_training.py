@@ -365,7 +365,7 @@ def test_rebuilt_opencv_windows_are_exactly_the_accepted_ones(tmp_path):
 
 
 def test_mined_negatives_pass_the_cascade_and_avoid_faces(tiny_cascade):
-    from pipeline.training import Scene
+    from pipeline.samples import Scene
 
     path, _, _ = tiny_cascade
     cascade = Cascade.read_xml(path)

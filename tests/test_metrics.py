@@ -110,3 +110,38 @@ def test_missing_detection_file_entries_are_an_error():
     gt = manifest("ground_truth", [[Box(0, 0, 5, 5)], []])
     with pytest.raises(ValueError, match="lack 1 test images"):
         evaluate(gt, manifest("detections", [[]]), 0.5, [0])
+
+
+def test_share_of_ap_kept_is_one_rule_for_scalars_and_resamples():
+    from pipeline.metrics import relative_ap
+
+    assert relative_ap(0.3, 0.6) == pytest.approx(0.5)
+    assert np.isnan(relative_ap(0.3, 0.0)) and np.isnan(relative_ap(0.0, 0.0))
+    assert np.isnan(relative_ap(None, 0.5)) and np.isnan(relative_ap(0.5, None))
+    shares = relative_ap(np.array([0.2, 0.4, 0.1]), np.array([0.4, 0.0, 0.1]))
+    assert shares[0] == pytest.approx(0.5) and np.isnan(shares[1]) and shares[2] == 1.0
+    # The scalar and the elementwise rule agree, so intervals and estimates match.
+    assert [relative_ap(a, b) for a, b in [(0.2, 0.4), (0.1, 0.1)]] == list(shares[[0, 2]])
+
+
+def test_summary_leaves_an_undefined_share_kept_empty(tmp_path):
+    """A baseline AP of 0 makes the share kept undefined: null in JSON, empty in the CSV."""
+    import csv
+
+    from pipeline.io import read_json, write_json
+    from pipeline.summary import summarise
+
+    metrics, timings = [], []
+    for variant, ap in (("original", 0.0), ("shadow", 0.2)):
+        labels = {"detector": "d", "dataset": "s", "variant": variant}
+        metrics.append(tmp_path / f"m_{variant}.json")
+        timings.append(tmp_path / f"t_{variant}.json")
+        write_json(metrics[-1], {**labels, "n_images": 1, "n_faces": 1, "n_detections": 1,
+                                 "average_precision": ap, "max_recall": ap,
+                                 "detection_rate_at_fp": {"1": ap}})
+        write_json(timings[-1], {**labels, "ms_per_image_mean": 1.0, "ms_per_image_median": 1.0})
+    summarise([str(p) for p in metrics], [str(p) for p in timings], tmp_path / "s.csv",
+              tmp_path / "s.json")
+    assert all(run["relative_ap"] is None for run in read_json(tmp_path / "s.json")["runs"])
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [row["relative_ap"] for row in rows] == ["", ""]

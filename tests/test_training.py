@@ -4,14 +4,8 @@ import torch
 
 from pipeline.cnn import load_checkpoint
 from pipeline.datasets import lfw_patches
-from pipeline.training import (
-    Scene,
-    augment_faces,
-    mine_hard_negatives,
-    photometric,
-    random_windows,
-    train_cnn,
-)
+from pipeline.samples import Scene, augment_faces, photometric, random_windows
+from pipeline.training import mine_hard_negatives, train_cnn
 
 
 def test_augmented_faces_stay_faces():
@@ -91,7 +85,7 @@ class SimulatedKillError(Exception):
 
 def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, tmp_path):
     """Stop after the second epoch (round 0); rerun; weights equal an uninterrupted run."""
-    from pipeline.training import resume_path
+    from pipeline.resume import resume_path
 
     settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
@@ -116,7 +110,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
 
 
 def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tmp_path):
-    from pipeline.training import resume_path
+    from pipeline.resume import resume_path
 
     settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=1,
                     hard_negative_rounds=0)
@@ -135,7 +129,7 @@ def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
     import cv2
 
     from pipeline.boxes import ImageRecord, Manifest
-    from pipeline.training import load_backgrounds
+    from pipeline.samples import load_backgrounds
 
     cv2.imwrite(str(tmp_path / "good.png"), np.zeros((40, 40), np.uint8))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")

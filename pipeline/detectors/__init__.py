@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.io import progress, read_gray, read_json, write_json
 
@@ -18,7 +19,11 @@ LOG = logging.getLogger(__name__)
 
 
 class Detector(Protocol):
-    """Finds faces in a grayscale uint8 image (H, W); boxes carry a score, higher = surer."""
+    """Finds faces in a grayscale uint8 image (H, W); boxes carry a score, higher = surer.
+
+    A detector that does not compute with OpenCV's thread pool has a ``threads`` attribute
+    (the timing files record it; OpenCV's thread count otherwise).
+    """
 
     def detect(self, image: np.ndarray) -> list[Box]: ...
 
@@ -117,12 +122,12 @@ def model_names(settings: dict[str, Any]) -> list[str]:
     return [settings[key] for key in ("proposal_model", "model") if key in settings]
 
 
-def model_files(settings: dict[str, Any], folder: str = "results/models") -> list[str]:
+def model_files(settings: dict[str, Any], folder: str = paths.MODELS) -> list[str]:
     """The trained files a detector needs, in the order its factory takes them: CNN
-    checkpoints ``<name>.pt``, or a trained cascade ``<name>.xml``."""
+    checkpoints, or a trained cascade (:mod:`pipeline.paths`)."""
     if "trained_cascade" in settings:
-        return [f"{folder}/{settings['trained_cascade']}.xml"]
-    return [f"{folder}/{name}.pt" for name in model_names(settings)]
+        return [paths.trained_cascade(settings["trained_cascade"], folder)]
+    return [paths.checkpoint(name, folder) for name in model_names(settings)]
 
 
 def build_detector(settings: dict[str, Any], models: str | list[str] | None = None
@@ -210,8 +215,7 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
 
 
 def _threads() -> int:
-    import cv2
-
+    """OpenCV's thread count: the threads of detectors without a ``threads`` attribute."""
     return cv2.getNumThreads()
 
 

@@ -54,6 +54,11 @@ class CnnDetector:
                    settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
                    settings.get("tile_size", TILE_SIZE))
 
+    @property
+    def threads(self) -> int:
+        """CPU threads the network runs on (PyTorch's, not OpenCV's)."""
+        return torch.get_num_threads()
+
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.detect_many([image])[0]
 
@@ -102,6 +107,11 @@ class CnnCascadeDetector:
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
                    settings["max_detections"], settings.get("tile_size", TILE_SIZE))
+
+    @property
+    def threads(self) -> int:
+        """CPU threads both networks run on (PyTorch's, not OpenCV's)."""
+        return torch.get_num_threads()
 
     def propose(self, image: np.ndarray) -> np.ndarray:
         """Candidate windows (K, 4), best proposal score first."""

@@ -1,0 +1,126 @@
+"""Training samples shared by the CNN and the Haar cascade trainers.
+
+Both learn from the same data: a dataset's training faces (``train.npz``: ``faces`` (N, h, w)
+and face-free ``nonfaces`` (M, h, w) uint8) with the same augmentation, and its face-free
+scenes (``train_backgrounds.json``), from which both draw random negative windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
+from pipeline.io import read_gray
+
+LOG = logging.getLogger(__name__)
+
+# A window counts as face-free when less than this share of it, or of any face box, is shared
+# with that face box (intersection over the smaller area).
+MAX_FACE_OVERLAP = 0.3
+
+
+@dataclass
+class Scene:
+    """A training scene: grayscale image (H, W) and the face boxes to avoid, (K, 4) x y w h."""
+
+    image: np.ndarray
+    faces: np.ndarray
+
+
+def photometric(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random contrast about the patch mean and brightness shift, uint8 in and out."""
+    values = patch.astype(np.float32)
+    mean = values.mean()
+    values = (values - mean) * rng.uniform(0.6, 1.4) + mean + rng.uniform(-40, 40)
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def augment_faces(faces: np.ndarray, copies: int, window: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """``copies`` random variants of each face, (len(faces) * copies, window, window) uint8.
+
+    Random mirror, rotation (+-8 degrees), scale (0.9-1.1), shift (+-6% of the window), then
+    contrast (x0.6-1.4) and brightness (+-40 grey levels).
+    """
+    out = np.empty((len(faces) * copies, window, window), np.uint8)
+    k = 0
+    for face in faces:
+        side = face.shape[0]
+        for _ in range(copies):
+            source = face[:, ::-1] if rng.random() < 0.5 else face
+            scale = window / side * rng.uniform(0.9, 1.1)
+            matrix = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(-8, 8), scale)
+            matrix[:, 2] += window / 2 - side / 2 + rng.uniform(-0.06, 0.06, 2) * window
+            warped = cv2.warpAffine(np.ascontiguousarray(source), matrix, (window, window),
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out[k] = photometric(warped, rng)
+            k += 1
+    return out
+
+
+def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:
+    """Patches (N, h, w) resized to (N, window, window) uint8 by area averaging."""
+    return np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
+                     for p in patches], dtype=np.uint8).reshape(-1, window, window)
+
+
+def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
+                   rng: np.random.Generator, tries: int = 50) -> np.ndarray:
+    """Up to ``count`` random square windows away from faces, resized to (K, window, window).
+
+    Each window gets ``tries`` draws to land away from the scenes' faces; a window whose every
+    draw overlaps a face is skipped (never returned as a negative), and the skips are counted
+    in a warning, so K < ``count`` only when the scenes are crowded with faces.
+    """
+    out = np.empty((count, window, window), np.uint8)
+    kept = 0
+    for _ in range(count):
+        for _ in range(tries):
+            scene = scenes[int(rng.integers(len(scenes)))]
+            height, width = scene.image.shape
+            side = int(rng.integers(min_size, min(height, width) + 1))
+            x = int(rng.integers(0, width - side + 1))
+            y = int(rng.integers(0, height - side + 1))
+            if not len(scene.faces) or overlap_matrix(np.array([[x, y, side, side]], float),
+                                                      scene.faces).max() < MAX_FACE_OVERLAP:
+                break
+        else:
+            continue
+        patch = cv2.resize(scene.image[y:y + side, x:x + side], (window, window),
+                           interpolation=cv2.INTER_AREA)
+        out[kept] = photometric(patch, rng) if rng.random() < 0.5 else patch
+        kept += 1
+    if kept < count:
+        LOG.warning("random negative windows: %d of %d skipped, every one of their %d draws "
+                    "overlapped a face; %d kept", count - kept, count, tries, kept)
+    return out[:kept]
+
+
+def load_backgrounds(manifest_path: str | Path) -> list[Scene]:
+    """The training scenes of a manifest; unreadable ones are skipped with a warning."""
+    manifest = Manifest.load(manifest_path)
+    scenes = []
+    for record in manifest.images:
+        try:
+            scenes.append(Scene(read_gray(manifest.image_path(record)),
+                                boxes_to_array(record.boxes)))
+        except (OSError, ValueError) as error:
+            LOG.warning("skipping training scene: %s", error)
+    return scenes
+
+
+def load_training_data(train_npz: str | Path, backgrounds_json: str | Path
+                       ) -> tuple[np.ndarray, np.ndarray, list[Scene]]:
+    """Training faces (N, h, w), face-free patches (M, h, w) and face-free scenes; raises
+    ``ValueError`` naming the file when there are no faces or no scenes."""
+    with np.load(train_npz) as data:
+        faces, nonfaces = data["faces"], data["nonfaces"]
+    scenes = load_backgrounds(backgrounds_json)
+    if len(faces) == 0 or not scenes:
+        raise ValueError(f"{train_npz}: no training faces or no face-free scenes to train on")
+    return faces, nonfaces, scenes

@@ -1,0 +1,112 @@
+"""Names derived from the config that the rules share, and their input functions."""
+
+import json
+import shlex
+import sys
+
+from pipeline import paths
+from pipeline.config import evaluated_datasets
+from pipeline.detectors import model_files, model_names
+from pipeline.figures import FIGURES
+from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
+
+# Every stage is a sub-command of the package's CLI, run by the Python that runs Snakemake
+# (so no virtual environment needs to be active): `pipeline <stage> ...` in the rules.
+# (Snakemake formats the prefix like a shell command, so the function's braces are doubled.)
+shell.prefix(
+    f"set -euo pipefail; pipeline() {{{{ {shlex.quote(sys.executable)} -m pipeline \"$@\"; }}}}; "
+)
+
+DATASETS = evaluated_datasets(config)  # test sets; a model may train on any dataset
+VARIANTS = variant_instances(config)
+MAIN_VARIANTS = list(config["variants"])
+DATASET_VARIANTS = {
+    name: config["datasets"][name].get("variants", list(VARIANTS)) for name in DATASETS
+}
+DETECTORS = config["detectors"]
+MODELS = sorted({name for d in DETECTORS.values() for name in model_names(d)})
+TRAINED_CASCADES = sorted({d["trained_cascade"] for d in DETECTORS.values() if "trained_cascade" in d})
+SWEEP = config["shadow_sweep"]
+# The smallest face every compared detector searches: smaller faces are counted per dataset.
+SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
+SHARDS = config["execution"]["detection_shards"]
+# Every detector x test set x variant it is tested in.
+RUNS = [
+    f"{detector}/{dataset}/{variant}"
+    for detector in DETECTORS
+    for dataset in DATASETS
+    for variant in DATASET_VARIANTS[dataset]
+]
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    variant="|".join(v.replace(".", r"\.") for v in VARIANTS),
+    detector="|".join(DETECTORS),
+    model="[A-Za-z][A-Za-z0-9_]*",
+    shard=r"\d+",
+
+
+def as_json(settings):
+    return json.dumps(settings, sort_keys=True)
+
+
+def training_inputs(section):
+    """The training faces and face-free scenes of a ``models:`` / ``cascades:`` entry."""
+
+    def inputs(wc):
+        dataset = config[section][wc.model]["train_dataset"]
+        return {
+            "train": f"results/data/{dataset}/train.npz",
+            "backgrounds": f"results/data/{dataset}/train_backgrounds.json",
+        }
+
+    return inputs
+
+
+def detection_inputs(wc):
+    return {
+        "manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json",
+        "models": model_files(DETECTORS[wc.detector]),
+    }
+
+
+def calibration_file(wc):
+    """The detector's box calibration for this dataset, when the dataset names a fitting set."""
+    source = config["datasets"][wc.dataset].get("calibration")
+    return [f"results/calibration/{wc.detector}/{source}.json"] if source else []
+
+
+# The example figures show the first test dataset in the main variants it has; these are
+# the files they draw (passed to the figures stage as they are listed as its inputs).
+EXAMPLE_VARIANTS = [v for v in MAIN_VARIANTS if v in DATASET_VARIANTS[DATASETS[0]]]
+FIGURE_INPUTS = {
+    "variants": {
+        v: f"results/variants/{DATASETS[0]}/{v}/manifest.json" for v in EXAMPLE_VARIANTS
+    },
+    "detections": {
+        detector: {v: f"results/detections/{detector}/{DATASETS[0]}/{v}.json" for v in EXAMPLE_VARIANTS}
+        for detector in DETECTORS
+    },
+    "models": {name: paths.checkpoint(name) for name in MODELS},
+}
+
+FIGURE_SETTINGS = {
+    "datasets": DATASETS,
+    "detectors": list(DETECTORS),
+    "main_variants": MAIN_VARIANTS,
+    "models": MODELS,
+    "sweep": {
+        "strengths": SWEEP["strengths"],
+        "names": [sweep_name(SWEEP["variant"], s) for s in SWEEP["strengths"]],
+    },
+    "example_variants": EXAMPLE_VARIANTS,
+    "haar_cascades": {
+        name: d.get("cascade") or model_files(d)[0]
+        for name, d in DETECTORS.items()
+        if d["kind"] == "haar"
+    },
+    "example_images": config["report"]["example_images"],
+    "fp_for_summary": config["report"]["fp_for_summary"],
+    "inputs": FIGURE_INPUTS,
+}

@@ -1,0 +1,34 @@
+rule build_dataset:
+    output:
+        test="results/data/{dataset}/test.json",
+        test_images=directory("results/data/{dataset}/test"),
+        train="results/data/{dataset}/train.npz",
+        backgrounds="results/data/{dataset}/train_backgrounds.json",
+        background_images=directory("results/data/{dataset}/train_backgrounds"),
+    params:
+        settings=lambda wc: as_json(config["datasets"][wc.dataset]),
+        out="results/data/{dataset}",
+    log:
+        "results/logs/build_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/build_dataset/{dataset}.tsv"
+    shell:
+        "pipeline build-dataset --settings {params.settings:q} --out {params.out} 2> {log}"
+
+
+rule make_variant:
+    input:
+        "results/data/{dataset}/test.json",
+    output:
+        manifest="results/variants/{dataset}/{variant}/manifest.json",
+        images=directory("results/variants/{dataset}/{variant}/images"),
+    params:
+        settings=lambda wc: as_json(VARIANTS[wc.variant]),
+        out="results/variants/{dataset}/{variant}",
+    log:
+        "results/logs/make_variant/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/make_variant/{dataset}/{variant}.tsv"
+    shell:
+        "pipeline make-variant --manifest {input} --name {wildcards.variant} "
+        "--settings {params.settings:q} --out {params.out} 2> {log}"

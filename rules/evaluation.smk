@@ -1,0 +1,70 @@
+rule calibrate:
+    input:
+        truth=f"results/variants/{{dataset}}/{BASELINE_VARIANT}/manifest.json",
+        detections=f"results/detections/{{detector}}/{{dataset}}/{BASELINE_VARIANT}.json",
+    output:
+        "results/calibration/{detector}/{dataset}.json",
+    log:
+        "results/logs/calibrate/{detector}/{dataset}.log",
+    shell:
+        "pipeline calibrate --truth {input.truth} --detections {input.detections} "
+        "--detector {wildcards.detector} --dataset {wildcards.dataset} --out {output} "
+        "2> {log}"
+
+
+rule evaluate:
+    input:
+        truth="results/variants/{dataset}/{variant}/manifest.json",
+        detections="results/detections/{detector}/{dataset}/{variant}.json",
+        calibration=calibration_file,
+    output:
+        "results/metrics/{detector}/{dataset}/{variant}.json",
+    params:
+        settings=as_json(config["evaluation"]),
+        search_min_size=SEARCH_MIN_SIZE,
+        calibration=lambda wc, input: (
+            f"--calibration {input.calibration}" if input.calibration else ""
+        ),
+    log:
+        "results/logs/evaluate/{detector}/{dataset}/{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
+    shell:
+        "pipeline evaluate --settings {params.settings:q} --truth {input.truth} "
+        "--detections {input.detections} {params.calibration} "
+        "--search-min-size {params.search_min_size} "
+        "--detector {wildcards.detector} --dataset {wildcards.dataset} "
+        "--variant {wildcards.variant} --out {output} 2> {log}"
+
+
+rule statistics:
+    input:
+        expand("results/metrics/{run}.json", run=RUNS),
+    output:
+        "results/summary/statistics.json",
+    params:
+        settings=as_json(
+            {**config["statistics"], "fp_for_summary": config["report"]["fp_for_summary"]}
+        ),
+    log:
+        "results/logs/statistics.log",
+    benchmark:
+        "results/benchmarks/statistics.tsv"
+    shell:
+        "pipeline statistics --settings {params.settings:q} --metrics {input} "
+        "--out {output} 2> {log}"
+
+
+rule summarise:
+    input:
+        metrics=expand("results/metrics/{run}.json", run=RUNS),
+        timings=expand("results/timing/{run}.json", run=RUNS),
+    output:
+        csv=report("results/summary/summary.csv", category="Tables",
+                   caption="../pipeline/captions/summary.rst"),
+        json="results/summary/summary.json",
+    log:
+        "results/logs/summarise.log",
+    shell:
+        "pipeline summarise --metrics {input.metrics} --timings {input.timings} "
+        "--out-csv {output.csv} --out-json {output.json} 2> {log}"

@@ -1,0 +1,34 @@
+rule train_cnn:
+    input:
+        unpack(training_inputs("models")),
+    output:
+        paths.checkpoint("{model}"),
+    params:
+        settings=lambda wc: as_json(config["models"][wc.model]),
+    threads: config["execution"]["training_threads"]
+    log:
+        "results/logs/train_cnn/{model}.log",
+    benchmark:
+        "results/benchmarks/train_cnn/{model}.tsv"
+    shell:
+        "pipeline train-cnn --settings {params.settings:q} --train {input.train} "
+        "--backgrounds {input.backgrounds} --out {output} --threads {threads} 2> {log}"
+
+
+rule train_haar:
+    input:
+        unpack(training_inputs("cascades")),
+    output:
+        cascade=paths.trained_cascade("{model}"),
+        history=paths.cascade_history("{model}"),
+    params:
+        settings=lambda wc: as_json(config["cascades"][wc.model]),
+    threads: config["execution"]["training_threads"]
+    log:
+        "results/logs/train_haar/{model}.log",
+    benchmark:
+        "results/benchmarks/train_haar/{model}.tsv"
+    shell:
+        "pipeline train-haar --settings {params.settings:q} --train {input.train} "
+        "--backgrounds {input.backgrounds} --out {output.cascade} "
+        "--history {output.history} --threads {threads} 2> {log}"

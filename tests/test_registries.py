@@ -1,0 +1,70 @@
+"""Each list of kinds has one source, the Python registry; the schema's lists must equal it.
+
+A new kind needs its registry entry (the code) and its schema entry (what settings it takes);
+these tests fail when one is added without the other. ``config/schema.yaml`` keeps the lists
+so that the Snakefile can validate a configuration without importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.config import SCHEMA_PATH, load_yaml
+
+SCHEMA = load_yaml(SCHEMA_PATH)
+
+
+def _kind_blocks(section: str) -> tuple[list[str], list[str]]:
+    """A kind-keyed section's ``kind`` enum and the kinds its ``if``/``then`` blocks cover."""
+    entry = SCHEMA["properties"][section]["additionalProperties"]
+    blocks = [block["if"]["properties"]["kind"]["const"] for block in entry["allOf"]]
+    return entry["properties"]["kind"]["enum"], blocks
+
+
+def _registries() -> dict[str, tuple[list[Any], Any]]:
+    """Registry name -> (the schema's list, the registry's keys)."""
+    from pipeline.cnn import ARCHITECTURES
+    from pipeline.datasets import BACKGROUNDS, DATASETS
+    from pipeline.detectors import DETECTORS
+    from pipeline.real_datasets import ANNOTATION_FORMATS
+    from pipeline.variants import VARIANTS
+
+    defs, properties = SCHEMA["$defs"], SCHEMA["properties"]
+    annotated = next(block["then"] for block in
+                     properties["datasets"]["additionalProperties"]["allOf"]
+                     if block["if"]["properties"]["kind"]["const"] == "annotated")
+    return {
+        "dataset kinds": (_kind_blocks("datasets")[0], DATASETS),
+        "variant kinds": (_kind_blocks("variants")[0], VARIANTS),
+        "detector kinds": (_kind_blocks("detectors")[0], DETECTORS),
+        "architectures": (properties["models"]["additionalProperties"]["properties"]
+                          ["architecture"]["enum"], ARCHITECTURES),
+        "backgrounds": (defs["background_list"]["items"]["enum"], BACKGROUNDS),
+        "annotation formats": (annotated["properties"]["format"]["enum"], ANNOTATION_FORMATS),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_registries()))
+def test_schema_lists_exactly_the_registered_kinds(name):
+    listed, registry = _registries()[name]
+    assert len(listed) == len(set(listed)), f"{name}: the schema lists a kind twice"
+    assert set(listed) == set(registry), (
+        f"{name}: schema only {sorted(set(listed) - set(registry))}, "
+        f"registry only {sorted(set(registry) - set(listed))}")
+
+
+@pytest.mark.parametrize("section", ["datasets", "variants", "detectors"])
+def test_every_kind_has_exactly_one_settings_block(section):
+    kinds, blocks = _kind_blocks(section)
+    assert sorted(blocks) == sorted(kinds)
+
+
+def test_a_registered_variant_without_a_schema_entry_is_caught(monkeypatch):
+    """The check above is what tells a contributor that the schema needs the new kind too."""
+    from pipeline import variants
+
+    monkeypatch.setitem(variants.VARIANTS, "fog", variants.original)
+    listed, registry = _registries()["variant kinds"]
+    assert set(registry) - set(listed) == {"fog"}
