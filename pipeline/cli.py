@@ -125,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     try:
         metrics = evaluate(truth, detections, Criterion.from_settings(settings),
                            settings["false_positive_points"], settings.get("min_face_size"),
-                           args.search_min_size)
+                           args.search_min_size, args.resample_unit)
     except ValueError as error:
         raise SystemExit(f"{args.truth}: {error}") from None
     metrics = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant,
@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--search-min-size", type=float,
                      help="the smallest face (pixels) every compared detector searches; "
                           "smaller faces are counted and reported")
+    sub.add_argument("--resample-unit", default="image",
+                     help="what the bootstrap resamples: image (default), or an image "
+                          "attribute such as subject (the dataset's resample_unit)")
     sub.add_argument("--out", required=True)
 
     sub = commands.add_parser("calibrate", help="fit a detector's box calibration")

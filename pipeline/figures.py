@@ -25,8 +25,8 @@ from pipeline.metrics import curve_from_metrics  # noqa: E402
 LOG = logging.getLogger(__name__)
 
 FIGURES = ["pr_curves.png", "detection_rate_vs_fp.png", "ap_by_variant.png",
-           "ap_vs_shadow_strength.png", "examples.png", "training_curves.png",
-           "learned_vs_haar.png"]
+           "ap_vs_shadow_strength.png", "ap_vs_light_angle.png", "examples.png",
+           "training_curves.png", "learned_vs_haar.png"]
 COLOURS = ["tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:olive"]
 
 
@@ -162,6 +162,41 @@ def plot_shadow_sweep(settings: dict[str, Any], runs: dict, statistics: dict[str
         for axis in axes[i]:
             axis.grid(alpha=0.3)
             axis.legend(fontsize=8)
+    _save(figure, out)
+
+
+def plot_light_angle(settings: dict[str, Any], statistics: dict[str, Any], out: Path) -> None:
+    """Per grouped test set (e.g. Yale B light-angle bins, in order): AP and detection rate
+    of every detector per group, with bootstrap interval bands."""
+    runs = statistics.get("groups", {}).get("runs", [])
+    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
+    fp = settings["fp_for_summary"]
+    figure, axes = _grid(max(len(datasets), 1), 2, width=5.0)
+    if not datasets:
+        for axis in axes[0]:
+            axis.text(0.5, 0.5, "no grouped test set (such as Yale B light-angle bins)\nin "
+                      "this configuration", ha="center", va="center", transform=axis.transAxes)
+            axis.set_axis_off()
+    for i, dataset in enumerate(datasets):
+        rows = [r for r in runs if r["dataset"] == dataset]
+        groups = list(dict.fromkeys(r["group"] for r in rows))
+        where = np.arange(len(groups))
+        for k, detector in enumerate(dict.fromkeys(r["detector"] for r in rows)):
+            colour = COLOURS[k % len(COLOURS)]
+            by_group = {r["group"]: r for r in rows if r["detector"] == detector}
+            for column, metric in enumerate(("average_precision", "detection_rate")):
+                entries = [by_group[g][metric] for g in groups]
+                axes[i, column].plot(where, [_number(e["estimate"]) for e in entries], "o-",
+                                     color=colour, label=detector)
+                axes[i, column].fill_between(where, [_number(e["low"]) for e in entries],
+                                             [_number(e["high"]) for e in entries],
+                                             color=colour, alpha=0.15, lw=0)
+        for column, label in enumerate(("average precision", f"detection rate at {fp} FP")):
+            axes[i, column].set(xticks=where, xlabel="angle between light and camera axis",
+                                ylabel=label, ylim=(0, 1.05), title=f"{dataset}: {label}")
+            axes[i, column].set_xticklabels(groups)
+            axes[i, column].grid(alpha=0.3)
+            axes[i, column].legend(fontsize=8)
     _save(figure, out)
 
 
@@ -343,6 +378,7 @@ def make_figures(settings: dict[str, Any], summary_path: str | Path,
     plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
     plot_ap_by_variant(settings, runs, statistics, out_dir / "ap_by_variant.png")
     plot_shadow_sweep(settings, runs, statistics, out_dir / "ap_vs_shadow_strength.png")
+    plot_light_angle(settings, statistics, out_dir / "ap_vs_light_angle.png")
     plot_examples(settings, runs, out_dir / "examples.png")
     plot_training(settings, out_dir / "training_curves.png")
     plot_learned(settings, out_dir / "learned_vs_haar.png")

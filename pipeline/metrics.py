@@ -246,7 +246,8 @@ def pooled_curve(matches: list[ImageMatches]) -> Curve:
 
 def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float,
              fp_points: list[int], min_face_size: float | None = None,
-             search_min_size: float | None = None) -> dict[str, Any]:
+             search_min_size: float | None = None, resample_unit: str = "image"
+             ) -> dict[str, Any]:
     """Metrics of one detector on one dataset variant, as a JSON-ready dict.
 
     ``per_image`` keeps each image's scores and TP flags so that later stages can bootstrap
@@ -254,6 +255,11 @@ def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float
     scored (neither misses nor false positives; counted in ``n_faces_excluded``); faces
     smaller than ``search_min_size``, the smallest face every compared detector searches,
     are counted in ``n_faces_below_search_size``.
+
+    ``resample_unit`` is what the statistics stage resamples: ``image``, or an image
+    attribute such as ``subject`` whose value each ``per_image`` entry then keeps as ``unit``
+    (images of one person are not independent). Images with a ``group`` attribute keep it
+    as ``group`` (results per group are in ``groups``).
 
     A test set without faces is an error, unless its manifest is marked ``negatives_only``:
     then AP and detection rates are undefined (``None``) and ``false_positives_per_image``
@@ -274,9 +280,10 @@ def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float
               "per image instead")
     matches = match_manifests(truth, detections, criterion, min_face_size)
     curve = pooled_curve(matches)
+    units = resample_units(truth, resample_unit)
     labels = [r.attributes.get("group") for r in truth.images]
     groups = {}
-    for label in sorted({label for label in labels if label is not None}, key=_group_order):
+    for label in sorted({label for label in labels if label is not None}, key=group_order):
         subset = pooled_curve([m for m, g in zip(matches, labels, strict=True) if g == label])
         groups[label] = {
             "n_images": labels.count(label), "n_faces": subset.n_truth,
@@ -313,13 +320,28 @@ def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float
             "false_positives": curve.false_positives.tolist(),
         },
         "groups": groups,
+        "resample_unit": resample_unit,
         "per_image": [{"file": m.file, "n_truth": m.n_truth, "n_ignored": m.n_ignored,
-                       "scores": m.scores.tolist(), "hits": m.hits.astype(int).tolist()}
-                      for m in matches],
+                       "scores": m.scores.tolist(), "hits": m.hits.astype(int).tolist(),
+                       **({"unit": unit} if resample_unit != "image" else {}),
+                       **({"group": label} if label is not None else {})}
+                      for m, unit, label in zip(matches, units, labels, strict=True)],
     }
 
 
-def _group_order(label: str) -> tuple[float, str]:
+def resample_units(truth: Manifest, unit: str) -> list[str]:
+    """Each image's resampling unit: its file for ``image``, else its attribute ``unit`` (as
+    text); ``ValueError`` naming an image that lacks the attribute."""
+    if unit == "image":
+        return [r.file for r in truth.images]
+    lacking = [r.file for r in truth.images if unit not in r.attributes]
+    if lacking:
+        raise ValueError(f"resample_unit {unit!r}: {len(lacking)} test images have no {unit!r} "
+                         f"attribute, e.g. {lacking[0]!r} (use resample_unit: image)")
+    return [str(r.attributes[unit]) for r in truth.images]
+
+
+def group_order(label: str) -> tuple[float, str]:
     """Groups such as ``20-45 deg`` sort by their leading number, others by name."""
     head = label.split("-")[0].split()[0].lstrip("<>")
     try:

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.metrics import (
     ImageMatches,
     envelope_area,
+    group_order,
     matches_from_metrics,
     precision_of,
     rate_within,
@@ -44,6 +45,20 @@ def resample_counts(n_images: int, samples: int, seed: int) -> np.ndarray:
     counts = np.zeros((samples, n_images), dtype=np.int32)
     np.add.at(counts, (np.arange(samples)[:, None], draws), 1)
     return counts
+
+
+def unit_resample_counts(units: list[str], samples: int, seed: int) -> np.ndarray:
+    """How often each image is drawn in each resample when whole units (e.g. subjects) are
+    drawn: every image counts as often as its unit (samples, n_images). With one unit per
+    image this is :func:`resample_counts` exactly."""
+    names = {name: index for index, name in enumerate(dict.fromkeys(units))}
+    counts = resample_counts(len(names), samples, seed)
+    return counts[:, [names[unit] for unit in units]]
+
+
+def image_units(metrics: dict[str, Any]) -> list[str]:
+    """The resampling unit of each image of a metrics dict (its file when unit is image)."""
+    return [m.get("unit", m["file"]) for m in metrics["per_image"]]
 
 
 @dataclass
@@ -158,16 +173,22 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     """
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     by_key = {(r["detector"], r["dataset"], r["variant"]): r for r in runs}
-    out_runs, comparisons = [], []
+    out_runs, comparisons, resampled = [], [], {}
+    grouped: dict[str, list[dict[str, Any]]] = {"runs": [], "comparisons": []}
     for dataset in sorted({r["dataset"] for r in runs}):
         keys = sorted(k for k in by_key if k[1] == dataset)
         files = [m["file"] for m in by_key[keys[0]]["per_image"]]
         for key in keys:
             if [m["file"] for m in by_key[key]["per_image"]] != files:
                 raise ValueError(f"{key}: test images differ from {keys[0]}; cannot pair them")
-        counts = resample_counts(len(files), settings["bootstrap_samples"], settings["seed"])
-        LOG.info("%s: %d runs bootstrapped over %d images, %d resamples", dataset, len(keys),
-                 len(files), settings["bootstrap_samples"])
+        unit = by_key[keys[0]].get("resample_unit", "image")
+        units = image_units(by_key[keys[0]])
+        if any(image_units(by_key[k]) != units for k in keys):
+            raise ValueError(f"{dataset}: the runs' resampling units ({unit}) differ")
+        counts = unit_resample_counts(units, settings["bootstrap_samples"], settings["seed"])
+        resampled[dataset] = {"unit": unit, "n_units": len(set(units)), "n_images": len(files)}
+        LOG.info("%s: %d runs bootstrapped over %d %s units (%d images), %d resamples", dataset,
+                 len(keys), len(set(units)), unit, len(files), settings["bootstrap_samples"])
         if any(by_key[k].get("negatives_only") for k in keys):
             runs_out, tests = _negatives_only(by_key, keys, counts, confidence)
             out_runs += runs_out
@@ -209,4 +230,67 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
                     relative_ap(boot[kb].average_precision, boot[base_b].average_precision),
                     _share_kept(by_key, ka) - _share_kept(by_key, kb), confidence)
             comparisons.append(comparison)
-    return {"settings": settings, "runs": out_runs, "comparisons": comparisons}
+        group_runs, group_tests = analyse_groups(by_key, keys, counts, settings)
+        grouped["runs"] += group_runs
+        grouped["comparisons"] += group_tests
+    return {"settings": settings, "resampling": resampled, "runs": out_runs,
+            "comparisons": comparisons, "groups": grouped}
+
+
+def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                   keys: list[tuple[str, str, str]], counts: np.ndarray,
+                   settings: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per image group (e.g. Yale B light-angle bins) of one dataset: each run's AP and
+    detection rate with intervals, its share kept of the baseline group's AP (the first group
+    in order: the near-frontal bin), and paired detector tests of both; ([], []) when the
+    images carry no group. The resamples are the dataset's own (``counts``)."""
+    labels = [m.get("group") for m in by_key[keys[0]]["per_image"]]
+    if any(label is None for label in labels):
+        return [], []
+    confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    order = sorted(set(labels), key=group_order)
+    baseline = order[0]
+    members = {g: np.flatnonzero([label == g for label in labels]) for g in order}
+    boot, estimate = {}, {}
+    for key in keys:
+        matches = matches_from_metrics(by_key[key])
+        for g in order:
+            boot[key, g] = bootstrap_run([matches[i] for i in members[g]],
+                                         counts[:, members[g]], [fp])
+            estimate[key, g] = by_key[key]["groups"][g]
+    runs = []
+    for key in keys:
+        for g in order:
+            values, point = boot[key, g], estimate[key, g]
+            entry = {"detector": key[0], "dataset": key[1], "variant": key[2], "group": g,
+                     "baseline_group": baseline, "n_images": len(members[g]),
+                     "average_precision": interval(values.average_precision,
+                                                   point["average_precision"], confidence),
+                     "detection_rate": interval(values.detection_rate[fp],
+                                                point["detection_rate_at_fp"][str(fp)],
+                                                confidence)}
+            if g != baseline:
+                entry["relative_ap"] = interval(
+                    relative_ap(values.average_precision, boot[key, baseline].average_precision),
+                    relative_ap(point["average_precision"],
+                                estimate[key, baseline]["average_precision"]), confidence)
+            runs.append(entry)
+    tests = []
+    for ka, kb in detector_pairs(keys, by_key):
+        for g in order:
+            a_ap, b_ap = estimate[ka, g]["average_precision"], estimate[kb, g]["average_precision"]
+            test = {"dataset": ka[1], "variant": ka[2], "group": g, "baseline_group": baseline,
+                    "a": ka[0], "b": kb[0],
+                    "average_precision": paired_test(boot[ka, g].average_precision,
+                                                     boot[kb, g].average_precision,
+                                                     a_ap - b_ap, confidence)}
+            if g != baseline:
+                shares = [relative_ap(boot[k, g].average_precision,
+                                      boot[k, baseline].average_precision) for k in (ka, kb)]
+                points = [relative_ap(estimate[k, g]["average_precision"],
+                                      estimate[k, baseline]["average_precision"])
+                          for k in (ka, kb)]
+                test["relative_ap"] = paired_test(shares[0], shares[1], points[0] - points[1],
+                                                  confidence)
+            tests.append(test)
+    return runs, tests

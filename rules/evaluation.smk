@@ -22,6 +22,7 @@ rule evaluate:
     params:
         settings=as_json(config["evaluation"]),
         search_min_size=SEARCH_MIN_SIZE,
+        resample_unit=lambda wc: config["datasets"][wc.dataset].get("resample_unit", "image"),
         calibration=lambda wc, input: (
             f"--calibration {input.calibration}" if input.calibration else ""
         ),
@@ -32,7 +33,7 @@ rule evaluate:
     shell:
         "pipeline evaluate --settings {params.settings:q} --truth {input.truth} "
         "--detections {input.detections} {params.calibration} "
-        "--search-min-size {params.search_min_size} "
+        "--search-min-size {params.search_min_size} --resample-unit {params.resample_unit} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} "
         "--variant {wildcards.variant} --out {output} 2> {log}"
 

@@ -92,3 +92,94 @@ def test_paired_test_p_value_symmetry():
     forward, backward = paired_test(a, b, 0.1, 0.95), paired_test(b, a, -0.1, 0.95)
     assert forward["p_value"] == pytest.approx(backward["p_value"])
     assert forward["low"] == pytest.approx(-backward["high"])
+
+
+def grouped_case(rng, n_subjects=4, per_subject=3):
+    """A random case whose images belong to subjects (several images each) and light groups."""
+    truth, detections = random_case(rng)
+    while len(truth.images) < n_subjects * per_subject:
+        more_truth, more_detections = random_case(rng)
+        truth.images += more_truth.images
+        detections.images += more_detections.images
+    truth.images, detections.images = (m.images[:n_subjects * per_subject]
+                                       for m in (truth, detections))
+    for index, (t, d) in enumerate(zip(truth.images, detections.images, strict=True)):
+        t.file = d.file = f"{index}.png"
+        t.attributes = {"subject": index // per_subject,
+                        "group": ["0-20 deg", "20-45 deg", "45-70 deg"][index % per_subject]}
+    return truth, detections
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
+    """Drawing a subject k times counts each of its images k times: the bootstrap AP equals
+    evaluating a test set built explicitly from the drawn subjects' images."""
+    from pipeline.statistics import unit_resample_counts
+
+    rng = np.random.default_rng(seed)
+    truth, detections = grouped_case(rng)
+    metrics = evaluate(truth, detections, 0.5, [0, 2], resample_unit="subject")
+    units = [m["unit"] for m in metrics["per_image"]]
+    assert units == [str(r.attributes["subject"]) for r in truth.images]
+    counts = unit_resample_counts(units, 8, seed)
+    boot = bootstrap_run(matches_from_metrics(metrics), counts, [0, 2])
+    subjects = sorted(set(units), key=units.index)
+    drawn = resample_counts(len(subjects), 8, seed)  # the subject draws behind ``counts``
+    for row in range(8):
+        picks = [i for s, k in enumerate(drawn[row]) for _ in range(k)
+                 for i, u in enumerate(units) if u == subjects[s]]
+        assert sorted(picks) == sorted(np.repeat(np.arange(len(units)), counts[row]))
+        expected = evaluate(resampled(truth, picks), resampled(detections, picks), 0.5, [0, 2])
+        if np.isnan(expected["average_precision"]):
+            assert np.isnan(boot.average_precision[row])
+            continue
+        assert boot.average_precision[row] == pytest.approx(expected["average_precision"])
+        for n in (0, 2):
+            assert boot.detection_rate[n][row] == pytest.approx(
+                expected["detection_rate_at_fp"][str(n)])
+
+
+def test_image_units_resample_exactly_as_before():
+    from pipeline.statistics import unit_resample_counts
+
+    files = [f"{k}.png" for k in range(9)]
+    assert np.array_equal(unit_resample_counts(files, 50, 4), resample_counts(9, 50, 4))
+
+
+def test_a_missing_resample_attribute_is_named():
+    truth, detections = random_case(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no 'subject' attribute"):
+        evaluate(truth, detections, 0.5, [0], resample_unit="subject")
+
+
+def test_groups_get_intervals_shares_of_the_baseline_group_and_paired_tests():
+    """Per light-angle group: each detector's AP interval, its share of the first (near-
+    frontal) group's AP kept, and paired tests; the estimates are the metrics' own."""
+    rng = np.random.default_rng(3)
+    truth, detections = grouped_case(rng, n_subjects=6)
+    worse = Manifest("detections", ".", [
+        ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if rng.random() < 0.6])
+        for r in detections.images])
+    runs = [{"detector": name, "dataset": "yale", "variant": "original",
+             **evaluate(truth, found, 0.5, [2], resample_unit="subject")}
+            for name, found in (("a", detections), ("b", worse))]
+    result = analyse(runs, SETTINGS)
+    assert result["resampling"]["yale"] == {"unit": "subject", "n_units": 6, "n_images": 18}
+    groups = {(r["detector"], r["group"]): r for r in result["groups"]["runs"]}
+    assert sorted({g for _, g in groups}) == ["0-20 deg", "20-45 deg", "45-70 deg"]
+    for (name, group), entry in groups.items():
+        metrics = next(r for r in runs if r["detector"] == name)["groups"][group]
+        assert entry["average_precision"]["estimate"] == metrics["average_precision"]
+        assert entry["baseline_group"] == "0-20 deg"
+        if group == "0-20 deg":
+            assert "relative_ap" not in entry
+        else:
+            base = next(r for r in runs if r["detector"] == name)["groups"]["0-20 deg"]
+            assert entry["relative_ap"]["estimate"] == pytest.approx(
+                metrics["average_precision"] / base["average_precision"])
+    tests = {t["group"]: t for t in result["groups"]["comparisons"]}
+    assert set(tests) == {"0-20 deg", "20-45 deg", "45-70 deg"}
+    assert "relative_ap" not in tests["0-20 deg"] and "relative_ap" in tests["45-70 deg"]
+    shares = {name: groups[name, "45-70 deg"]["relative_ap"]["estimate"] for name in "ab"}
+    assert tests["45-70 deg"]["relative_ap"]["estimate"] == pytest.approx(
+        shares["a"] - shares["b"])
