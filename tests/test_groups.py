@@ -6,26 +6,15 @@ from __future__ import annotations
 import re
 
 import matplotlib.image
-import numpy as np
 
-from pipeline.boxes import ImageRecord, Manifest
 from pipeline.figures import plot_light_angle
-from pipeline.metrics import evaluate
 from pipeline.report import _ci, _group_section
 from pipeline.statistics import analyse
-from tests.test_statistics import SETTINGS, grouped_case
+from tests.test_statistics import SETTINGS, grouped_runs
 
 
 def grouped_statistics():
-    rng = np.random.default_rng(3)
-    truth, detections = grouped_case(rng, n_subjects=6)
-    worse = Manifest("detections", ".", [
-        ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if rng.random() < 0.5])
-        for r in detections.images])
-    runs = [{"detector": name, "dataset": "yaleb", "variant": "original",
-             **evaluate(truth, found, 0.5, [2], resample_unit="subject")}
-            for name, found in (("cnn", detections), ("haar", worse))]
-    return analyse(runs, SETTINGS)
+    return analyse(grouped_runs(("cnn", "haar"), "yaleb"), SETTINGS)
 
 
 SETTINGS_FOR_REPORT = {"fp_for_summary": 2, "config": {"detectors": {

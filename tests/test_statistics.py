@@ -27,14 +27,20 @@ def test_bootstrap_equals_evaluating_the_resampled_images(seed):
     counts = np.stack([np.bincount(p, minlength=len(truth.images)) for p in picks])
     boot = bootstrap_run(matches_from_metrics(metrics), counts, [0, 2])
     for row, p in enumerate(picks):
-        expected = evaluate(resampled(truth, p), resampled(detections, p), 0.5, [0, 2])
-        if np.isnan(expected["average_precision"]):
-            assert np.isnan(boot.average_precision[row])
-            continue
-        assert boot.average_precision[row] == pytest.approx(expected["average_precision"])
-        for n in (0, 2):
-            assert boot.detection_rate[n][row] == pytest.approx(
-                expected["detection_rate_at_fp"][str(n)])
+        assert_resample_is(boot, row, evaluate(resampled(truth, p), resampled(detections, p),
+                                               0.5, [0, 2]))
+
+
+def assert_resample_is(boot, row: int, expected: dict) -> None:
+    """Bootstrap resample ``row`` has the AP and detection rates (0 and 2 FP) of ``expected``,
+    the metrics of evaluating that resample's images explicitly."""
+    if np.isnan(expected["average_precision"]):
+        assert np.isnan(boot.average_precision[row])
+        return
+    assert boot.average_precision[row] == pytest.approx(expected["average_precision"])
+    for n in (0, 2):
+        assert boot.detection_rate[n][row] == pytest.approx(
+            expected["detection_rate_at_fp"][str(n)])
 
 
 def test_resample_counts_draw_n_images_each():
@@ -110,6 +116,19 @@ def grouped_case(rng, n_subjects=4, per_subject=3):
     return truth, detections
 
 
+def grouped_runs(detectors: tuple[str, str], dataset: str) -> list[dict]:
+    """Metrics of two detectors on one grouped case of 6 subjects x 3 light groups: the first
+    finds what random_case gives, the second about half of it."""
+    rng = np.random.default_rng(3)
+    truth, detections = grouped_case(rng, n_subjects=6)
+    worse = Manifest("detections", ".", [
+        ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if rng.random() < 0.6])
+        for r in detections.images])
+    return [{"detector": name, "dataset": dataset, "variant": "original",
+             **evaluate(truth, found, 0.5, [2], resample_unit="subject")}
+            for name, found in zip(detectors, (detections, worse), strict=True)]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
     """Drawing a subject k times counts each of its images k times: the bootstrap AP equals
@@ -129,14 +148,8 @@ def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
         picks = [i for s, k in enumerate(drawn[row]) for _ in range(k)
                  for i, u in enumerate(units) if u == subjects[s]]
         assert sorted(picks) == sorted(np.repeat(np.arange(len(units)), counts[row]))
-        expected = evaluate(resampled(truth, picks), resampled(detections, picks), 0.5, [0, 2])
-        if np.isnan(expected["average_precision"]):
-            assert np.isnan(boot.average_precision[row])
-            continue
-        assert boot.average_precision[row] == pytest.approx(expected["average_precision"])
-        for n in (0, 2):
-            assert boot.detection_rate[n][row] == pytest.approx(
-                expected["detection_rate_at_fp"][str(n)])
+        assert_resample_is(boot, row, evaluate(resampled(truth, picks),
+                                               resampled(detections, picks), 0.5, [0, 2]))
 
 
 def test_image_units_resample_exactly_as_before():
@@ -155,14 +168,7 @@ def test_a_missing_resample_attribute_is_named():
 def test_groups_get_intervals_shares_of_the_baseline_group_and_paired_tests():
     """Per light-angle group: each detector's AP interval, its share of the first (near-
     frontal) group's AP kept, and paired tests; the estimates are the metrics' own."""
-    rng = np.random.default_rng(3)
-    truth, detections = grouped_case(rng, n_subjects=6)
-    worse = Manifest("detections", ".", [
-        ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if rng.random() < 0.6])
-        for r in detections.images])
-    runs = [{"detector": name, "dataset": "yale", "variant": "original",
-             **evaluate(truth, found, 0.5, [2], resample_unit="subject")}
-            for name, found in (("a", detections), ("b", worse))]
+    runs = grouped_runs(("a", "b"), "yale")
     result = analyse(runs, SETTINGS)
     assert result["resampling"]["yale"] == {"unit": "subject", "n_units": 6, "n_images": 18}
     groups = {(r["detector"], r["group"]): r for r in result["groups"]["runs"]}
