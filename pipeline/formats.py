@@ -258,8 +258,9 @@ def write_fddb_detections(records: list[ImageRecord], path: str | Path,
 def read_wider(path: str | Path, image_root: str | Path) -> list[ImageRecord]:
     """WIDER FACE ``wider_face_*_bbx_gt.txt``: file, count, ``x y w h blur expr illum invalid
     occlusion pose`` per face (a count of 0 is followed by one line of zeros). Faces flagged
-    invalid are left out."""
+    invalid, and faces of zero width or height (with a warning), are left out."""
     path, image_root = Path(path), Path(image_root)
+    degenerate: list[str] = []
     lines = list(_lines(path))
     boxes: dict[str, list[Box]] = {}
     where: dict[str, str] = {}
@@ -282,8 +283,14 @@ def read_wider(path: str | Path, image_root: str | Path) -> list[ImageRecord]:
             x, y, w, h = _numbers(fields[:4], here)
             if len(fields) >= 8 and fields[7] == "1":
                 continue  # invalid face
-            boxes[file].append(_box_from_corners(x, y, x + w, y + h, here))
+            if w <= 0 or h <= 0:  # the official files hold a few of these
+                degenerate.append(here)
+                continue
+            boxes[file].append(Box(x, y, w, h))
         k += 2 + rows
+    if degenerate:
+        LOG.warning("%s: %d faces of zero width or height left out (not scored), e.g. line %s",
+                    path, len(degenerate), degenerate[0].rsplit(":", 1)[1])
     return _records(boxes, image_root, where)
 
 

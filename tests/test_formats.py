@@ -143,6 +143,17 @@ def test_wider(tmp_path):
     assert records["0--Parade/b.jpg"].boxes == []
 
 
+def test_wider_leaves_out_zero_size_faces_with_a_warning(tmp_path, caplog):
+    image(tmp_path / "0--Parade" / "a.jpg")
+    (tmp_path / "gt.txt").write_text(
+        "0--Parade/a.jpg\n3\n10 10 20 30 0 0 0 0 0 0\n40 40 0 12 0 0 0 0 0 0\n"
+        "60 5 9 0 2 0 0 0 1 0\n")
+    with caplog.at_level("WARNING"):
+        records = read_wider(tmp_path / "gt.txt", tmp_path)
+    assert records[0].boxes == [Box(10, 10, 20, 30)]
+    assert "2 faces of zero width or height" in caplog.text and "line 4" in caplog.text
+
+
 def test_coco_round_trip_and_pycocotools_reads_it(tmp_path):
     from pipeline.boxes import ImageRecord
 
