@@ -406,8 +406,11 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         _complexity_section(complexity),
         "<h2>Figures</h2>",
     ]
+    grouped = bool(statistics.get("groups", {}).get("runs"))
     for figure in figures:
         path = Path(figure)
+        if path.name == "ap_vs_light_angle.png" and not grouped:
+            continue  # drawn for every run; it holds data only with a grouped test set
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<figure><img alt='{path.stem}' src='data:image/png;base64,{data}'>"
                      f"<figcaption><b>{path.stem}</b>: {html.escape(caption(path))}"

@@ -62,7 +62,8 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     haar_original = next(r for r in rows if r["detector"] == "haar" and r["variant"] == "original")
     assert float(haar_original["average_precision"]) > 0.5
     html = (workdir / "results/report/index.html").read_text()
-    assert html.count("data:image/png;base64,") == 7
+    assert html.count("data:image/png;base64,") == 7  # no light-angle figure: no grouped set
+    assert "ap_vs_light_angle" not in html and "Real shadows" not in html
     assert "Network complexity" in html and "googlenet" in html
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
     assert "Claim check" in html and "bootstrap" in html
