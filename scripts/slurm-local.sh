@@ -46,6 +46,9 @@ install_packages() {
     command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
     log "installing ${missing[*]}"
     # policy-rc.d stops the packages from starting their daemons: this script starts them.
+    # Without package lists (a fresh image) the first install fails and `apt-get update` runs.
+    # No debconf questions: stdin may be a terminal.
+    local -x DEBIAN_FRONTEND=noninteractive
     local policy=/usr/sbin/policy-rc.d created=0
     if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; created=1; fi
     { apt-get install -y -q --no-install-recommends "${missing[@]}" \

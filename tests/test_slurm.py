@@ -2,8 +2,13 @@
 
 Skipped when there is no SLURM controller to talk to, or no SLURM executor plugin
 (`pip install -e '.[slurm]'`). The profile is copied with the site settings a user changes:
-account and partitions, and, because the local node is small and has no GPU, the training
-rules' GPU, CPUs and memory fitted to the node (`fit_profile`).
+account and partitions, and, because the local node is small and has no GPU, `cores` and the
+training rules' GPU, CPUs and memory fitted to the node (`fit_profile`).
+
+To keep CI short the run is a slice of the tiny configuration (`TARGETS`): both training rules
+(so their resource requests are checked), and one CNN and the trained cascade detected on one
+variant, then merged and evaluated (one group job per detector). The local reference run makes
+the same targets.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.config import deep_merge
 from tests.conftest import TINY_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +42,16 @@ PARTITION = os.environ.get("SLURM_LOCAL_PARTITION", "local")
 RUN_DEPENDENT = ("timing", "benchmarks", "logs", "summary/summary.csv", "summary/summary.json",
                  "figures", "report")
 WALL_TIME_KEYS = {"seconds", "train_seconds"}
+# The tiny configuration with a one-epoch CNN, no hard-negative mining (seconds, not a minute,
+# of training) and unsharded detection, and the slice of it that is run: 10 jobs, which the
+# profile submits as 8 SLURM jobs (merge and evaluation of each detector in one group job).
+SLURM_OVERRIDES = deep_merge(TINY_OVERRIDES, {
+    "models": {"cnn": {"epochs": 1, "hard_negative_rounds": 0}},
+    "execution": {"detection_shards": 1},
+})
+TARGETS = [f"results/metrics/{detector}/embedded/original.json"
+           for detector in ("cnn", "haar_trained")]
+CANCELLED_SHARD = Path("results/detections/haar_trained/embedded/original/shard0.json")
 
 
 def slurm_unavailable() -> str | None:
@@ -64,10 +80,12 @@ def node_size() -> tuple[int, int]:
 
 
 def fit_profile(profile: dict[str, Any], cpus: int, mem_mb: int) -> dict[str, Any]:
-    """The profile with this cluster's account and partition, and no GPU; training's threads,
-    CPUs and memory capped at one node's ``cpus`` and ``mem_mb``."""
+    """The profile with this cluster's account and partition, and no GPU; ``cores`` (so the
+    widest group job) and training's threads, CPUs and memory capped at one node's ``cpus``
+    and ``mem_mb``."""
     fitted = yaml.safe_load(yaml.safe_dump(profile))
     fitted["slurm-init-seconds-before-status-checks"] = 5  # default 40: slow on a tiny run
+    fitted["cores"] = min(fitted["cores"], cpus)
     fitted["default-resources"].update(slurm_account=ACCOUNT, slurm_partition=PARTITION)
     fitted["set-threads"] = {rule: min(n, cpus) for rule, n in fitted["set-threads"].items()}
     for resources in fitted["set-resources"].values():
@@ -80,6 +98,21 @@ def fit_profile(profile: dict[str, Any], cpus: int, mem_mb: int) -> dict[str, An
 def snakemake(workdir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
             "--directory", str(workdir), "--configfile", str(workdir / "tiny.yaml"), *args]
+
+
+def group_of(comment: str, profile: dict[str, Any]) -> str | None:
+    """The group a SLURM job ran, from the comment the plugin gives it (``rule_<group>_<its
+    rules>`` for a group job, ``rule_<rule>_wildcards_<values>`` for a single job), or None."""
+    groups = sorted(set(profile.get("groups", {}).values()), key=len, reverse=True)
+    return next((g for g in groups if comment.startswith(f"rule_{g}_")), None)
+
+
+def runs_detection(comment: str, profile: dict[str, Any]) -> bool:
+    """Whether a SLURM job with this comment runs detection, alone or in its group."""
+    group = group_of(comment, profile)
+    if group is None:
+        return comment.startswith("rule_detect_")
+    return "_detect_" in f"_{comment.removeprefix(f'rule_{group}_')}_"  # sorted, "_"-joined
 
 
 def run(command: list[str]) -> tuple[str, float]:
@@ -95,14 +128,16 @@ def slurm_job_ids(output: str) -> list[str]:
     return re.findall(r"has been submitted with SLURM jobid (\d+)", output)
 
 
-def sacct(job_ids: list[str]) -> list[dict[str, str]]:
-    """sacct's allocation lines for the given job ids."""
+def sacct(job_ids: list[str], steps: bool = False) -> list[dict[str, str]]:
+    """sacct's allocation lines for the given job ids, or with ``steps`` their srun steps
+    (``<job>.<n>``: the plugin runs each Snakemake job of a SLURM job as one srun step)."""
     fields = ["JobID", "Comment", "Account", "Partition", "State", "ReqCPUS", "ReqMem",
               "Timelimit", "ReqTRES", "Elapsed"]
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids),
-                          "--format", ",".join(fields)],
+    out = subprocess.run(["sacct", *([] if steps else ["-X"]), "-n", "-P", "-j",
+                          ",".join(job_ids), "--format", ",".join(fields)],
                          capture_output=True, text=True, check=True).stdout
-    return [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+    lines = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+    return [j for j in lines if re.fullmatch(r"\d+\.\d+", j["JobID"])] if steps else lines
 
 
 def job_count(output: str) -> int:
@@ -149,37 +184,60 @@ def runs(tmp_path_factory) -> dict[str, Any]:
     fitted = fit_profile(yaml.safe_load(PROFILE.read_text()), *node_size())
     (profile / "config.yaml").write_text(yaml.safe_dump(fitted, sort_keys=False))
     for workdir in (local, cluster):
-        (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY_OVERRIDES))
-    local_output, local_s = run(snakemake(local, "--cores", "2"))
-    slurm_output, slurm_s = run(snakemake(cluster, "--profile", str(profile)))
-    print(f"tiny configuration: local {local_s:.0f} s, SLURM {slurm_s:.0f} s")
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump(SLURM_OVERRIDES))
+    local_output, local_s = run(snakemake(local, "--cores", "2", *TARGETS))
+    slurm_output, slurm_s = run(snakemake(cluster, "--profile", str(profile), *TARGETS))
+    print(f"tiny configuration, {' '.join(TARGETS)}: local {local_s:.0f} s, "
+          f"SLURM {slurm_s:.0f} s")
     return {"local": local, "slurm": cluster, "profile": profile, "fitted": fitted,
             "local_output": local_output, "slurm_output": slurm_output}
 
 
 def test_every_job_ran_as_a_slurm_job(runs):
     ids = slurm_job_ids(runs["slurm_output"])
-    assert len(ids) == len(set(ids)) == job_count(runs["slurm_output"])
+    assert len(ids) == len(set(ids))
     jobs = sacct(ids)
     assert sorted(j["JobID"] for j in jobs) == sorted(ids)
     assert {j["State"] for j in jobs} == {"COMPLETED"}
     assert {j["Account"] for j in jobs} == {ACCOUNT}
     assert {j["Partition"] for j in jobs} == {PARTITION}
+    # one srun step per Snakemake job; the profile's groups put several in one SLURM job
+    steps = sacct(ids, steps=True)
+    assert len(steps) == job_count(runs["slurm_output"]) > len(ids)
+    assert {s["State"] for s in steps} == {"COMPLETED"}
+    assert any(group_of(j["Comment"], runs["fitted"]) for j in jobs)
+
+
+def minutes(limit: str) -> int:
+    """Minutes of an sacct time limit ([D-]HH:MM:SS)."""
+    days, _, clock = limit.rpartition("-")
+    hours, mins, _ = (int(v) for v in clock.split(":"))
+    return (int(days or 0) * 24 + hours) * 60 + mins
 
 
 def test_training_asked_for_the_profile_resources(runs):
     fitted = runs["fitted"]
+    default = fitted["default-resources"]
     jobs = sacct(slurm_job_ids(runs["slurm_output"]))
     trained = set()
     for job in jobs:
+        assert "gres/gpu" not in job["ReqTRES"], job
+        if group_of(job["Comment"], fitted):
+            # the jobs it could run side by side (default resources each, at most `cores`),
+            # and the run times of those it runs one after another (merge, evaluate) added up
+            cpus = int(job["ReqCPUS"])
+            assert 1 <= cpus <= fitted["cores"], job
+            assert job["ReqMem"] == f"{cpus * default['mem_mb']}M", job
+            assert minutes(job["Timelimit"]) % default["runtime"] == 0, job
+            assert minutes(job["Timelimit"]) >= 2 * default["runtime"], job
+            continue
         rule = re.match(r"rule_(\w+?)_wildcards", job["Comment"]) or re.match(
             r"rule_(\w+)", job["Comment"])
         assert rule, job
-        wanted = {**fitted["default-resources"], **fitted["set-resources"].get(rule[1], {})}
+        wanted = {**default, **fitted["set-resources"].get(rule[1], {})}
         assert int(job["ReqCPUS"]) == wanted["cpus_per_task"], job
         assert job["ReqMem"] == f"{wanted['mem_mb']}M", job
-        assert job["Timelimit"] == time.strftime("%H:%M:%S", time.gmtime(wanted["runtime"] * 60))
-        assert "gres/gpu" not in job["ReqTRES"], job
+        assert minutes(job["Timelimit"]) == wanted["runtime"], job
         if rule[1] in fitted["set-resources"]:
             trained.add(rule[1])
     assert trained == {"train_cnn", "train_haar"}
@@ -200,8 +258,8 @@ def test_results_identical_to_a_local_run(runs):
 
 
 def test_cancelled_job_is_resubmitted_on_rerun(runs):
-    cluster = runs["slurm"]
-    shard = Path("results/detections/haar/embedded/original/shard0.json")
+    cluster, fitted = runs["slurm"], runs["fitted"]
+    shard = CANCELLED_SHARD
     (cluster / shard).unlink()  # an intermediate file: asked for by name, or nothing reruns
     command = snakemake(cluster, "--profile", str(runs["profile"]), str(shard))
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -214,13 +272,14 @@ def test_cancelled_job_is_resubmitted_on_rerun(runs):
                                    capture_output=True, text=True, check=True).stdout
             for line in queue.splitlines():
                 job_id, comment = line.split(maxsplit=1)
-                if comment.startswith("rule_detect_"):
+                if runs_detection(comment, fitted):
                     subprocess.run(["scancel", job_id], check=True)
                     cancelled = job_id
             time.sleep(0.2)
         # plugin 2.8 on SLURM 22.05 does not report the cancelled job ("CANCELLED by 0" in
-        # sacct) and waits on; a user stops it, as here, and reruns
-        first.wait(timeout=60)
+        # sacct) and waits on; a user stops it, as here, and reruns. 20 s gives it two status
+        # checks (5 s, then 15 s apart with the fitted profile)
+        first.wait(timeout=20)
     except subprocess.TimeoutExpired:
         pass
     finally:
@@ -233,6 +292,6 @@ def test_cancelled_job_is_resubmitted_on_rerun(runs):
     assert sacct([cancelled])[0]["State"].startswith("CANCELLED")
     rerun_output, _ = run(command)
     resubmitted = sacct(slurm_job_ids(rerun_output))
-    assert any(j["Comment"].startswith("rule_detect_") for j in resubmitted)
+    assert any(runs_detection(j["Comment"], fitted) for j in resubmitted)
     assert {j["State"] for j in resubmitted} == {"COMPLETED"}
     assert filecmp.cmp(cluster / shard, runs["local"] / shard, shallow=False)

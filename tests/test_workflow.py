@@ -136,6 +136,10 @@ def test_slurm_profile_asks_a_gpu_for_training_only():
     assert {"train_cnn", "train_haar", "detect", "report"} <= rules
     assert profile["executor"] == "slurm"
     assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
+    groups = profile["groups"]
+    assert set(groups) <= rules and "detect" not in groups  # shards still spread over nodes
+    # merge -> calibrate -> evaluate: a group may not feed itself through a job outside it
+    assert groups["merge_detections"] == groups["calibrate"] == groups["evaluate"]
     gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
     assert gpu_rules == {"train_cnn", "train_haar"} and "gpu" not in profile["default-resources"]
 
