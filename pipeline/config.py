@@ -181,6 +181,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             if variant not in instances:
                 messages.append(f"datasets.{name}.variants: '{variant}' is not a variant "
                                 f"({', '.join(sorted(instances))})")
+    messages += _arm_errors(config)
     tested = evaluated_datasets(config)
     for name, dataset in config["datasets"].items():
         source = dataset.get("calibration")
@@ -204,6 +205,39 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             messages.append(f"datasets.{name}.face_size: faces larger than the scene")
         if dataset["faces_per_scene"][0] > dataset["faces_per_scene"][1]:
             messages.append(f"datasets.{name}.faces_per_scene: minimum exceeds maximum")
+    return messages
+
+
+def arm_training_sets(config: dict[str, Any], arm: dict[str, str]) -> set[str]:
+    """The training datasets of an arm's two detectors' trained models."""
+    detectors = config["detectors"]
+    haar, cnn = detectors.get(arm["haar"], {}), detectors.get(arm["cnn"], {})
+    sets = set()
+    if "trained_cascade" in haar and haar["trained_cascade"] in config["cascades"]:
+        sets.add(config["cascades"][haar["trained_cascade"]]["train_dataset"])
+    for key in ("proposal_model", "model"):
+        if key in cnn and cnn[key] in config["models"]:
+            sets.add(config["models"][cnn[key]]["train_dataset"])
+    return sets
+
+
+def _arm_errors(config: dict[str, Any]) -> list[str]:
+    """An arm pairs a trained cascade and a CNN detector whose models share a training set."""
+    messages = []
+    detectors = config["detectors"]
+    for name, arm in config["report"].get("arms", {}).items():
+        where = f"report.arms.{name}"
+        haar, cnn = detectors.get(arm["haar"]), detectors.get(arm["cnn"])
+        wrong = []
+        if haar is None or haar["kind"] != "haar" or "trained_cascade" not in haar:
+            wrong.append(f"{where}.haar: '{arm['haar']}' is not a haar detector with a "
+                         "trained_cascade")
+        if cnn is None or cnn["kind"] not in ("cnn", "cnn_cascade"):
+            wrong.append(f"{where}.cnn: '{arm['cnn']}' is not a cnn or cnn_cascade detector")
+        if not wrong and len(arm_training_sets(config, arm)) != 1:
+            wrong.append(f"{where}: not matched: its models learn from different training "
+                         f"datasets {sorted(arm_training_sets(config, arm))}")
+        messages += wrong
     return messages
 
 

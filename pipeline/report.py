@@ -11,6 +11,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.detectors import REFERENCE_CLASSES
 from pipeline.io import atomic_open, read_json
 from pipeline.variants import BASELINE_VARIANT
@@ -128,6 +130,138 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
         f"images ({statistics['settings']['bootstrap_samples']} resamples, shared by all "
         "detectors and variants, so comparisons are paired); p-values are two-sided.")
     return sentences
+
+
+# Below this many training faces a verdict demonstrates the pipeline; it is not evidence.
+EVIDENCE_FACES = 1000
+
+
+def claim_verdict(test: dict[str, Any] | None, cnn_is_a: bool) -> tuple[str, float | None]:
+    """The claim's verdict from a paired test of share kept (a minus b), and CNN minus Haar."""
+    if test is None or test["estimate"] is None:
+        return "undefined", None
+    cnn_minus_haar = test["estimate"] if cnn_is_a else -test["estimate"]
+    if not test["significant"]:
+        return "not resolved", cnn_minus_haar
+    return ("supported" if cnn_minus_haar > 0 else "contradicted"), cnn_minus_haar
+
+
+def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """One row per test set x condition (each main variant but the baseline, each group but
+    the baseline group), with one cell per arm: CNN and Haar share kept (intervals), CNN
+    minus Haar with its interval and p-value, and the verdict."""
+    arms = settings["config"]["report"].get("arms", {})
+    shares = {(r["detector"], r["dataset"], r["variant"], None): r.get("relative_ap")
+              for r in statistics["runs"]}
+    shares.update({(r["detector"], r["dataset"], r["variant"], r["group"]): r.get("relative_ap")
+                   for r in statistics.get("groups", {}).get("runs", [])})
+    tests = {(c["a"], c["b"], c["dataset"], c["variant"], None): c
+             for c in statistics["comparisons"]}
+    tests.update({(c["a"], c["b"], c["dataset"], c["variant"], c["group"]): c
+                  for c in statistics.get("groups", {}).get("comparisons", [])})
+    conditions = [(r["dataset"], r["variant"], None) for r in statistics["runs"]
+                  if r["variant"] in settings["main_variants"] and "relative_ap" in r]
+    conditions += [(r["dataset"], r["variant"], r["group"])
+                   for r in statistics.get("groups", {}).get("runs", []) if "relative_ap" in r]
+    rows = []
+    for dataset, variant, group in dict.fromkeys(conditions):
+        cells = {}
+        for name, arm in arms.items():
+            haar, cnn = arm["haar"], arm["cnn"]
+            a, b = sorted((haar, cnn))
+            test = tests.get((a, b, dataset, variant, group), {}).get("relative_ap")
+            if (cnn, dataset, variant, group) not in shares:
+                continue
+            verdict, difference = claim_verdict(test, a == cnn)
+            cells[name] = {"cnn": shares[cnn, dataset, variant, group],
+                           "haar": shares[haar, dataset, variant, group],
+                           "cnn_minus_haar": None if test is None else {
+                               "estimate": difference,
+                               "low": test["low"] if a == cnn else _negate(test["high"]),
+                               "high": test["high"] if a == cnn else _negate(test["low"])},
+                           "p_value": None if test is None else test["p_value"],
+                           "verdict": verdict}
+        if cells:
+            rows.append({"dataset": dataset, "variant": variant, "group": group,
+                         "cells": cells})
+    return rows
+
+
+def _negate(value: float | None) -> float | None:
+    return None if value is None else -value
+
+
+def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
+                     summary: dict[str, Any], training_faces: dict[str, int]) -> str:
+    """The verdict table, its paragraph and the scale of the evidence."""
+    arms = settings["config"]["report"].get("arms", {})
+    rows = verdict_rows(settings, statistics)
+    samples = statistics["settings"]["bootstrap_samples"]
+    level = f"{100 * (1 - statistics['settings']['confidence']):g}"
+    lines = ["<h2>Verdict</h2>"]
+    if not arms or not rows:
+        return "\n".join(lines + [
+            "<p>No verdict: the configuration names no matched arm (report.arms: a trained "
+            "cascade and a CNN learned from the same images) with a condition to judge.</p>"])
+    lines.append("<p>Does the CNN keep more of its AP than the Haar cascade trained on the same "
+                 f"images? Share kept: AP under the condition / AP on the {BASELINE_VARIANT} "
+                 "images (or in the baseline group); CNN minus Haar with its interval and "
+                 f"paired bootstrap p-value; verdict at the {level}% level.</p><table>"
+                 + _row(["test set", "condition"] + [f"arm {name}" for name in arms], "th"))
+    counts: dict[str, int] = {}
+    for row in rows:
+        condition = row["variant"] if row["group"] is None else f"light {row['group']}"
+        texts = []
+        for name in arms:
+            cell = row["cells"].get(name)
+            if cell is None:
+                texts.append("")
+                continue
+            counts[cell["verdict"]] = counts.get(cell["verdict"], 0) + 1
+            p = "" if cell["p_value"] is None else f", {_p(cell['p_value'], samples)}"
+            texts.append(f"CNN {_ci(cell['cnn'], percent=True)}; Haar "
+                         f"{_ci(cell['haar'], percent=True)}; CNN - Haar "
+                         f"{_ci(cell['cnn_minus_haar'])}{p}: {cell['verdict']}")
+        lines.append(_row([row["dataset"], condition] + texts))
+    lines.append("</table>")
+    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    scale = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        run = next(r for r in summary["runs"] if r["dataset"] == dataset
+                   and r["variant"] == BASELINE_VARIANT) if any(
+            r["dataset"] == dataset and r["variant"] == BASELINE_VARIANT
+            for r in summary["runs"]) else None
+        if run is not None:
+            scale.append(f"{dataset} {run['n_images']} images, {run['n_faces']} faces")
+    small = [name for name, n in training_faces.items() if n < EVIDENCE_FACES]
+    paragraph = (f"Over {len(rows)} conditions and {len(arms)} matched arm(s): {tally}. "
+                 f"Test sets: {'; '.join(scale)}. Training faces per arm: "
+                 + ", ".join(f"{name} {training_faces.get(name, 'unknown')}" for name in arms)
+                 + ".")
+    if small:
+        paragraph += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} "
+                      "faces: their verdicts demonstrate the pipeline and are not evidence "
+                      "about the claim.")
+    return "\n".join(lines + [f"<p>{html.escape(paragraph)}</p>"])
+
+
+def _folded_findings(sentences: list[str], summary: dict[str, Any]) -> str:
+    """The pairwise sentences, one folded block per test set (its sentences start with its
+    name); the closing note on the intervals stays open."""
+    datasets = sorted({r["dataset"] for r in summary["runs"]}, key=len, reverse=True)
+    blocks: dict[str, list[str]] = {}
+    rest = []
+    for sentence in sentences:
+        name = next((d for d in datasets if sentence.startswith(f"{d}, ")), None)
+        if name is None:
+            rest.append(sentence)
+        else:
+            blocks.setdefault(name, []).append(sentence)
+    parts = [f"<details><summary>{html.escape(name)}: {len(items)} comparisons</summary><ul>"
+             + "".join(f"<li>{html.escape(s)}</li>" for s in items) + "</ul></details>"
+             for name, items in sorted(blocks.items())]
+    return "\n".join(parts + [f"<p>{html.escape(s)}</p>" for s in rest])
 
 
 def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int,
@@ -379,6 +513,10 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
                  for p in cascade_histories or []}
     complexity = read_json(complexity_path) if complexity_path else None
     statistics = read_json(statistics_path)
+    training_faces = {}
+    for arm, path in settings.get("arm_training", {}).items():
+        with np.load(path) as data:
+            training_faces[arm] = len(data["faces"])
     config = settings["config"]
     references = reference_detectors(config)
     matched = [r for r in summary["runs"] if r["detector"] not in references]
@@ -395,9 +533,10 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "up. Both detectors run on the same test images in each variant, with the same "
         "ground-truth boxes; IoU threshold "
         f"{config['evaluation']['iou_threshold']}.</p>",
-        "<h2>Findings</h2><ul>",
-        *[f"<li>{html.escape(s)}</li>" for s in findings(settings, statistics)],
-        "</ul><h2>Main variants</h2>", _table(main, summary["fp_points"]),
+        _verdict_section(settings, statistics, summary, training_faces),
+        "<h2>Findings: every pairwise comparison</h2>",
+        _folded_findings(findings(settings, statistics), summary),
+        "<h2>Main variants</h2>", _table(main, summary["fp_points"]),
         "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
         _reference_section(reference_runs, config, summary["fp_points"]),
         _group_section(settings, statistics),

@@ -5,7 +5,7 @@ import shlex
 import sys
 
 from pipeline import paths
-from pipeline.config import evaluated_datasets
+from pipeline.config import arm_training_sets, evaluated_datasets
 from pipeline.detectors import model_files, model_names
 from pipeline.figures import FIGURES
 from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
@@ -76,6 +76,13 @@ def calibration_file(wc):
     source = config["datasets"][wc.dataset].get("calibration")
     return [f"results/calibration/{wc.detector}/{source}.json"] if source else []
 
+
+# The training faces of each matched arm of the verdict table (the report states their count).
+ARM_TRAINING = {
+    arm: f"results/data/{dataset}/train.npz"
+    for arm, detectors in config["report"].get("arms", {}).items()
+    for dataset in arm_training_sets(config, detectors)
+}
 
 # The example figures show the first test dataset in the main variants it has; these are
 # the files they draw (passed to the figures stage as they are listed as its inputs).

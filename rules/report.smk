@@ -39,10 +39,11 @@ rule report:
         complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
         cascades=[paths.cascade_history(name) for name in TRAINED_CASCADES],
+        training=list(ARM_TRAINING.values()),
     output:
         "results/report/index.html",
     params:
-        settings=as_json({**FIGURE_SETTINGS, "config": config}),
+        settings=as_json({**FIGURE_SETTINGS, "config": config, "arm_training": ARM_TRAINING}),
     log:
         "results/logs/report.log",
     shell:
