@@ -38,10 +38,10 @@ from pipeline.resume import load_resume_state, resume_key, resume_path
 from pipeline.samples import (
     MAX_FACE_OVERLAP,
     Scene,
-    augment_faces,
     load_training_data,
     random_windows,
     resize_patches,
+    training_positives,
 )
 
 LOG = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     window = settings["window"]
     faces, nonfaces, scenes = load_training_data(train_npz, backgrounds_json)
     candidates = candidate_features(settings, rng)
-    pool = augment_faces(faces, settings["positives_per_face"], window, rng)
+    pool = training_positives(faces, settings, window, rng)
     positives = classifiable(pool)
     LOG.info("training a %dx%d cascade on %s: %d faces -> %d positives (%d too flat for "
              "OpenCV), %d face-free scenes, %d candidate features, device %s", window, window,

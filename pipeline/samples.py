@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,6 +62,65 @@ def augment_faces(faces: np.ndarray, copies: int, window: int,
             out[k] = photometric(warped, rng)
             k += 1
     return out
+
+
+# The illumination augmentation draws from its own stream, [seed, ILLUMINATION_STREAM, round],
+# so that turning it on changes no other draw, and it shares nothing with the test variants'
+# generators ([variant seed, image index]).
+ILLUMINATION_STREAM = 7_001
+
+
+def illumination_rng(seed: int, round_index: int = 0) -> np.random.Generator:
+    """The illumination augmentation's generator for one training round (or a cascade)."""
+    return np.random.default_rng([seed, ILLUMINATION_STREAM, round_index])
+
+
+def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Generator
+               ) -> np.ndarray:
+    """Training faces (N, h, w) uint8 under random light, each with ``probability``.
+
+    Per altered face, in this order: a cast-shadow edge (a straight edge at a random angle
+    within the middle half of the patch, logistic profile of width ``shadow_softness`` x the
+    side; the far side darkened by a factor drawn from [0, ``shadow_strength``]); a light
+    gradient (a linear ramp of up to +-``gradient`` grey levels across the patch, random
+    direction); gamma drawn log-uniformly from [1/``gamma``, ``gamma``]; local contrast (CLAHE,
+    clip limit drawn from [1, ``local_contrast``], 4x4 tiles; none when it is 1). Each part
+    with its neutral setting (0, 0, 1, 1) leaves a face as it is. Only ``faces`` change: the
+    caller applies it to the positives alone, the same way for the CNN and the cascade.
+    """
+    out = faces.copy()
+    n, height, width = faces.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    for k in range(n):
+        if rng.random() >= settings["probability"]:
+            continue
+        patch = out[k].astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        normal = np.cos(angle) * (xs - width / 2) + np.sin(angle) * (ys - height / 2)
+        offset = rng.uniform(-0.25, 0.25) * min(height, width)
+        width_px = max(settings["shadow_softness"] * min(height, width), 1e-3)
+        side = 1 / (1 + np.exp(-(normal - offset) / width_px))
+        patch *= 1 - rng.uniform(0, settings["shadow_strength"]) * side
+        ramp = np.cos(angle + rng.uniform(0, np.pi)) * (xs - width / 2) / max(width, 1) * 2
+        patch += rng.uniform(-settings["gradient"], settings["gradient"]) * ramp
+        gamma = float(np.exp(rng.uniform(-1, 1) * np.log(settings["gamma"])))
+        patch = 255 * (np.clip(patch, 0, 255) / 255) ** gamma
+        clip = rng.uniform(1, settings["local_contrast"])
+        out[k] = np.clip(np.rint(patch), 0, 255).astype(np.uint8)
+        if settings["local_contrast"] > 1:
+            out[k] = cv2.createCLAHE(clipLimit=float(clip), tileGridSize=(4, 4)).apply(out[k])
+    return out
+
+
+def training_positives(faces: np.ndarray, settings: dict[str, Any], window: int,
+                       rng: np.random.Generator, round_index: int = 0) -> np.ndarray:
+    """The positives of a ``models:`` or ``cascades:`` entry: :func:`augment_faces`, then, when
+    the entry has ``illumination``, :func:`illuminate` from its own generator."""
+    positives = augment_faces(faces, settings["positives_per_face"], window, rng)
+    if settings.get("illumination"):
+        positives = illuminate(positives, settings["illumination"],
+                               illumination_rng(settings["seed"], round_index))
+    return positives
 
 
 def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:

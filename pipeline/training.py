@@ -34,10 +34,10 @@ from pipeline.resume import load_resume_state, resume_key, resume_path
 from pipeline.samples import (
     MAX_FACE_OVERLAP,
     Scene,
-    augment_faces,
     load_training_data,
     random_windows,
     resize_patches,
+    training_positives,
 )
 
 LOG = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                                             settings["hard_negatives_per_round"], device)
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])
-            positives = augment_faces(faces, settings["positives_per_face"], window, rng)
+            positives = training_positives(faces, settings, window, rng, round_index)
             current = new_round(round_index, model, positives, negatives, settings, generator,
                                 device)
         x, y = current.tensors()
