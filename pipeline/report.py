@@ -228,10 +228,8 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     scale = []
     for dataset in sorted({r["dataset"] for r in rows}):
-        run = next(r for r in summary["runs"] if r["dataset"] == dataset
-                   and r["variant"] == BASELINE_VARIANT) if any(
-            r["dataset"] == dataset and r["variant"] == BASELINE_VARIANT
-            for r in summary["runs"]) else None
+        run = next((r for r in summary["runs"] if r["dataset"] == dataset
+                    and r["variant"] == BASELINE_VARIANT), None)
         if run is not None:
             scale.append(f"{dataset} {run['n_images']} images, {run['n_faces']} faces")
     small = [name for name, n in training_faces.items() if n < EVIDENCE_FACES]
@@ -269,16 +267,14 @@ def _claim_check(comparison: dict[str, Any], cnn: str, level: str, samples: int,
     """Whether the CNN kept more of its AP than the Haar cascade on this variant (or group),
     relative to its AP on the ``baseline``."""
     test = comparison["relative_ap"]
-    if test["estimate"] is None:
+    verdict, cnn_minus_haar = claim_verdict(test, comparison["a"] == cnn)
+    if verdict == "undefined":
         return ("Claim check (the CNN holds up better than Haar): undefined here, since a "
                 f"detector's AP on the {baseline} is 0.")
-    cnn_minus_haar = test["estimate"] if comparison["a"] == cnn else -test["estimate"]
-    if not test["significant"]:
-        outcome = "not resolved by these data: the difference is not significant"
-    elif cnn_minus_haar > 0:
-        outcome = "supported: the CNN keeps significantly more of its AP"
-    else:
-        outcome = "contradicted: the Haar cascade keeps significantly more of its AP"
+    outcome = {"not resolved": "not resolved by these data: the difference is not significant",
+               "supported": "supported: the CNN keeps significantly more of its AP",
+               "contradicted": "contradicted: the Haar cascade keeps significantly more of "
+                               "its AP"}[verdict]
     return (f"Claim check (the CNN holds up better than Haar): {outcome} "
             f"(CNN minus Haar share kept {_fmt(cnn_minus_haar)}, "
             f"{_p(test['p_value'], samples)}, {level}% level).")

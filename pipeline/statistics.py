@@ -258,6 +258,13 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
             boot[key, g] = bootstrap_run([matches[i] for i in members[g]],
                                          counts[:, members[g]], [fp])
             estimate[key, g] = by_key[key]["groups"][g]
+    # Share of the baseline group's AP kept: per resample, and its point estimate.
+    share = {(key, g): relative_ap(boot[key, g].average_precision,
+                                   boot[key, baseline].average_precision)
+             for key in keys for g in order[1:]}
+    share_estimate = {(key, g): relative_ap(estimate[key, g]["average_precision"],
+                                            estimate[key, baseline]["average_precision"])
+                      for key in keys for g in order[1:]}
     runs = []
     for key in keys:
         for g in order:
@@ -270,10 +277,8 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
                                                 point["detection_rate_at_fp"][str(fp)],
                                                 confidence)}
             if g != baseline:
-                entry["relative_ap"] = interval(
-                    relative_ap(values.average_precision, boot[key, baseline].average_precision),
-                    relative_ap(point["average_precision"],
-                                estimate[key, baseline]["average_precision"]), confidence)
+                entry["relative_ap"] = interval(share[key, g], share_estimate[key, g],
+                                                confidence)
             runs.append(entry)
     tests = []
     for ka, kb in detector_pairs(keys, by_key):
@@ -285,12 +290,8 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
                                                      boot[kb, g].average_precision,
                                                      a_ap - b_ap, confidence)}
             if g != baseline:
-                shares = [relative_ap(boot[k, g].average_precision,
-                                      boot[k, baseline].average_precision) for k in (ka, kb)]
-                points = [relative_ap(estimate[k, g]["average_precision"],
-                                      estimate[k, baseline]["average_precision"])
-                          for k in (ka, kb)]
-                test["relative_ap"] = paired_test(shares[0], shares[1], points[0] - points[1],
-                                                  confidence)
+                test["relative_ap"] = paired_test(
+                    share[ka, g], share[kb, g],
+                    share_estimate[ka, g] - share_estimate[kb, g], confidence)
             tests.append(test)
     return runs, tests
