@@ -3,8 +3,14 @@
 Detectors draw boxes by their own convention (the Haar cascade's square is larger than a
 tight brow-to-mouth box, say). The calibration maps a detection ``(x, y, w, h)`` with centre
 ``(cx, cy)`` to centre ``(cx + dx * w, cy + dy * h)`` and size ``(sw * w, sh * h)``; each of
-the four numbers is the median over detections matched to a face (IoU >= ``min_iou``) of the
-fitting set, so a few bad matches do not move it.
+the four numbers is the median over the faces of the fitting set paired with a detection, so a
+few bad pairs do not move it.
+
+A face pairs with its highest-scoring detection whose centre lies inside the face box and
+whose size (square root of the area) is within ``size_factor`` of the face's. The rule asks
+nothing of the overlap, so it holds for any box convention: a pairing by IoU would drop the
+faces of a detector whose boxes are much smaller or larger than the annotations, and fit the
+calibration on the few whose boxes happen to be closest to the annotation's convention.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix
+from pipeline.boxes import Box, Manifest, boxes_to_array
 
 
 @dataclass(frozen=True)
@@ -45,27 +51,44 @@ class BoxCalibration:
         return cls(**{k: values[k] for k in ("dx", "dy", "sw", "sh", "n_pairs")})
 
 
-def fit_calibration(truth: Manifest, detections: Manifest, min_iou: float = 0.3
+def pair_faces(faces: list[Box], detections: list[Box], size_factor: float = 2.0
+               ) -> list[tuple[Box, Box]]:
+    """Each face with its best detection: centre inside the face, size within ``size_factor``.
+
+    Returns ``(face, detection)`` pairs; a face with no such detection is left out, and one
+    detection may pair with two faces.
+    """
+    if not faces or not detections:
+        return []
+    f, d = boxes_to_array(faces), boxes_to_array(detections)
+    centre = (d[:, :2] + d[:, 2:] / 2)[None]                            # (1, M, 2)
+    top_left, bottom_right = f[:, None, :2], f[:, None, :2] + f[:, None, 2:]   # (N, 1, 2)
+    inside = ((centre >= top_left) & (centre <= bottom_right)).all(axis=2)     # (N, M)
+    ratio = np.sqrt(d[None, :, 2] * d[None, :, 3]) / np.sqrt(f[:, None, 2] * f[:, None, 3])
+    admissible = inside & (ratio <= size_factor) & (ratio >= 1 / size_factor)   # (N, M)
+    scores = np.array([b.score for b in detections])
+    pairs = []
+    for t, row in enumerate(admissible):
+        if row.any():
+            best = int(np.argmax(np.where(row, scores, -np.inf)))
+            pairs.append((faces[t], detections[best]))
+    return pairs
+
+
+def fit_calibration(truth: Manifest, detections: Manifest, size_factor: float = 2.0
                     ) -> BoxCalibration:
-    """Fit on pairs of each face and its best-overlapping detection (IoU >= ``min_iou``)."""
-    found = {r.file: r for r in detections.images}
-    pairs_det, pairs_truth = [], []
-    for record in truth.images:
-        boxes = found.get(record.file)
-        if boxes is None or not record.boxes or not boxes.boxes:
-            continue
-        overlaps = iou_matrix(record.boxes, boxes.boxes)
-        for t, row in enumerate(overlaps):
-            best = int(np.argmax(row))
-            if row[best] >= min_iou:
-                pairs_truth.append(record.boxes[t])
-                pairs_det.append(boxes.boxes[best])
-    if not pairs_det:
-        raise ValueError("no detection overlaps a face: cannot fit a box calibration")
-    d, t = boxes_to_array(pairs_det), boxes_to_array(pairs_truth)
+    """Fit the four medians on every face of ``truth`` that :func:`pair_faces` pairs."""
+    found = {r.file: r.boxes for r in detections.images}
+    pairs = [pair for record in truth.images
+             for pair in pair_faces(record.boxes, found.get(record.file, []), size_factor)]
+    if not pairs:
+        raise ValueError("no detection lies on a face (centre inside, size within a factor "
+                         f"{size_factor:g}): cannot fit a box calibration")
+    t = boxes_to_array([face for face, _ in pairs])
+    d = boxes_to_array([det for _, det in pairs])
     d_centre, t_centre = d[:, :2] + d[:, 2:] / 2, t[:, :2] + t[:, 2:] / 2
     offset = (t_centre - d_centre) / d[:, 2:]
     scale = t[:, 2:] / d[:, 2:]
     return BoxCalibration(float(np.median(offset[:, 0])), float(np.median(offset[:, 1])),
                           float(np.median(scale[:, 0])), float(np.median(scale[:, 1])),
-                          len(pairs_det))
+                          len(pairs))

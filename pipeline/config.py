@@ -195,6 +195,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
                             "only (evaluate: false)")
     if not tested:
         messages.append("datasets: no dataset is evaluated (all have evaluate: false)")
+    messages += _cross_set_errors(config, tested)
     for name, dataset in config["datasets"].items():
         if dataset["kind"] != "embedded":
             continue
@@ -237,7 +238,34 @@ def _arm_errors(config: dict[str, Any]) -> list[str]:
         if not wrong and len(arm_training_sets(config, arm)) != 1:
             wrong.append(f"{where}: not matched: its models learn from different training "
                          f"datasets {sorted(arm_training_sets(config, arm))}")
+        base = arm.get("augments")
+        if not wrong and base is not None:
+            arms = config["report"]["arms"]
+            if base not in arms or base == name:
+                wrong.append(f"{where}.augments: '{base}' is not another arm")
+            elif arm_training_sets(config, arms[base]) != arm_training_sets(config, arm):
+                wrong.append(f"{where}.augments: '{base}' learns from other images "
+                             f"{sorted(arm_training_sets(config, arms[base]))}; an augmented "
+                             "arm adds augmentation to the same training set")
         messages += wrong
+    return messages
+
+
+def _cross_set_errors(config: dict[str, Any], tested: list[str]) -> list[str]:
+    """Each cross-set share divides one test set's AP by another's baseline-variant AP."""
+    from pipeline.variants import BASELINE_VARIANT
+
+    messages = []
+    for name, reference in config["statistics"].get("cross_set_shares", {}).items():
+        where = f"statistics.cross_set_shares.{name}"
+        for dataset in (name, reference):
+            if dataset not in tested:
+                messages.append(f"{where}: '{dataset}' is not a test set (an evaluated dataset)")
+            elif BASELINE_VARIANT not in config["datasets"][dataset].get(
+                    "variants", [BASELINE_VARIANT]):
+                messages.append(f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant")
+        if name == reference:
+            messages.append(f"{where}: a test set cannot be a condition of itself")
     return messages
 
 

@@ -146,45 +146,96 @@ def claim_verdict(test: dict[str, Any] | None, cnn_is_a: bool) -> tuple[str, flo
     return ("supported" if cnn_minus_haar > 0 else "contradicted"), cnn_minus_haar
 
 
+Condition = tuple[str, str, str | None, str | None]  # dataset, variant, group, reference set
+
+
+def bundled_cascades(config: dict[str, Any]) -> list[str]:
+    """Haar detectors that run a cascade not trained here (OpenCV's bundled): the verdict
+    table's reference column."""
+    return [name for name, d in config["detectors"].items()
+            if d["kind"] == "haar" and "trained_cascade" not in d]
+
+
+def _condition(entry: dict[str, Any], group_key: str | None, reference_key: str | None
+               ) -> Condition:
+    return (entry["dataset"], entry["variant"], entry.get(group_key) if group_key else None,
+            entry.get(reference_key) if reference_key else None)
+
+
+def _condition_statistics(statistics: dict[str, Any]
+                          ) -> tuple[dict[tuple[str, Condition], Any],
+                                     dict[tuple[str, str, Condition], Any], list[Condition]]:
+    """Share kept per (detector, condition), its paired tests per (a, b, condition), and the
+    conditions in order: variants, then image groups, then cross-set shares."""
+    shares: dict[tuple[str, Condition], Any] = {}
+    tests: dict[tuple[str, str, Condition], Any] = {}
+    conditions: list[Condition] = []
+    for part, group_key, reference_key in ((statistics, None, None),
+                                           (statistics.get("groups", {}), "group", None),
+                                           (statistics.get("cross_sets", {}), None,
+                                            "reference_dataset")):
+        for run in part.get("runs", []):
+            if "relative_ap" in run:
+                key = _condition(run, group_key, reference_key)
+                shares[run["detector"], key] = run["relative_ap"]
+                conditions.append(key)
+        for test in part.get("comparisons", []):
+            if "relative_ap" in test:
+                key = _condition(test, group_key, reference_key)
+                tests[test["a"], test["b"], key] = test["relative_ap"]
+    return shares, tests, list(dict.fromkeys(conditions))
+
+
+def _difference(tests: dict[tuple[str, str, Condition], Any], x: str, y: str,
+                condition: Condition) -> dict[str, Any] | None:
+    """The paired test of share kept, x minus y (tests are stored with a, b sorted)."""
+    a, b = sorted((x, y))
+    test = tests.get((a, b, condition))
+    if test is None or test["estimate"] is None:
+        return test
+    if a == x:
+        return test
+    return {**test, "estimate": -test["estimate"], "low": _negate(test["high"]),
+            "high": _negate(test["low"])}
+
+
 def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
                  ) -> list[dict[str, Any]]:
     """One row per test set x condition (each main variant but the baseline, each group but
-    the baseline group), with one cell per arm: CNN and Haar share kept (intervals), CNN
-    minus Haar with its interval and p-value, and the verdict."""
-    arms = settings["config"]["report"].get("arms", {})
-    shares = {(r["detector"], r["dataset"], r["variant"], None): r.get("relative_ap")
-              for r in statistics["runs"]}
-    shares.update({(r["detector"], r["dataset"], r["variant"], r["group"]): r.get("relative_ap")
-                   for r in statistics.get("groups", {}).get("runs", [])})
-    tests = {(c["a"], c["b"], c["dataset"], c["variant"], None): c
-             for c in statistics["comparisons"]}
-    tests.update({(c["a"], c["b"], c["dataset"], c["variant"], c["group"]): c
-                  for c in statistics.get("groups", {}).get("comparisons", [])})
-    conditions = [(r["dataset"], r["variant"], None) for r in statistics["runs"]
-                  if r["variant"] in settings["main_variants"] and "relative_ap" in r]
-    conditions += [(r["dataset"], r["variant"], r["group"])
-                   for r in statistics.get("groups", {}).get("runs", []) if "relative_ap" in r]
+    the baseline group, each cross-set share), with one cell per arm: CNN and Haar share kept
+    (intervals), CNN minus Haar with its interval and p-value, and the verdict; the bundled
+    cascades' share kept (``reference``); and per arm that ``augments`` another, each
+    detector's gain in share kept over the other arm's (``gains``)."""
+    config = settings["config"]
+    arms = config["report"].get("arms", {})
+    shares, tests, conditions = _condition_statistics(statistics)
     rows = []
-    for dataset, variant, group in dict.fromkeys(conditions):
-        cells = {}
+    for condition in conditions:
+        dataset, variant, group, reference = condition
+        if group is None and reference is None and variant not in settings["main_variants"]:
+            continue
+        cells, gains = {}, {}
         for name, arm in arms.items():
             haar, cnn = arm["haar"], arm["cnn"]
-            a, b = sorted((haar, cnn))
-            test = tests.get((a, b, dataset, variant, group), {}).get("relative_ap")
-            if (cnn, dataset, variant, group) not in shares:
+            if (cnn, condition) not in shares or (haar, condition) not in shares:
                 continue
-            verdict, difference = claim_verdict(test, a == cnn)
-            cells[name] = {"cnn": shares[cnn, dataset, variant, group],
-                           "haar": shares[haar, dataset, variant, group],
+            test = _difference(tests, cnn, haar, condition)
+            verdict, difference = claim_verdict(test, True)
+            cells[name] = {"cnn": shares[cnn, condition], "haar": shares[haar, condition],
                            "cnn_minus_haar": None if test is None else {
-                               "estimate": difference,
-                               "low": test["low"] if a == cnn else _negate(test["high"]),
-                               "high": test["high"] if a == cnn else _negate(test["low"])},
+                               k: test[k] for k in ("estimate", "low", "high")},
                            "p_value": None if test is None else test["p_value"],
                            "verdict": verdict}
+            base = arms.get(arm.get("augments"))
+            if base is not None:
+                gains[name] = {kind: _difference(tests, arm[kind], base[kind], condition)
+                               for kind in ("cnn", "haar")}
         if cells:
             rows.append({"dataset": dataset, "variant": variant, "group": group,
-                         "cells": cells})
+                         "reference_dataset": reference, "cells": cells, "gains": gains,
+                         "reference": {d: shares[d, condition]
+                                       for d in bundled_cascades(config)
+                                       if (d, condition) in shares}})
     return rows
 
 
@@ -192,9 +243,60 @@ def _negate(value: float | None) -> float | None:
     return None if value is None else -value
 
 
+def _condition_label(row: dict[str, Any]) -> str:
+    if row["group"] is not None:
+        return f"light {row['group']}"
+    if row["reference_dataset"] is not None:
+        return f"the whole set, against {row['reference_dataset']} {BASELINE_VARIANT}"
+    return row["variant"]
+
+
+def _gain_section(arms: dict[str, Any], rows: list[dict[str, Any]], samples: int,
+                  level: str) -> list[str]:
+    """Per augmented arm: each detector's gain in share kept over the arm it augments, per
+    condition, and the gap between the feature types that remains with the augmentation."""
+    lines = []
+    for name, arm in arms.items():
+        base = arm.get("augments")
+        judged = [r for r in rows if name in r["gains"]]
+        if base is None or not judged:
+            continue
+        lines.append(f"<h3>Gain from augmentation: arm {html.escape(name)} over arm "
+                     f"{html.escape(base)}</h3><p>Share kept with the augmented training "
+                     f"images minus share kept without them (paired bootstrap, {level}% "
+                     "level), and the CNN - Haar gap that remains in the augmented arm.</p>"
+                     "<table>" + _row(["test set", "condition", f"CNN gain ({arm['cnn']} - "
+                                       f"{arms[base]['cnn']})", f"Haar gain ({arm['haar']} - "
+                                       f"{arms[base]['haar']})", "remaining CNN - Haar gap"],
+                                      "th"))
+        significant = {"cnn": 0, "haar": 0}
+        gaps: dict[str, int] = {}
+        for row in judged:
+            texts = []
+            for kind in ("cnn", "haar"):
+                gain = row["gains"][name][kind]
+                if gain is None or gain["estimate"] is None:
+                    texts.append("undefined")
+                    continue
+                significant[kind] += bool(gain["significant"] and gain["estimate"] > 0)
+                texts.append(f"{_ci(gain)}, {_p(gain['p_value'], samples)}")
+            cell = row["cells"][name]
+            gaps[cell["verdict"]] = gaps.get(cell["verdict"], 0) + 1
+            texts.append(f"{_ci(cell['cnn_minus_haar'])}: {cell['verdict']}")
+            lines.append(_row([row["dataset"], _condition_label(row)] + texts))
+        lines.append("</table>")
+        sentence = (f"Over {len(judged)} conditions, the augmentation of arm {name} raised "
+                    f"the CNN share kept significantly in {significant['cnn']} and the Haar "
+                    f"share kept in {significant['haar']}; the gap between the feature types "
+                    "that remains with it: "
+                    + ", ".join(f"{n} {v}" for v, n in sorted(gaps.items())) + ".")
+        lines.append(f"<p>{html.escape(sentence)}</p>")
+    return lines
+
+
 def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
                      summary: dict[str, Any], training_faces: dict[str, int]) -> str:
-    """The verdict table, its paragraph and the scale of the evidence."""
+    """The verdict table, its paragraph, the scale of the evidence and the augmentation gains."""
     arms = settings["config"]["report"].get("arms", {})
     rows = verdict_rows(settings, statistics)
     samples = statistics["settings"]["bootstrap_samples"]
@@ -204,14 +306,18 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
         return "\n".join(lines + [
             "<p>No verdict: the configuration names no matched arm (report.arms: a trained "
             "cascade and a CNN learned from the same images) with a condition to judge.</p>"])
+    references = list(dict.fromkeys(d for row in rows for d in row["reference"]))
     lines.append("<p>Does the CNN keep more of its AP than the Haar cascade trained on the same "
                  f"images? Share kept: AP under the condition / AP on the {BASELINE_VARIANT} "
-                 "images (or in the baseline group); CNN minus Haar with its interval and "
-                 f"paired bootstrap p-value; verdict at the {level}% level.</p><table>"
-                 + _row(["test set", "condition"] + [f"arm {name}" for name in arms], "th"))
+                 "images (in the baseline group; for a whole set, on the other set's "
+                 f"{BASELINE_VARIANT} images); CNN minus Haar with its interval and paired "
+                 f"bootstrap p-value; verdict at the {level}% level. Reference column: the "
+                 "share kept by the cascade OpenCV ships, trained elsewhere on other faces "
+                 "(no verdict is drawn from it).</p><table>"
+                 + _row(["test set", "condition"] + [f"arm {name}" for name in arms]
+                        + [f"reference: {d} share kept" for d in references], "th"))
     counts: dict[str, int] = {}
     for row in rows:
-        condition = row["variant"] if row["group"] is None else f"light {row['group']}"
         texts = []
         for name in arms:
             cell = row["cells"].get(name)
@@ -223,7 +329,9 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
             texts.append(f"CNN {_ci(cell['cnn'], percent=True)}; Haar "
                          f"{_ci(cell['haar'], percent=True)}; CNN - Haar "
                          f"{_ci(cell['cnn_minus_haar'])}{p}: {cell['verdict']}")
-        lines.append(_row([row["dataset"], condition] + texts))
+        texts += [_ci(row["reference"].get(d), percent=True) if d in row["reference"] else ""
+                  for d in references]
+        lines.append(_row([row["dataset"], _condition_label(row)] + texts))
     lines.append("</table>")
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     scale = []
@@ -241,7 +349,8 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
         paragraph += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} "
                       "faces: their verdicts demonstrate the pipeline and are not evidence "
                       "about the claim.")
-    return "\n".join(lines + [f"<p>{html.escape(paragraph)}</p>"])
+    lines.append(f"<p>{html.escape(paragraph)}</p>")
+    return "\n".join(lines + _gain_section(arms, rows, samples, level))
 
 
 def _folded_findings(sentences: list[str], summary: dict[str, Any]) -> str:
@@ -359,7 +468,7 @@ def _protocol(runs: list[dict[str, Any]]) -> str:
         calibration = run.get("box_calibration")
         boxes = ("boxes as the detector draws them" if not calibration else
                  f"boxes calibrated on {calibration['fitted_on']} ({calibration['n_pairs']} "
-                 f"matched faces: centre shift {calibration['dx']:+.3f} w, "
+                 f"paired faces: centre shift {calibration['dx']:+.3f} w, "
                  f"{calibration['dy']:+.3f} h; size x{calibration['sw']:.3f}, "
                  f"x{calibration['sh']:.3f})")
         lines.append(f"<li>{html.escape(run['detector'])} on {html.escape(run['dataset'])}: "

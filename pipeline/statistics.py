@@ -8,6 +8,11 @@ images. Per resample, AP and detection rate are recomputed with the curve arithm
 
 Intervals are percentile intervals; the two-sided p-value of a difference is
 ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
+
+A test set may also be a condition of another (``cross_set_shares``: real cartoon frames
+against the photo test set): its share kept divides its AP by the other set's baseline-variant
+AP. The two sets hold different images, so they are resampled independently (the other set
+with its own stream), and the detectors stay paired within each set.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ LOG = logging.getLogger(__name__)
 BLOCK_CELLS = 20_000_000
 
 
-def resample_counts(n_images: int, samples: int, seed: int) -> np.ndarray:
+def resample_counts(n_images: int, samples: int, seed: int | np.random.SeedSequence
+                    ) -> np.ndarray:
     """How often each image is drawn in each resample: int array (samples, n_images)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_images, size=(samples, n_images))
@@ -47,7 +53,8 @@ def resample_counts(n_images: int, samples: int, seed: int) -> np.ndarray:
     return counts
 
 
-def unit_resample_counts(units: list[str], samples: int, seed: int) -> np.ndarray:
+def unit_resample_counts(units: list[str], samples: int, seed: int | np.random.SeedSequence
+                         ) -> np.ndarray:
     """How often each image is drawn in each resample when whole units (e.g. subjects) are
     drawn: every image counts as often as its unit (samples, n_images). With one unit per
     image this is :func:`resample_counts` exactly."""
@@ -173,7 +180,7 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     """
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     by_key = {(r["detector"], r["dataset"], r["variant"]): r for r in runs}
-    out_runs, comparisons, resampled = [], [], {}
+    out_runs, comparisons, resampled, baseline_ap = [], [], {}, {}
     grouped: dict[str, list[dict[str, Any]]] = {"runs": [], "comparisons": []}
     for dataset in sorted({r["dataset"] for r in runs}):
         keys = sorted(k for k in by_key if k[1] == dataset)
@@ -195,6 +202,8 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
             comparisons += tests
             continue
         boot = {k: bootstrap_run(matches_from_metrics(by_key[k]), counts, [fp]) for k in keys}
+        baseline_ap.update({k: boot[k].average_precision for k in keys
+                            if k[2] == BASELINE_VARIANT})
         for key in keys:
             run, values = by_key[key], boot[key]
             entry = {
@@ -233,8 +242,52 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
         group_runs, group_tests = analyse_groups(by_key, keys, counts, settings)
         grouped["runs"] += group_runs
         grouped["comparisons"] += group_tests
+    cross = analyse_cross_sets(by_key, baseline_ap, settings)
     return {"settings": settings, "resampling": resampled, "runs": out_runs,
-            "comparisons": comparisons, "groups": grouped}
+            "comparisons": comparisons, "groups": grouped, "cross_sets": cross}
+
+
+def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                       baseline_ap: dict[tuple[str, str, str], np.ndarray],
+                       settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Share kept of each test set named in ``settings["cross_set_shares"]`` (set: reference
+    set): AP on the set's baseline variant over AP on the reference set's, per detector run on
+    both, with intervals, and paired detector tests of it. ``baseline_ap`` holds each
+    baseline-variant run's bootstrap AP on its own set's resamples; the reference set is
+    resampled again from the stream ``[seed, 7919, k]`` (k: the pair's position), independent
+    of the set's own resamples."""
+    confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    runs, tests = [], []
+    pairs = sorted(settings.get("cross_set_shares", {}).items())
+    for k, (dataset, reference) in enumerate(pairs):
+        detectors = sorted(d for d, s, v in baseline_ap if s == dataset
+                           and (d, reference, BASELINE_VARIANT) in by_key)
+        if not detectors:
+            LOG.warning("cross-set share %s over %s: no detector ran on both baseline variants; "
+                        "skipped", dataset, reference)
+            continue
+        units = image_units(by_key[detectors[0], reference, BASELINE_VARIANT])
+        counts = unit_resample_counts(units, settings["bootstrap_samples"],
+                                      np.random.SeedSequence([settings["seed"], 7919, k]))
+        share, estimate = {}, {}
+        for detector in detectors:
+            here, there = by_key[detector, dataset, BASELINE_VARIANT], by_key[
+                detector, reference, BASELINE_VARIANT]
+            reference_boot = bootstrap_run(matches_from_metrics(there), counts, [fp])
+            share[detector] = relative_ap(baseline_ap[detector, dataset, BASELINE_VARIANT],
+                                          reference_boot.average_precision)
+            estimate[detector] = relative_ap(here["average_precision"],
+                                             there["average_precision"])
+            runs.append({"detector": detector, "dataset": dataset, "variant": BASELINE_VARIANT,
+                         "reference_dataset": reference,
+                         "relative_ap": interval(share[detector], estimate[detector],
+                                                 confidence)})
+        for a, b in combinations(detectors, 2):
+            tests.append({"dataset": dataset, "variant": BASELINE_VARIANT,
+                          "reference_dataset": reference, "a": a, "b": b,
+                          "relative_ap": paired_test(share[a], share[b],
+                                                     estimate[a] - estimate[b], confidence)})
+    return {"runs": runs, "comparisons": tests}
 
 
 def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],

@@ -1,9 +1,10 @@
 """Evaluation protocol options: the landmark criterion and the box calibration."""
 
+import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.calibration import BoxCalibration, fit_calibration
+from pipeline.calibration import BoxCalibration, fit_calibration, pair_faces
 from pipeline.metrics import Criterion, evaluate, match_image
 
 FACE = Box(20, 20, 40, 40)
@@ -57,6 +58,35 @@ def test_calibration_recovers_a_known_convention():
     for face, box in zip(faces, fitted.apply_to(detections).images[0].boxes, strict=True):
         assert box.iou(face) == pytest.approx(1.0)
         assert box.score == 0.9
+
+
+def test_calibration_pairs_boxes_of_any_overlap():
+    """Boxes 0.52-0.76 times the face (IoU 0.27-0.58) all pair; the sizes' median is fitted.
+
+    A pairing by IoU >= 0.3 would keep only the larger boxes and fit too small a scale.
+    """
+    ratios = np.linspace(0.52, 0.76, 9)
+    faces = [Box(10 + 100 * k, 40, 80, 80) for k in range(len(ratios))]
+    small = [Box(f.x + 40 - 40 * r, f.y + 30 - 40 * r, 80 * r, 80 * r, 0.5)
+             for f, r in zip(faces, ratios, strict=True)]          # centred 10 px above
+    truth = Manifest("ground_truth", ".", [ImageRecord("a", 1000, 200, faces)])
+    fitted = fit_calibration(truth, Manifest("detections", ".",
+                                             [ImageRecord("a", 1000, 200, small)]))
+    assert fitted.n_pairs == len(ratios)
+    assert fitted.sw == pytest.approx(float(np.median(1 / ratios)))
+    assert fitted.dy == pytest.approx(float(np.median(10 / (80 * ratios))))
+    assert min(f.iou(b) for f, b in zip(faces, small, strict=True)) < 0.3
+
+
+def test_pairing_takes_the_best_admissible_detection():
+    face = Box(100, 100, 50, 50)
+    candidates = [Box(105, 105, 40, 40, 0.4),       # admissible
+                  Box(110, 110, 30, 30, 0.9),       # admissible, higher score: chosen
+                  Box(80, 80, 120, 120, 1.0),       # centre inside, but 2.4x the face
+                  Box(140, 100, 50, 50, 2.0)]       # centre outside the face
+    assert pair_faces([face], candidates) == [(face, candidates[1])]
+    assert pair_faces([face], candidates[2:]) == []
+    assert pair_faces([face], candidates[2:3], size_factor=3.0) == [(face, candidates[2])]
 
 
 def test_identity_calibration_and_no_overlap():

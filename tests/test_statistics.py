@@ -189,3 +189,45 @@ def test_groups_get_intervals_shares_of_the_baseline_group_and_paired_tests():
     shares = {name: groups[name, "45-70 deg"]["relative_ap"]["estimate"] for name in "ab"}
     assert tests["45-70 deg"]["relative_ap"]["estimate"] == pytest.approx(
         shares["a"] - shares["b"])
+
+
+def test_cross_set_share_equals_evaluating_independently_resampled_sets():
+    """A set that is a condition of another: share kept = AP here / AP on the other set's
+    original images, its interval the percentiles of explicitly re-evaluated resamples (this
+    set with the dataset's resamples, the other with its own stream), paired across detectors."""
+    rng = np.random.default_rng(5)
+    sets = {"photo": 12, "toon": 9}
+    truth = {name: manifest("ground_truth", [[Box(*rng.uniform(0, 60, 2), 30, 30)]
+                                             for _ in range(n)]) for name, n in sets.items()}
+    found = {(d, name): manifest("detections", [
+        [Box(b.x + rng.uniform(-9, 9), b.y, b.w, b.h, rng.random()) for b in record.boxes
+         if rng.random() < keep] + [Box(70, 70, 20, 20, rng.random())]
+        for record in truth[name].images])
+        for d, keep in (("cnn", 0.9), ("haar", 0.6)) for name in sets}
+    runs = [{"detector": d, "dataset": name, "variant": "original",
+             **evaluate(truth[name], found[d, name], 0.5, [2])} for d, name in found]
+    settings = {**SETTINGS, "bootstrap_samples": 60, "cross_set_shares": {"toon": "photo"}}
+    result = analyse(runs, settings)["cross_sets"]
+    own = resample_counts(sets["toon"], 60, settings["seed"])
+    other = resample_counts(sets["photo"], 60, np.random.SeedSequence([settings["seed"], 7919, 0]))
+
+    def explicit(d: str) -> np.ndarray:
+        ap = {name: np.array([evaluate(resampled(truth[name], np.repeat(np.arange(n), row)),
+                                       resampled(found[d, name], np.repeat(np.arange(n), row)),
+                                       0.5, [2])["average_precision"] for row in counts])
+              for name, n, counts in (("toon", 9, own), ("photo", 12, other))}
+        return ap["toon"] / ap["photo"]
+
+    ratios = {d: explicit(d) for d in ("cnn", "haar")}
+    ap = {(r["detector"], r["dataset"]): r["average_precision"] for r in runs}
+    for entry in result["runs"]:
+        d = entry["detector"]
+        assert entry["reference_dataset"] == "photo"
+        share = entry["relative_ap"]
+        assert share["estimate"] == pytest.approx(ap[d, "toon"] / ap[d, "photo"])
+        assert (share["low"], share["high"]) == pytest.approx(
+            tuple(np.percentile(ratios[d], [2.5, 97.5])))
+    (test,) = result["comparisons"]
+    assert (test["a"], test["b"]) == ("cnn", "haar")
+    low, high = np.percentile(ratios["cnn"] - ratios["haar"], [2.5, 97.5])
+    assert (test["relative_ap"]["low"], test["relative_ap"]["high"]) == pytest.approx((low, high))

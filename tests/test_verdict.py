@@ -106,3 +106,87 @@ def test_arms_must_be_matched(default_config, change, message):
     change(config)
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(config)
+
+
+def arms_statistics():
+    """Five detectors on a photo set (original, shadow) and a cartoon set (original) that is a
+    condition of it; each keeps its own share of faces under shadow and on cartoons."""
+    rng = np.random.default_rng(2)
+    keep = {"cnn": (0.9, 0.8), "haar_trained": (0.5, 0.4), "haar": (0.4, 0.5),
+            "cnn_lit": (1.0, 0.8), "haar_lit": (0.7, 0.4)}          # shadow, cartoon
+
+    def found(truth, share):
+        return [[Box(b.x, b.y, b.w, b.h, rng.random()) for b in t if rng.random() < share]
+                + [Box(70, 70, 20, 20, 0.5 * rng.random())] for t in truth]
+
+    photo = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(40)]
+    toon = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(30)]
+    cases = [("photo", "original", photo, lambda d: 1.0), ("photo", "shadow", photo,
+                                                             lambda d: keep[d][0]),
+             ("toon", "original", toon, lambda d: keep[d][1])]
+    runs = [{"detector": d, "dataset": s, "variant": v,
+             **evaluate(manifest("ground_truth", t), manifest("detections", found(t, share(d))),
+                        0.5, [2])}
+            for s, v, t, share in cases for d in keep]
+    return analyse(runs, {**SETTINGS, "cross_set_shares": {"toon": "photo"}})
+
+
+AUGMENTED = {**REPORT_SETTINGS, "config": {
+    "report": {"arms": {**ARMS, "photo_lit": {"haar": "haar_lit", "cnn": "cnn_lit",
+                                              "augments": "photo"}}},
+    "detectors": {"haar_trained": {"kind": "haar", "trained_cascade": "haar_trained"},
+                  "haar_lit": {"kind": "haar", "trained_cascade": "haar_lit"},
+                  "haar": {"kind": "haar"}, "cnn": {"kind": "cnn"}, "cnn_lit": {"kind": "cnn"}}}}
+
+
+def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
+    statistics = arms_statistics()
+    rows = verdict_rows(AUGMENTED, statistics)
+    assert [(r["dataset"], r["variant"], r["reference_dataset"]) for r in rows] == [
+        ("photo", "shadow", None), ("toon", "original", "photo")]
+    cross = {r["detector"]: r["relative_ap"] for r in statistics["cross_sets"]["runs"]}
+    within = {r["detector"]: r["relative_ap"] for r in statistics["runs"]
+              if r["variant"] == "shadow"}
+    tests = {(c["a"], c["b"], c.get("reference_dataset")): c["relative_ap"]
+             for c in statistics["comparisons"] + statistics["cross_sets"]["comparisons"]
+             if "relative_ap" in c}
+    for row, shares in zip(rows, (within, cross), strict=True):
+        reference = row["reference_dataset"]
+        assert row["reference"] == {"haar": shares["haar"]}  # the bundled cascade only
+        for arm, haar, cnn in (("photo", "haar_trained", "cnn"), ("photo_lit", "haar_lit",
+                                                                   "cnn_lit")):
+            cell = row["cells"][arm]
+            assert (cell["cnn"], cell["haar"]) == (shares[cnn], shares[haar])
+            test = tests[cnn, haar, reference]           # cnn sorts before haar
+            assert cell["cnn_minus_haar"]["estimate"] == test["estimate"]
+            assert cell["p_value"] == test["p_value"]
+        gains = row["gains"]["photo_lit"]
+        assert set(row["gains"]) == {"photo_lit"}
+        assert gains["cnn"] == tests["cnn", "cnn_lit", reference] | {
+            "estimate": -tests["cnn", "cnn_lit", reference]["estimate"],
+            "low": -tests["cnn", "cnn_lit", reference]["high"],
+            "high": -tests["cnn", "cnn_lit", reference]["low"]}   # cnn_lit minus cnn
+        assert gains["haar"] == tests["haar_lit", "haar_trained", reference]
+        assert gains["haar"]["estimate"] == pytest.approx(
+            shares["haar_lit"]["estimate"] - shares["haar_trained"]["estimate"])
+    html = _verdict_section(AUGMENTED, statistics, {"runs": []}, {"photo": 5000})
+    assert "reference: haar share kept" in html
+    assert "the whole set, against photo original" in html
+    assert "Gain from augmentation: arm photo_lit over arm photo" in html
+    assert "Over 2 conditions, the augmentation of arm photo_lit raised" in html
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["report"]["arms"].__setitem__("lit", {"haar": "haar_trained", "cnn": "cnn",
+                                                       "augments": "nothing"}),
+     "report.arms.lit.augments: 'nothing' is not another arm"),
+    (lambda c: c["statistics"].__setitem__("cross_set_shares", {"embedded": "embedded"}),
+     "a test set cannot be a condition of itself"),
+    (lambda c: c["statistics"].__setitem__("cross_set_shares", {"embedded": "webfaces"}),
+     "statistics.cross_set_shares.embedded: 'webfaces' is not a test set"),
+])
+def test_augmented_arms_and_cross_set_shares_are_checked(default_config, change, message):
+    config = copy.deepcopy(default_config)
+    change(config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config)
