@@ -5,14 +5,15 @@ numbers; not a test).
 Run after the default workflow (it reads its variant images and trained models):
 
     python benchmarks/speed.py                       # embedded test images, 1 and 2 threads
-    python benchmarks/speed.py --manifest results/variants/mitcmu/original/manifest.json
+    python benchmarks/speed.py --dataset mitcmu      # any built test set (--variant: original)
+    python benchmarks/speed.py --manifest path/to/manifest.json
 
 ``--detectors`` picks detectors by name; ``--skip-training`` leaves out the training and
 boosting measurements. The reference detectors of the research configuration:
 
     python benchmarks/speed.py --configfile config/research.yaml --skip-training \
         --detectors haar hog dnn_ssd mtcnn blazeface yunet \
-        --manifest results/variants/mitcmu/original/manifest.json
+        --dataset mitcmu
 
 Every detector sees the same images with the same smallest face size (``min_size`` of the
 config; the reference detectors without one search their own range); times are the median
@@ -126,8 +127,11 @@ def main() -> None:
     parser.add_argument("--config", default="config/default.yaml")
     parser.add_argument("--configfile", nargs="+", default=[],
                         help="files merged on top of --config, as snakemake --configfile does")
-    parser.add_argument("--manifest",
-                        default="results/variants/embedded/original/manifest.json")
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument("--dataset", help="a built test set: its variant images "
+                        "results/variants/<dataset>/<variant>/ (default: embedded)")
+    images.add_argument("--manifest", help="any manifest JSON of images")
+    parser.add_argument("--variant", default="original", help="with --dataset")
     parser.add_argument("--models", default="results/models")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--detectors", nargs="+", help="detector names (default: all)")
@@ -136,8 +140,12 @@ def main() -> None:
     config = load_config(args.config)
     for path in args.configfile:
         config = deep_merge(config, load_yaml(path))
+    manifest = Path(args.manifest or
+                    f"results/variants/{args.dataset or 'embedded'}/{args.variant}/manifest.json")
+    if not manifest.is_file():
+        parser.error(f"{manifest}: no such manifest; build it first (snakemake {manifest})")
     for threads in args.threads:
-        detection_speed(config, Path(args.manifest), Path(args.models), threads, args.detectors)
+        detection_speed(config, manifest, Path(args.models), threads, args.detectors)
     if not args.skip_training:
         training_throughput()
         boosting_round()

@@ -642,7 +642,10 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "<h2>Findings: every pairwise comparison</h2>",
         _folded_findings(findings(settings, statistics), summary),
         "<h2>Main variants</h2>", _table(main, summary["fp_points"]),
-        "<h2>Shadow strength sweep</h2>", _table(sweep, summary["fp_points"]),
+        "<h2>Shadow strength sweep</h2>",
+        _table(sweep, summary["fp_points"]) if sweep else
+        "<p>No shadow strength sweep in this configuration (shadow_sweep.strengths is "
+        "empty).</p>",
         _reference_section(reference_runs, config, summary["fp_points"]),
         _group_section(settings, statistics),
         _protocol(summary["runs"]),
@@ -653,8 +656,9 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
     grouped = bool(statistics.get("groups", {}).get("runs"))
     for figure in figures:
         path = Path(figure)
-        if path.name == "ap_vs_light_angle.png" and not grouped:
-            continue  # drawn for every run; it holds data only with a grouped test set
+        if (path.name == "ap_vs_light_angle.png" and not grouped
+                or path.name == "ap_vs_shadow_strength.png" and not sweep):
+            continue  # drawn for every run; it holds data only with a grouped set or a sweep
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<figure><img alt='{path.stem}' src='data:image/png;base64,{data}'>"
                      f"<figcaption><b>{path.stem}</b>: {html.escape(caption(path))}"

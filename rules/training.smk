@@ -6,6 +6,7 @@ rule train_cnn:
     params:
         settings=lambda wc: as_json(config["models"][wc.model]),
     threads: config["execution"]["training_threads"]
+    priority: 1  # long jobs that every detection of their model waits for: start them first
     log:
         "results/logs/train_cnn/{model}.log",
     benchmark:
@@ -24,6 +25,7 @@ rule train_haar:
     params:
         settings=lambda wc: as_json(config["cascades"][wc.model]),
     threads: config["execution"]["training_threads"]
+    priority: 1  # long jobs that every detection of their model waits for: start them first
     log:
         "results/logs/train_haar/{model}.log",
     benchmark:
