@@ -18,6 +18,7 @@ with its own stream), and the detectors stay paired within each set.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
@@ -38,6 +39,9 @@ from pipeline.metrics import (
 from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
+
+# The reference sets of cross-set shares are resampled from [seed, CROSS_SET_STREAM, crc32].
+CROSS_SET_STREAM = 7919
 
 # Resample rows per block, bounded so that blocks stay below ~20 million cells.
 BLOCK_CELLS = 20_000_000
@@ -254,12 +258,11 @@ def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
     set): AP on the set's baseline variant over AP on the reference set's, per detector run on
     both, with intervals, and paired detector tests of it. ``baseline_ap`` holds each
     baseline-variant run's bootstrap AP on its own set's resamples; the reference set is
-    resampled again from the stream ``[seed, 7919, k]`` (k: the pair's position), independent
-    of the set's own resamples."""
+    resampled again from the stream ``[seed, 7919, crc32("<set>/<reference>")]``, independent
+    of the set's own resamples and the same whichever other pairs are configured."""
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     runs, tests = [], []
-    pairs = sorted(settings.get("cross_set_shares", {}).items())
-    for k, (dataset, reference) in enumerate(pairs):
+    for dataset, reference in sorted(settings.get("cross_set_shares", {}).items()):
         detectors = sorted(d for d, s, v in baseline_ap if s == dataset
                            and (d, reference, BASELINE_VARIANT) in by_key)
         if not detectors:
@@ -267,8 +270,9 @@ def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
                         "skipped", dataset, reference)
             continue
         units = image_units(by_key[detectors[0], reference, BASELINE_VARIANT])
+        stream = [settings["seed"], CROSS_SET_STREAM, zlib.crc32(f"{dataset}/{reference}".encode())]
         counts = unit_resample_counts(units, settings["bootstrap_samples"],
-                                      np.random.SeedSequence([settings["seed"], 7919, k]))
+                                      np.random.SeedSequence(stream))
         share, estimate = {}, {}
         for detector in detectors:
             here, there = by_key[detector, dataset, BASELINE_VARIANT], by_key[
