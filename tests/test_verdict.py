@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.boxes import Box
 from pipeline.config import ConfigError, validate_config
@@ -15,6 +19,7 @@ from pipeline.report import _ci, _verdict_section, claim_verdict, verdict_rows
 from pipeline.statistics import analyse
 from tests.test_metrics import manifest
 from tests.test_statistics import SETTINGS, grouped_runs
+from tests.test_workflow import REPO, job_counts
 
 ARMS = {"photo": {"haar": "haar_trained", "cnn": "cnn"}}
 CONFIG = {"report": {"arms": ARMS}, "detectors": {"haar_trained": {"kind": "haar"},
@@ -190,3 +195,40 @@ def test_augmented_arms_and_cross_set_shares_are_checked(default_config, change,
     change(config)
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(config)
+
+
+def test_a_new_arm_is_added_by_configuration_alone(default_config, tmp_path):
+    """An overlay adds a model, a cascade, their two detectors and an arm (with an
+    illumination block, augmenting photo): a dry run plans both trainings, both detectors on
+    every test set and variant, and the report; no code names the arm."""
+    illumination = {"probability": 0.5, "shadow_strength": 0.8, "shadow_softness": 0.08,
+                    "gradient": 40, "gamma": 1.8, "local_contrast": 3.0}
+    overlay = {
+        "models": {"cnn_new": {**default_config["models"]["cnn"], "illumination": illumination}},
+        "cascades": {"haar_new": {**default_config["cascades"]["haar_trained"],
+                                  "illumination": illumination}},
+        "detectors": {"cnn_new": {**default_config["detectors"]["cnn"], "model": "cnn_new"},
+                      "haar_new": {**default_config["detectors"]["haar_trained"],
+                                   "trained_cascade": "haar_new"}},
+        "report": {"arms": {"new": {"haar": "haar_new", "cnn": "cnn_new",
+                                    "augments": "photo"}}}}
+    (tmp_path / "new_arm.yaml").write_text(yaml.safe_dump(overlay))
+
+    def plan(*configs: Path) -> str:
+        command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--snakefile",
+                   str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                   *map(str, configs)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    before = plan(REPO / "config" / "default.yaml")
+    after = plan(REPO / "config" / "default.yaml", tmp_path / "new_arm.yaml")
+    runs = [f"results/metrics/{d}/embedded/{v}.json" for d in ("cnn_new", "haar_new")
+            for v in default_config["variants"]]
+    for path in ["results/models/cnn_new.pt", "results/models/haar_new.xml", *runs]:
+        assert path in after and path not in before
+    assert job_counts(after)["train_cnn"] == job_counts(before)["train_cnn"] + 1
+    assert job_counts(after)["train_haar"] == job_counts(before)["train_haar"] + 1
+    assert job_counts(after)["report"] == 1
+    assert not (tmp_path / "results").exists()  # planned, nothing run
