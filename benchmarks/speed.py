@@ -140,6 +140,8 @@ def main() -> None:
     config = load_config(args.config)
     for path in args.configfile:
         config = deep_merge(config, load_yaml(path))
+    if args.manifest and args.variant != "original":
+        parser.error("--variant picks a variant of --dataset; a --manifest names its images")
     manifest = Path(args.manifest or
                     f"results/variants/{args.dataset or 'embedded'}/{args.variant}/manifest.json")
     if not manifest.is_file():

@@ -64,7 +64,8 @@ def pair_faces(faces: list[Box], detections: list[Box], size_factor: float = 2.0
     centre = (d[:, :2] + d[:, 2:] / 2)[None]                            # (1, M, 2)
     top_left, bottom_right = f[:, None, :2], f[:, None, :2] + f[:, None, 2:]   # (N, 1, 2)
     inside = ((centre >= top_left) & (centre <= bottom_right)).all(axis=2)     # (N, M)
-    ratio = np.sqrt(d[None, :, 2] * d[None, :, 3]) / np.sqrt(f[:, None, 2] * f[:, None, 3])
+    with np.errstate(divide="ignore", invalid="ignore"):   # an empty face pairs with nothing
+        ratio = np.sqrt(d[None, :, 2] * d[None, :, 3]) / np.sqrt(f[:, None, 2] * f[:, None, 3])
     admissible = inside & (ratio <= size_factor) & (ratio >= 1 / size_factor)   # (N, M)
     scores = np.array([b.score for b in detections])
     pairs = []

@@ -243,6 +243,12 @@ def _arm_errors(config: dict[str, Any]) -> list[str]:
             arms = config["report"]["arms"]
             if base not in arms or base == name:
                 wrong.append(f"{where}.augments: '{base}' is not another arm")
+            elif arms[base].get("augments") is not None:
+                wrong.append(f"{where}.augments: '{base}' augments an arm itself; name the arm "
+                             "without augmentation")
+            elif {arms[base]["haar"], arms[base]["cnn"]} & {arm["haar"], arm["cnn"]}:
+                wrong.append(f"{where}.augments: '{base}' shares a detector with it; an "
+                             "augmented arm has its own trained models")
             elif arm_training_sets(config, arms[base]) != arm_training_sets(config, arm):
                 wrong.append(f"{where}.augments: '{base}' learns from other images "
                              f"{sorted(arm_training_sets(config, arms[base]))}; an augmented "
@@ -261,6 +267,9 @@ def _cross_set_errors(config: dict[str, Any], tested: list[str]) -> list[str]:
         for dataset in (name, reference):
             if dataset not in tested:
                 messages.append(f"{where}: '{dataset}' is not a test set (an evaluated dataset)")
+            elif config["datasets"][dataset].get("negatives_only"):
+                messages.append(f"{where}: '{dataset}' is face-free (negatives_only): it has no "
+                                "AP to share")
             elif BASELINE_VARIANT not in config["datasets"][dataset].get(
                     "variants", [BASELINE_VARIANT]):
                 messages.append(f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant")

@@ -7,7 +7,9 @@ import html
 import importlib.metadata
 import json
 import logging
+import math
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,7 @@ EVIDENCE_FACES = 1000
 
 def claim_verdict(test: dict[str, Any] | None, cnn_is_a: bool) -> tuple[str, float | None]:
     """The claim's verdict from a paired test of share kept (a minus b), and CNN minus Haar."""
-    if test is None or test["estimate"] is None:
+    if test is None or test["estimate"] is None or not math.isfinite(test["estimate"]):
         return "undefined", None
     cnn_minus_haar = test["estimate"] if cnn_is_a else -test["estimate"]
     if not test["significant"]:
@@ -251,6 +253,11 @@ def _condition_label(row: dict[str, Any]) -> str:
     return row["variant"]
 
 
+def _tally(counts: Counter[str]) -> str:
+    """Verdict counts in words, e.g. '2 not resolved, 1 supported'."""
+    return ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+
+
 def _gain_section(arms: dict[str, Any], rows: list[dict[str, Any]], samples: int,
                   level: str) -> list[str]:
     """Per augmented arm: each detector's gain in share kept over the arm it augments, per
@@ -269,8 +276,8 @@ def _gain_section(arms: dict[str, Any], rows: list[dict[str, Any]], samples: int
                                        f"{arms[base]['cnn']})", f"Haar gain ({arm['haar']} - "
                                        f"{arms[base]['haar']})", "remaining CNN - Haar gap"],
                                       "th"))
-        significant = {"cnn": 0, "haar": 0}
-        gaps: dict[str, int] = {}
+        raised, lowered = Counter[str](), Counter[str]()
+        gaps = Counter[str]()
         for row in judged:
             texts = []
             for kind in ("cnn", "haar"):
@@ -278,18 +285,19 @@ def _gain_section(arms: dict[str, Any], rows: list[dict[str, Any]], samples: int
                 if gain is None or gain["estimate"] is None:
                     texts.append("undefined")
                     continue
-                significant[kind] += bool(gain["significant"] and gain["estimate"] > 0)
+                if gain["significant"]:
+                    (raised if gain["estimate"] > 0 else lowered)[kind] += 1
                 texts.append(f"{_ci(gain)}, {_p(gain['p_value'], samples)}")
             cell = row["cells"][name]
-            gaps[cell["verdict"]] = gaps.get(cell["verdict"], 0) + 1
+            gaps[cell["verdict"]] += 1
             texts.append(f"{_ci(cell['cnn_minus_haar'])}: {cell['verdict']}")
             lines.append(_row([row["dataset"], _condition_label(row)] + texts))
         lines.append("</table>")
-        sentence = (f"Over {len(judged)} conditions, the augmentation of arm {name} raised "
-                    f"the CNN share kept significantly in {significant['cnn']} and the Haar "
-                    f"share kept in {significant['haar']}; the gap between the feature types "
-                    "that remains with it: "
-                    + ", ".join(f"{n} {v}" for v, n in sorted(gaps.items())) + ".")
+        sentence = (f"Over {len(judged)} conditions, the augmentation of arm {name} raised the "
+                    f"CNN share kept significantly in {raised['cnn']} and lowered it in "
+                    f"{lowered['cnn']}; it raised the Haar share kept in {raised['haar']} and "
+                    f"lowered it in {lowered['haar']}. The gap between the feature types that "
+                    f"remains with it: {_tally(gaps)}.")
         lines.append(f"<p>{html.escape(sentence)}</p>")
     return lines
 
@@ -309,14 +317,16 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
     references = list(dict.fromkeys(d for row in rows for d in row["reference"]))
     lines.append("<p>Does the CNN keep more of its AP than the Haar cascade trained on the same "
                  f"images? Share kept: AP under the condition / AP on the {BASELINE_VARIANT} "
-                 "images (in the baseline group; for a whole set, on the other set's "
-                 f"{BASELINE_VARIANT} images); CNN minus Haar with its interval and paired "
-                 f"bootstrap p-value; verdict at the {level}% level. Reference column: the "
-                 "share kept by the cascade OpenCV ships, trained elsewhere on other faces "
-                 "(no verdict is drawn from it).</p><table>"
+                 "images (for a light-angle group: / AP in the baseline group; for a whole "
+                 f"set: / AP on the other set's {BASELINE_VARIANT} images, each set scored by "
+                 "its own protocol, so that share also holds the sets' other differences); "
+                 "CNN minus Haar with its interval and paired bootstrap p-value; verdict at "
+                 f"the {level}% level. Reference column: the share kept by the cascade OpenCV "
+                 "ships, trained elsewhere on other faces (no verdict is drawn from it).</p>"
+                 "<table>"
                  + _row(["test set", "condition"] + [f"arm {name}" for name in arms]
                         + [f"reference: {d} share kept" for d in references], "th"))
-    counts: dict[str, int] = {}
+    counts = {name: Counter[str]() for name in arms}
     for row in rows:
         texts = []
         for name in arms:
@@ -324,16 +334,17 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
             if cell is None:
                 texts.append("")
                 continue
-            counts[cell["verdict"]] = counts.get(cell["verdict"], 0) + 1
+            counts[name][cell["verdict"]] += 1
             p = "" if cell["p_value"] is None else f", {_p(cell['p_value'], samples)}"
             texts.append(f"CNN {_ci(cell['cnn'], percent=True)}; Haar "
                          f"{_ci(cell['haar'], percent=True)}; CNN - Haar "
                          f"{_ci(cell['cnn_minus_haar'])}{p}: {cell['verdict']}")
-        texts += [_ci(row["reference"].get(d), percent=True) if d in row["reference"] else ""
+        texts += [_ci(row["reference"][d], percent=True) if d in row["reference"] else ""
                   for d in references]
         lines.append(_row([row["dataset"], _condition_label(row)] + texts))
     lines.append("</table>")
-    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    tally = "; ".join(f"arm {name}: {_tally(counts[name])}" for name in arms
+                      if counts[name])
     scale = []
     for dataset in sorted({r["dataset"] for r in rows}):
         run = next((r for r in summary["runs"] if r["dataset"] == dataset
@@ -350,6 +361,10 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
                       "faces: their verdicts demonstrate the pipeline and are not evidence "
                       "about the claim.")
     lines.append(f"<p>{html.escape(paragraph)}</p>")
+    notes = [f"<li>arm {html.escape(name)}: {html.escape(arm['note'])}</li>"
+             for name, arm in arms.items() if arm.get("note")]
+    if notes:
+        lines.append("<ul>" + "".join(notes) + "</ul>")
     return "\n".join(lines + _gain_section(arms, rows, samples, level))
 
 
@@ -642,10 +657,8 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "<h2>Findings: every pairwise comparison</h2>",
         _folded_findings(findings(settings, statistics), summary),
         "<h2>Main variants</h2>", _table(main, summary["fp_points"]),
-        "<h2>Shadow strength sweep</h2>",
-        _table(sweep, summary["fp_points"]) if sweep else
-        "<p>No shadow strength sweep in this configuration (shadow_sweep.strengths is "
-        "empty).</p>",
+        "<h2>Shadow strength sweep</h2>" + _table(sweep, summary["fp_points"])
+        if settings["sweep"]["strengths"] else "",
         _reference_section(reference_runs, config, summary["fp_points"]),
         _group_section(settings, statistics),
         _protocol(summary["runs"]),
@@ -657,7 +670,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
     for figure in figures:
         path = Path(figure)
         if (path.name == "ap_vs_light_angle.png" and not grouped
-                or path.name == "ap_vs_shadow_strength.png" and not sweep):
+                or path.name == "ap_vs_shadow_strength.png" and not settings["sweep"]["strengths"]):
             continue  # drawn for every run; it holds data only with a grouped set or a sweep
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<figure><img alt='{path.stem}' src='data:image/png;base64,{data}'>"

@@ -258,7 +258,8 @@ def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
     set): AP on the set's baseline variant over AP on the reference set's, per detector run on
     both, with intervals, and paired detector tests of it. ``baseline_ap`` holds each
     baseline-variant run's bootstrap AP on its own set's resamples; the reference set is
-    resampled again from the stream ``[seed, 7919, crc32("<set>/<reference>")]``, independent
+    resampled again from the stream ``[seed, CROSS_SET_STREAM, crc32("<set>/<reference>")]``,
+    independent
     of the set's own resamples and the same whichever other pairs are configured."""
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     runs, tests = [], []

@@ -74,7 +74,9 @@ def test_calibration_pairs_boxes_of_any_overlap():
                                              [ImageRecord("a", 1000, 200, small)]))
     assert fitted.n_pairs == len(ratios)
     assert fitted.sw == pytest.approx(float(np.median(1 / ratios)))
+    assert fitted.sh == pytest.approx(fitted.sw)
     assert fitted.dy == pytest.approx(float(np.median(10 / (80 * ratios))))
+    assert fitted.dx == pytest.approx(0.0)
     assert min(f.iou(b) for f, b in zip(faces, small, strict=True)) < 0.3
 
 
@@ -83,10 +85,12 @@ def test_pairing_takes_the_best_admissible_detection():
     candidates = [Box(105, 105, 40, 40, 0.4),       # admissible
                   Box(110, 110, 30, 30, 0.9),       # admissible, higher score: chosen
                   Box(80, 80, 120, 120, 1.0),       # centre inside, but 2.4x the face
+                  Box(120, 120, 12, 12, 3.0),       # centre inside, but under half its size
                   Box(140, 100, 50, 50, 2.0)]       # centre outside the face
     assert pair_faces([face], candidates) == [(face, candidates[1])]
     assert pair_faces([face], candidates[2:]) == []
     assert pair_faces([face], candidates[2:3], size_factor=3.0) == [(face, candidates[2])]
+    assert pair_faces([face], candidates[3:4], size_factor=5.0) == [(face, candidates[3])]
 
 
 def test_identity_calibration_and_no_overlap():

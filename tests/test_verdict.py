@@ -178,15 +178,40 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
     assert "reference: haar share kept" in html
     assert "the whole set, against photo original" in html
     assert "Gain from augmentation: arm photo_lit over arm photo" in html
-    assert "Over 2 conditions, the augmentation of arm photo_lit raised" in html
+    counts = {(kind, up): sum(bool(r["gains"]["photo_lit"][kind]["significant"])
+                              and (r["gains"]["photo_lit"][kind]["estimate"] > 0) == up
+                              for r in rows) for kind in ("cnn", "haar") for up in (True, False)}
+    assert (f"the augmentation of arm photo_lit raised the CNN share kept significantly in "
+            f"{counts['cnn', True]} and lowered it in {counts['cnn', False]}; it raised the Haar "
+            f"share kept in {counts['haar', True]} and lowered it in {counts['haar', False]}"
+            in html)
+    assert counts["cnn", True] + counts["haar", True] > 0  # the case has a significant gain
+    noted = copy.deepcopy(AUGMENTED)
+    noted["config"]["report"]["arms"]["photo"]["note"] = "its own <domain>"
+    assert "<li>arm photo: its own &lt;domain&gt;</li>" in _verdict_section(
+        noted, statistics, {"runs": []}, {})
 
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["report"]["arms"].__setitem__("lit", {"haar": "haar_trained", "cnn": "cnn",
                                                        "augments": "nothing"}),
      "report.arms.lit.augments: 'nothing' is not another arm"),
+    (lambda c: c["report"]["arms"].__setitem__("lit", {"haar": "haar_trained", "cnn": "cnn",
+                                                       "augments": "lit"}),
+     "report.arms.lit.augments: 'lit' is not another arm"),
+    (lambda c: c["report"]["arms"].__setitem__("lit", {"haar": "haar_trained", "cnn": "cnn",
+                                                       "augments": "photo"}),
+     "report.arms.lit.augments: 'photo' shares a detector with it"),
+    (lambda c: c["report"]["arms"].update(
+        lit={"haar": "haar_trained", "cnn": "cnn", "augments": "photo"},
+        photo={"haar": "haar_trained", "cnn": "cnn", "augments": "lit"}),
+     "augments an arm itself"),
     (lambda c: c["statistics"].__setitem__("cross_set_shares", {"embedded": "embedded"}),
      "a test set cannot be a condition of itself"),
+    (lambda c: (c["datasets"].__setitem__("empty", dict(c["datasets"]["embedded"],
+                                                        negatives_only=True)),
+                c["statistics"].__setitem__("cross_set_shares", {"empty": "embedded"})),
+     "statistics.cross_set_shares.empty: 'empty' is face-free"),
     (lambda c: c["statistics"].__setitem__("cross_set_shares", {"embedded": "webfaces"}),
      "statistics.cross_set_shares.embedded: 'webfaces' is not a test set"),
 ])
