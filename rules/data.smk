@@ -8,6 +8,7 @@ rule build_dataset:
     params:
         settings=lambda wc: as_json(config["datasets"][wc.dataset]),
         out="results/data/{dataset}",
+    priority: 1  # as the trainings it feeds (a priority does not pass to a job's inputs)
     log:
         "results/logs/build_dataset/{dataset}.log",
     benchmark:
