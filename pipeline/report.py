@@ -201,6 +201,34 @@ def _difference(tests: dict[tuple[str, str, Condition], Any], x: str, y: str,
             "high": _negate(test["low"])}
 
 
+# A share kept divides by the baseline AP; below this the share is left to noise, so the
+# cell is not judged (the matched cascade's AP on near-frontal Yale B faces is about 0.05).
+MIN_BASELINE_AP = 0.2
+
+
+def _baseline_ap(statistics: dict[str, Any], conditions: list[Condition]
+                 ) -> dict[tuple[str, Condition], float]:
+    """Each detector's AP in the denominator of its share kept, per condition: the baseline
+    variant, the baseline group, or the other set's baseline variant."""
+    variant_ap = {(r["detector"], r["dataset"]): r["average_precision"]["estimate"]
+                  for r in statistics["runs"] if r["variant"] == BASELINE_VARIANT
+                  and r.get("average_precision")}
+    group_ap = {(r["detector"], r["dataset"], r["variant"]): r["average_precision"]["estimate"]
+                for r in statistics.get("groups", {}).get("runs", [])
+                if r["group"] == r["baseline_group"]}
+    out = {}
+    for dataset, variant, group, reference in conditions:
+        condition = (dataset, variant, group, reference)
+        for (detector, where), ap in variant_ap.items():
+            if group is None and where == (reference or dataset) and ap is not None:
+                out[detector, condition] = ap
+        if group is not None:
+            for (detector, where, grouped_variant), ap in group_ap.items():
+                if (where, grouped_variant) == (dataset, variant) and ap is not None:
+                    out[detector, condition] = ap
+    return out
+
+
 def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
                  ) -> list[dict[str, Any]]:
     """One row per test set x condition (each main variant but the baseline, each group but
@@ -211,6 +239,7 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
     config = settings["config"]
     arms = config["report"].get("arms", {})
     shares, tests, conditions = _condition_statistics(statistics)
+    baseline_ap = _baseline_ap(statistics, conditions)
     rows = []
     for condition in conditions:
         dataset, variant, group, reference = condition
@@ -223,11 +252,16 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
                 continue
             test = _difference(tests, cnn, haar, condition)
             verdict, difference = claim_verdict(test, True)
+            weak = {d: ap for d in (cnn, haar)
+                    if (ap := baseline_ap.get((d, condition), 1.0)) < MIN_BASELINE_AP}
             cells[name] = {"cnn": shares[cnn, condition], "haar": shares[haar, condition],
                            "cnn_minus_haar": None if test is None else {
                                k: test[k] for k in ("estimate", "low", "high")},
                            "p_value": None if test is None else test["p_value"],
-                           "verdict": verdict}
+                           "verdict": "not judged" if weak else verdict,
+                           "why": "baseline AP " + ", ".join(
+                               f"{d} {ap:.2f}" for d, ap in weak.items())
+                           + f" < {MIN_BASELINE_AP:g}" if weak else ""}
             base = arms.get(arm.get("augments"))
             if base is not None:
                 gains[name] = {kind: _difference(tests, arm[kind], base[kind], condition)
@@ -336,9 +370,10 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
                 continue
             counts[name][cell["verdict"]] += 1
             p = "" if cell["p_value"] is None else f", {_p(cell['p_value'], samples)}"
+            why = f" ({cell['why']})" if cell["why"] else ""
             texts.append(f"CNN {_ci(cell['cnn'], percent=True)}; Haar "
                          f"{_ci(cell['haar'], percent=True)}; CNN - Haar "
-                         f"{_ci(cell['cnn_minus_haar'])}{p}: {cell['verdict']}")
+                         f"{_ci(cell['cnn_minus_haar'])}{p}: {cell['verdict']}{why}")
         texts += [_ci(row["reference"][d], percent=True) if d in row["reference"] else ""
                   for d in references]
         lines.append(_row([row["dataset"], _condition_label(row)] + texts))

@@ -15,7 +15,13 @@ import yaml
 from pipeline.boxes import Box
 from pipeline.config import ConfigError, validate_config
 from pipeline.metrics import evaluate
-from pipeline.report import _ci, _verdict_section, claim_verdict, verdict_rows
+from pipeline.report import (
+    MIN_BASELINE_AP,
+    _ci,
+    _verdict_section,
+    claim_verdict,
+    verdict_rows,
+)
 from pipeline.statistics import analyse
 from tests.test_metrics import manifest
 from tests.test_statistics import SETTINGS, grouped_runs
@@ -257,3 +263,28 @@ def test_a_new_arm_is_added_by_configuration_alone(default_config, tmp_path):
     assert job_counts(after)["train_haar"] == job_counts(before)["train_haar"] + 1
     assert job_counts(after)["report"] == 1
     assert not (tmp_path / "results").exists()  # planned, nothing run
+
+
+def test_a_share_over_a_near_zero_baseline_is_not_judged():
+    """haar_trained finds almost nothing on the original images: its share kept under shadow
+    is left to noise, so the cell says so instead of giving a verdict."""
+    rng = np.random.default_rng(4)
+    truth = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(30)]
+    found = {"cnn": {v: truth for v in ("original", "shadow")},
+             "haar_trained": {v: [t if k % 10 == 0 else [] for k, t in enumerate(truth)]
+                              for v in ("original", "shadow")}}
+    runs = [{"detector": d, "dataset": "faces", "variant": v,
+             **evaluate(manifest("ground_truth", truth),
+                        manifest("detections", [[Box(b.x, b.y, b.w, b.h, 1.0) for b in t]
+                                                + [Box(70, 70, 20, 20, 0.9)] for t in boxes]),
+                        0.5, [2])}
+            for d, by_variant in found.items() for v, boxes in by_variant.items()]
+    statistics = analyse(runs, SETTINGS)
+    haar_ap = next(r["average_precision"]["estimate"] for r in statistics["runs"]
+                   if r["detector"] == "haar_trained" and r["variant"] == "original")
+    assert haar_ap < MIN_BASELINE_AP
+    (row,) = verdict_rows(REPORT_SETTINGS, statistics)
+    cell = row["cells"]["photo"]
+    assert cell["verdict"] == "not judged"
+    assert cell["why"] == f"baseline AP haar_trained {haar_ap:.2f} < {MIN_BASELINE_AP:g}"
+    assert verdict_rows(REPORT_SETTINGS, variant_statistics())[0]["cells"]["photo"]["why"] == ""
