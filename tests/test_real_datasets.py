@@ -121,7 +121,7 @@ def test_research_config_is_valid(default_config):
 
     research = deep_merge(default_config, load_yaml("config/research.yaml"))
     validate_config(research)
-    assert set(evaluated_datasets(research)) == {"embedded", "mitcmu", "yaleb", "louie_val"}
+    assert set(evaluated_datasets(research)) == {"mitcmu", "yaleb", "louie_val"}  # real only
     assert research["datasets"]["yaleb"]["calibration"] == "yaleb_dev"
 
 
