@@ -10,6 +10,7 @@ import logging
 import math
 import platform
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -206,27 +207,22 @@ def _difference(tests: dict[tuple[str, str, Condition], Any], x: str, y: str,
 MIN_BASELINE_AP = 0.2
 
 
-def _baseline_ap(statistics: dict[str, Any], conditions: list[Condition]
-                 ) -> dict[tuple[str, Condition], float]:
-    """Each detector's AP in the denominator of its share kept, per condition: the baseline
-    variant, the baseline group, or the other set's baseline variant."""
+def _baseline_ap(statistics: dict[str, Any]) -> Callable[[str, Condition], float | None]:
+    """Each detector's AP in the denominator of its share kept under a condition: the baseline
+    group's, else the baseline variant's of the other set (cross-set) or of its own set."""
     variant_ap = {(r["detector"], r["dataset"]): r["average_precision"]["estimate"]
                   for r in statistics["runs"] if r["variant"] == BASELINE_VARIANT
                   and r.get("average_precision")}
     group_ap = {(r["detector"], r["dataset"], r["variant"]): r["average_precision"]["estimate"]
                 for r in statistics.get("groups", {}).get("runs", [])
                 if r["group"] == r["baseline_group"]}
-    out = {}
-    for dataset, variant, group, reference in conditions:
-        condition = (dataset, variant, group, reference)
-        for (detector, where), ap in variant_ap.items():
-            if group is None and where == (reference or dataset) and ap is not None:
-                out[detector, condition] = ap
+
+    def lookup(detector: str, condition: Condition) -> float | None:
+        dataset, variant, group, reference = condition
         if group is not None:
-            for (detector, where, grouped_variant), ap in group_ap.items():
-                if (where, grouped_variant) == (dataset, variant) and ap is not None:
-                    out[detector, condition] = ap
-    return out
+            return group_ap.get((detector, dataset, variant))
+        return variant_ap.get((detector, reference or dataset))
+    return lookup
 
 
 def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
@@ -239,7 +235,7 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
     config = settings["config"]
     arms = config["report"].get("arms", {})
     shares, tests, conditions = _condition_statistics(statistics)
-    baseline_ap = _baseline_ap(statistics, conditions)
+    baseline_ap = _baseline_ap(statistics)
     rows = []
     for condition in conditions:
         dataset, variant, group, reference = condition
@@ -252,8 +248,8 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
                 continue
             test = _difference(tests, cnn, haar, condition)
             verdict, difference = claim_verdict(test, True)
-            weak = {d: ap for d in (cnn, haar)
-                    if (ap := baseline_ap.get((d, condition), 1.0)) < MIN_BASELINE_AP}
+            weak = {d: ap for d in (cnn, haar) if (ap := baseline_ap(d, condition)) is not None
+                    and ap < MIN_BASELINE_AP}
             cells[name] = {"cnn": shares[cnn, condition], "haar": shares[haar, condition],
                            "cnn_minus_haar": None if test is None else {
                                k: test[k] for k in ("estimate", "low", "high")},
