@@ -41,6 +41,7 @@ from pipeline.samples import (
     load_training_data,
     random_windows,
     resize_patches,
+    scan_scenes,
     training_positives,
 )
 
@@ -104,26 +105,33 @@ def opencv_windows(image: np.ndarray, rects: np.ndarray, window: tuple[int, int]
 
 
 def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_factor: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, int]:
+                   rng: np.random.Generator, min_scenes: int = 0, seed: int = 0,
+                   stage: int = 0) -> tuple[np.ndarray, int, int]:
     """Up to ``count`` random windows of ``scenes`` (away from their faces) that ``cascade``
-    accepts, (M, h, w) uint8, and how many accepted windows the scenes hold.
+    accepts, (M, h, w) uint8, how many accepted windows the scanned scenes hold, and how many
+    scenes were scanned.
 
-    OpenCV scans every scene with the cascade (no grouping); the accepted windows are rebuilt
+    Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
+    hold ``count`` accepted windows (:func:`pipeline.samples.scan_scenes`; 0: every scene).
+    OpenCV scans each scene with the cascade (no grouping); the accepted windows are rebuilt
     from their pyramid level and kept when the project's own evaluation accepts them too.
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cascade.xml"
         cascade.write_xml(path)
         classifier = cv2.CascadeClassifier(str(path))
-    found = []
-    for index, scene in enumerate(scenes):
+
+    def accepted_windows(scene: Scene) -> np.ndarray:
         rects = np.asarray(classifier.detectMultiScale(
             scene.image, scaleFactor=scale_factor, minNeighbors=0,
             minSize=cascade.window), dtype=float).reshape(-1, 4)
         if len(scene.faces) and len(rects):
             rects = rects[overlap_matrix(rects, scene.faces).max(axis=1) < MAX_FACE_OVERLAP]
-        rects = rects[np.lexsort(rects.T[::-1])]  # OpenCV's threads return a varying order
-        found.append(np.c_[np.full(len(rects), index), rects].astype(np.int64))
+        return rects[np.lexsort(rects.T[::-1])]  # OpenCV's threads return a varying order
+
+    scanned = scan_scenes(scenes, accepted_windows, count, min_scenes, seed, stage)
+    found = [np.c_[np.full(len(rects), index), rects].astype(np.int64)
+             for index, rects in scanned.items()]
     windows = np.concatenate(found) if found else np.zeros((0, 5), np.int64)
     chosen = windows[np.sort(rng.permutation(len(windows))[:count])]
     patches = np.concatenate([
@@ -135,7 +143,7 @@ def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_fact
     if len(accepted) < len(patches):
         LOG.warning("%d of %d windows OpenCV accepted are rejected by the own evaluation",
                     len(patches) - len(accepted), len(patches))
-    return accepted, len(windows)
+    return accepted, len(windows), len(scanned)
 
 
 def stage_zero_negatives(nonfaces: np.ndarray, scenes: list[Scene], count: int, window: int,
@@ -248,15 +256,17 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
                      settings["target_false_positive_rate"])
             break
         index, stage_start = len(trained.stages), time.perf_counter()
+        scanned: int | None = None
         if index == 0:
             negatives, available = stage_zero_negatives(nonfaces, scenes, count, window, rng), None
         else:
-            negatives, available = mine_negatives(trained.compact(), scenes, count,
-                                                  settings["mining_scale_factor"], rng)
+            negatives, available, scanned = mine_negatives(
+                trained.compact(), scenes, count, settings["mining_scale_factor"], rng,
+                settings.get("mining_scenes", 0), settings["seed"], index)
         if len(negatives) < settings["min_negatives"]:
-            LOG.info("stopping before stage %d: the scenes hold %d windows the cascade accepts "
-                     "(%d usable), fewer than min_negatives=%d", index, available or 0,
-                     len(negatives), settings["min_negatives"])
+            LOG.info("stopping before stage %d: %d scanned scenes hold %d windows the cascade "
+                     "accepts (%d usable), fewer than min_negatives=%d", index, scanned or 0,
+                     available or 0, len(negatives), settings["min_negatives"])
             break
         stage_positives = positives[passing]
         labels = np.r_[np.ones(len(stage_positives), int), np.zeros(len(negatives), int)]
@@ -269,14 +279,15 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
                "overall_detection_rate": overall_dr,
                "overall_false_positive_rate": overall_fpr * rates["false_positive_rate"],
                "positives": len(stage_positives), "negatives": len(negatives),
-               "accepted_scene_windows": available,
+               "accepted_scene_windows": available, "scanned_scenes": scanned,
                "seconds": time.perf_counter() - stage_start}
         history.append(row)
         LOG.info("stage %d: %d features, DR %.4f, FPR %.4f (overall DR %.4f, FPR %.2e), "
-                 "%d positives, %d negatives, %.1f s", index, len(stage.stumps),
-                 rates["detection_rate"], rates["false_positive_rate"], overall_dr,
-                 row["overall_false_positive_rate"], len(stage_positives), len(negatives),
-                 row["seconds"])
+                 "%d positives, %d negatives (from %s of %d scenes), %.1f s", index,
+                 len(stage.stumps), rates["detection_rate"], rates["false_positive_rate"],
+                 overall_dr, row["overall_false_positive_rate"], len(stage_positives),
+                 len(negatives), "random windows" if scanned is None else scanned,
+                 len(scenes), row["seconds"])
         save_state(state_file, key, trained, history, rng)
         if on_stage_end is not None:
             on_stage_end(index)

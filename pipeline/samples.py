@@ -8,6 +8,7 @@ scenes (``train_backgrounds.json``), from which both draw random negative window
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,32 @@ def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
         LOG.warning("random negative windows: %d of %d skipped, every one of their %d draws "
                     "overlapped a face; %d kept", count - kept, count, tries, kept)
     return out[:kept]
+
+
+MINING_STREAM = 4_099
+
+
+def scan_scenes(scenes: list[Scene], scan: Callable[[Scene], Any], wanted: int,
+                min_scenes: int, seed: int, index: int, found: Callable[[Any], int] = len
+                ) -> dict[int, Any]:
+    """``scan(scene)`` for the scenes in a random order until at least ``min_scenes`` are
+    scanned and ``found`` counts at least ``wanted`` results in them; ``min_scenes`` 0 scans
+    every scene. Returns ``{scene index: result}`` in index order.
+
+    The order of round or stage ``index`` comes from its own stream ``[seed, MINING_STREAM,
+    index]``, so a resumed training scans the same scenes. As OpenCV's ``traincascade`` takes
+    negatives from its background images in turn until it has enough, this bounds the cost of a
+    round by what it needs, not by the size of the scene set.
+    """
+    order = np.random.default_rng([seed, MINING_STREAM, index]).permutation(len(scenes))
+    results: dict[int, Any] = {}
+    total = 0
+    for position in order:
+        results[int(position)] = scan(scenes[position])
+        total += found(results[int(position)])
+        if min_scenes and len(results) >= min_scenes and total >= wanted:
+            break
+    return dict(sorted(results.items()))
 
 
 def load_backgrounds(manifest_path: str | Path) -> list[Scene]:

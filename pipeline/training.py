@@ -37,6 +37,7 @@ from pipeline.samples import (
     load_training_data,
     random_windows,
     resize_patches,
+    scan_scenes,
     training_positives,
 )
 
@@ -44,27 +45,37 @@ LOG = logging.getLogger(__name__)
 
 
 def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
-                        device: torch.device) -> np.ndarray:
-    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces."""
+                        device: torch.device, min_scenes: int = 0, seed: int = 0,
+                        round_index: int = 0) -> np.ndarray:
+    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces.
+
+    Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
+    hold ``count`` such windows (:func:`pipeline.samples.scan_scenes`; 0: every scene).
+    """
     model.eval()
-    boxes, scores, sources = [], [], []
-    for index, scene in enumerate(scenes):
+
+    def face_like(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         found, probs = score_windows(model, scene.image, min_size=24, scale_factor=1.25,
                                      threshold=0.5, device=device)
         if len(scene.faces) and len(found):
             away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP
             found, probs = found[away], probs[away]
-        boxes.append(found)
-        scores.append(probs)
-        sources.append(np.full(len(probs), index))
-    all_scores = np.concatenate(scores)
+        return found, probs
+
+    scanned = scan_scenes(scenes, face_like, count, min_scenes, seed, round_index,
+                          found=lambda result: len(result[1]))
+    if len(scanned) < len(scenes):
+        LOG.info("round %d: mined %d of %d scenes", round_index, len(scanned), len(scenes))
+    indices = list(scanned)
+    all_scores = np.concatenate([scanned[i][1] for i in indices]) if indices else np.zeros(0)
     if all_scores.size == 0:
         return np.zeros((0, model.window, model.window), np.uint8)
     order = np.argsort(-all_scores, kind="stable")[:count]
-    all_boxes, all_sources = np.concatenate(boxes), np.concatenate(sources)
+    all_boxes = np.concatenate([scanned[i][0] for i in indices])
+    all_sources = np.concatenate([np.full(len(scanned[i][1]), i) for i in indices])
     return np.concatenate([
         crop_windows(scenes[i].image, all_boxes[order[all_sources[order] == i]], model.window)
-        for i in range(len(scenes))
+        for i in indices
     ])
 
 
@@ -247,7 +258,9 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
         if current is None or current.index != round_index:
             if round_index > 0:
                 mined = mine_hard_negatives(model, backgrounds,
-                                            settings["hard_negatives_per_round"], device)
+                                            settings["hard_negatives_per_round"], device,
+                                            settings.get("mining_scenes", 0),
+                                            settings["seed"], round_index)
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])
             positives = training_positives(faces, settings, window, rng, round_index)

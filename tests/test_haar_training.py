@@ -29,6 +29,7 @@ from pipeline.haar_features import (
     variance_norm,
 )
 from pipeline.io import write_image
+from pipeline.samples import MINING_STREAM
 
 
 def opencv_accepts(path: str | Path, patches: np.ndarray) -> np.ndarray:
@@ -373,12 +374,40 @@ def test_mined_negatives_pass_the_cascade_and_avoid_faces(tiny_cascade):
     cascade = cascade.compact()
     rng = np.random.default_rng(11)
     image = np.clip(rng.normal(128, 60, (120, 160)), 0, 255).astype(np.uint8)
-    mined, available = mine_negatives(cascade, [Scene(image, np.zeros((0, 4)))], 50, 1.2, rng)
-    assert available > 0 and 0 < len(mined) <= 50
+    mined, available, scanned = mine_negatives(cascade, [Scene(image, np.zeros((0, 4)))], 50,
+                                               1.2, rng)
+    assert available > 0 and 0 < len(mined) <= 50 and scanned == 1
     assert np.all(cascade.evaluate(mined)[0] == 1)
     everywhere = np.array([[0.0, 0.0, 160.0, 120.0]])  # the whole scene is a face
-    mined, available = mine_negatives(cascade, [Scene(image, everywhere)], 50, 1.2, rng)
+    mined, available, _ = mine_negatives(cascade, [Scene(image, everywhere)], 50, 1.2, rng)
     assert available == 0 and len(mined) == 0
+
+
+def test_mining_stops_at_the_scenes_it_needs(tiny_cascade):
+    """With ``min_scenes`` the miner scans a seeded random subset once it has enough windows;
+    its windows are exactly those of an all-scene scan of that subset."""
+    from pipeline.samples import Scene
+
+    path, _, _ = tiny_cascade
+    cascade = Cascade.read_xml(path)
+    cascade.stages = cascade.stages[:1]
+    cascade = cascade.compact()
+    rng = np.random.default_rng(5)
+    scenes = [Scene(np.clip(rng.normal(128, 60, (120, 160)), 0, 255).astype(np.uint8),
+                    np.zeros((0, 4))) for _ in range(8)]
+    _, every, scanned_all = mine_negatives(cascade, scenes, 50, 1.2, np.random.default_rng(0))
+    assert scanned_all == 8
+    mined, some, scanned = mine_negatives(cascade, scenes, 50, 1.2, np.random.default_rng(0),
+                                          min_scenes=2, seed=3, stage=1)
+    assert scanned == 2 and 50 <= some < every and len(mined) == 50
+    order = np.random.default_rng([3, MINING_STREAM, 1]).permutation(8)[:2]
+    subset = [scenes[i] for i in sorted(order)]
+    _, expected, _ = mine_negatives(cascade, subset, 50, 1.2, np.random.default_rng(0))
+    assert some == expected
+    # More windows wanted than the scenes hold: every scene is scanned.
+    _, _, scanned = mine_negatives(cascade, scenes, 10 * every, 1.2, np.random.default_rng(0),
+                                   min_scenes=2, seed=3, stage=1)
+    assert scanned == 8
 
 
 def test_interrupted_training_resumes_to_the_same_cascade(tmp_path):

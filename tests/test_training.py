@@ -4,7 +4,14 @@ import torch
 
 from pipeline.cnn import load_checkpoint
 from pipeline.datasets import lfw_patches
-from pipeline.samples import Scene, augment_faces, photometric, random_windows
+from pipeline.samples import (
+    MINING_STREAM,
+    Scene,
+    augment_faces,
+    photometric,
+    random_windows,
+    scan_scenes,
+)
 from pipeline.training import mine_hard_negatives, train_cnn
 
 
@@ -77,6 +84,46 @@ def test_hard_negatives_are_high_scoring_windows(tiny_model):
         with torch.no_grad():
             probs = torch.sigmoid(model(torch.from_numpy(mined).float()[:, None])).reshape(-1)
         assert float(probs.min()) > 0.3  # re-cropped windows still look like faces to it
+
+
+def test_scene_scan_stops_once_enough_is_found():
+    """scan_scenes: every scene with min_scenes 0; else a seeded random order, stopped after
+    min_scenes once the results count `wanted`, returned in scene order."""
+    scenes = [Scene(np.full((4, 4), k, np.uint8), np.zeros((0, 4))) for k in range(10)]
+    per_scene = [np.arange(k % 3) for k in range(10)]  # 0, 1 or 2 results per scene
+
+    def scan(scene: Scene) -> np.ndarray:
+        return per_scene[int(scene.image[0, 0])]
+
+    assert list(scan_scenes(scenes, scan, 1, 0, seed=0, index=0)) == list(range(10))
+    first = scan_scenes(scenes, scan, 3, 2, seed=0, index=1)
+    assert first == scan_scenes(scenes, scan, 3, 2, seed=0, index=1)  # deterministic
+    order = np.random.default_rng([0, MINING_STREAM, 1]).permutation(10)
+    totals = np.cumsum([k % 3 for k in order])
+    stop = next(n for n in range(2, 11) if totals[n - 1] >= 3)
+    assert list(first) == sorted(int(k) for k in order[:stop])
+    assert list(scan_scenes(scenes, scan, 100, 2, seed=0, index=1)) == list(range(10))
+    orders = {tuple(scan_scenes(scenes, scan, 1, 1, seed=0, index=i)) for i in range(10)}
+    assert len(orders) > 1  # each round or stage has its own order
+
+
+def test_hard_negatives_from_a_scene_subset_are_its_best_windows(tiny_model):
+    model, _ = load_checkpoint(tiny_model)
+    import cv2
+
+    faces, _ = lfw_patches()
+    rng = np.random.default_rng(0)
+    scenes = []
+    for k in range(6):  # noise with an unannotated face: face-like windows to mine
+        image = rng.integers(0, 256, (120, 160), dtype=np.uint8)
+        image[30:78, 40:88] = cv2.resize(faces[k], (48, 48))
+        scenes.append(Scene(image, np.zeros((0, 4))))
+    subset = np.random.default_rng([2, MINING_STREAM, 1]).permutation(6)[:2]
+    partial = mine_hard_negatives(model, scenes, 1, torch.device("cpu"), min_scenes=2,
+                                  seed=2, round_index=1)
+    expected = mine_hard_negatives(model, [scenes[i] for i in sorted(subset)], 1,
+                                   torch.device("cpu"))
+    assert len(partial) == 1 and np.array_equal(partial, expected)
 
 
 class SimulatedKillError(Exception):
