@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
-from pipeline.io import read_gray
+from pipeline.io import progress, read_gray
 
 LOG = logging.getLogger(__name__)
 
@@ -180,11 +180,13 @@ def scan_scenes(scenes: list[Scene], scan: Callable[[Scene], Any], wanted: int,
     order = np.random.default_rng([seed, MINING_STREAM, index]).permutation(len(scenes))
     results: dict[int, Any] = {}
     total = 0
-    for position in order:
-        results[int(position)] = scan(scenes[position])
-        total += found(results[int(position)])
-        if min_scenes and len(results) >= min_scenes and total >= wanted:
-            break
+    with progress(order, desc=f"mining {index}", unit="scene", leave=False) as bar:
+        for position in bar:
+            results[int(position)] = scan(scenes[position])
+            total += found(results[int(position)])
+            bar.set_postfix(found=total, refresh=False)
+            if min_scenes and len(results) >= min_scenes and total >= wanted:
+                break
     return dict(sorted(results.items()))
 
 
