@@ -257,24 +257,34 @@ def _arm_errors(config: dict[str, Any]) -> list[str]:
     return messages
 
 
-def _cross_set_errors(config: dict[str, Any], tested: list[str]) -> list[str]:
-    """Each cross-set share divides one test set's AP by another's baseline-variant AP."""
+def _scored_set_errors(where: str, dataset: str, config: dict[str, Any],
+                       tested: list[str]) -> list[str]:
+    """Why ``dataset`` has no baseline-variant AP to compare (empty: it has one)."""
     from pipeline.variants import BASELINE_VARIANT
 
+    if dataset not in tested:
+        return [f"{where}: '{dataset}' is not a test set (an evaluated dataset)"]
+    if config["datasets"][dataset].get("negatives_only"):
+        return [f"{where}: '{dataset}' is face-free (negatives_only): it has no AP to compare"]
+    if BASELINE_VARIANT not in config["datasets"][dataset].get("variants", [BASELINE_VARIANT]):
+        return [f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant"]
+    return []
+
+
+def _cross_set_errors(config: dict[str, Any], tested: list[str]) -> list[str]:
+    """Each cross-set share divides one test set's AP by another's baseline-variant AP; each
+    arm's ``domain`` is a test set with a baseline variant."""
     messages = []
     for name, reference in config["statistics"].get("cross_set_shares", {}).items():
         where = f"statistics.cross_set_shares.{name}"
         for dataset in (name, reference):
-            if dataset not in tested:
-                messages.append(f"{where}: '{dataset}' is not a test set (an evaluated dataset)")
-            elif config["datasets"][dataset].get("negatives_only"):
-                messages.append(f"{where}: '{dataset}' is face-free (negatives_only): it has no "
-                                "AP to share")
-            elif BASELINE_VARIANT not in config["datasets"][dataset].get(
-                    "variants", [BASELINE_VARIANT]):
-                messages.append(f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant")
+            messages += _scored_set_errors(where, dataset, config, tested)
         if name == reference:
             messages.append(f"{where}: a test set cannot be a condition of itself")
+    for name, arm in config["report"].get("arms", {}).items():
+        if "domain" in arm:
+            messages += _scored_set_errors(f"report.arms.{name}.domain", arm["domain"], config,
+                                           tested)
     return messages
 
 

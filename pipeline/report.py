@@ -271,6 +271,58 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
     return rows
 
 
+def domain_rows(settings: dict[str, Any], statistics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per arm with a ``domain`` test set: both detectors' AP on its baseline variant and the
+    paired test of CNN minus Haar AP (read from ``statistics.json``), with its verdict."""
+    runs = {(r["detector"], r["dataset"], r["variant"]): r for r in statistics["runs"]}
+    tests = {(c["dataset"], c["variant"], c["a"], c["b"]): c["average_precision"]
+             for c in statistics["comparisons"] if "average_precision" in c}  # face-free: none
+    rows = []
+    for name, arm in settings["config"]["report"].get("arms", {}).items():
+        domain = arm.get("domain")
+        if domain is None:
+            continue
+        cnn, haar = arm["cnn"], arm["haar"]
+        test = tests.get((domain, BASELINE_VARIANT, cnn, haar))
+        cnn_is_a = test is not None
+        if test is None:
+            test = tests.get((domain, BASELINE_VARIANT, haar, cnn))
+        verdict, _ = claim_verdict(test, cnn_is_a)
+        difference = None if test is None else {
+            key: test[key] if cnn_is_a else _negate(test[other])
+            for key, other in (("estimate", "estimate"), ("low", "high"), ("high", "low"))}
+        rows.append({"arm": name, "dataset": domain,
+                     "cnn": runs.get((cnn, domain, BASELINE_VARIANT), {}).get(
+                         "average_precision"),
+                     "haar": runs.get((haar, domain, BASELINE_VARIANT), {}).get(
+                         "average_precision"),
+                     "cnn_minus_haar": difference,
+                     "p_value": None if test is None else test["p_value"],
+                     "verdict": verdict})
+    return rows
+
+
+def _domain_section(settings: dict[str, Any], statistics: dict[str, Any],
+                    samples: int, level: str) -> list[str]:
+    """The table of :func:`domain_rows` (nothing when no arm names a domain)."""
+    rows = domain_rows(settings, statistics)
+    if not rows:
+        return []
+    lines = ["<h3>In each arm's own domain</h3>",
+             "<p>Both detectors learned from the same images of this domain: does the CNN's "
+             "AP on its held-apart test set exceed the cascade's? This is the arm's control: a "
+             "difference here is not explained by what the training images showed. AP with its "
+             f"interval, CNN minus Haar with its paired bootstrap p-value, {level}% level.</p>",
+             "<table>" + _row(["arm", "test set", "CNN AP", "Haar AP", "CNN - Haar",
+                               "verdict"], "th")]
+    for row in rows:
+        p = "" if row["p_value"] is None else f", {_p(row['p_value'], samples)}"
+        lines.append(_row([row["arm"], f"{row['dataset']} ({BASELINE_VARIANT})",
+                           _ci(row["cnn"]), _ci(row["haar"]),
+                           _ci(row["cnn_minus_haar"]) + p, row["verdict"]]))
+    return lines + ["</table>"]
+
+
 def _negate(value: float | None) -> float | None:
     return None if value is None else -value
 
@@ -343,7 +395,8 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
     if not arms or not rows:
         return "\n".join(lines + [
             "<p>No verdict: the configuration names no matched arm (report.arms: a trained "
-            "cascade and a CNN learned from the same images) with a condition to judge.</p>"])
+            "cascade and a CNN learned from the same images) with a condition to judge.</p>"]
+            + _domain_section(settings, statistics, samples, level))
     references = list(dict.fromkeys(d for row in rows for d in row["reference"]))
     lines.append("<p>Does the CNN keep more of its AP than the Haar cascade trained on the same "
                  f"images? Share kept: AP under the condition / AP on the {BASELINE_VARIANT} "
@@ -396,7 +449,8 @@ def _verdict_section(settings: dict[str, Any], statistics: dict[str, Any],
              for name, arm in arms.items() if arm.get("note")]
     if notes:
         lines.append("<ul>" + "".join(notes) + "</ul>")
-    return "\n".join(lines + _gain_section(arms, rows, samples, level))
+    return "\n".join(lines + _domain_section(settings, statistics, samples, level)
+                     + _gain_section(arms, rows, samples, level))
 
 
 def _folded_findings(sentences: list[str], summary: dict[str, Any]) -> str:

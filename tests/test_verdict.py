@@ -20,6 +20,7 @@ from pipeline.report import (
     _ci,
     _verdict_section,
     claim_verdict,
+    domain_rows,
     verdict_rows,
 )
 from pipeline.statistics import analyse
@@ -80,6 +81,44 @@ def test_cnn_minus_haar_keeps_its_sign_whichever_detector_sorts_first():
     assert claim_verdict(test, cnn_is_a=False) == ("contradicted", -0.2)
     assert claim_verdict(dict(test, significant=False), True) == ("not resolved", 0.2)
     assert claim_verdict(dict(test, estimate=None), True) == ("undefined", None)
+
+
+def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
+    """report.arms.<arm>.domain: both detectors' AP on that set and the paired CNN - Haar test,
+    read from statistics.json with the CNN's sign whichever detector sorts first."""
+    rng = np.random.default_rng(4)
+    truth = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(30)]
+    found = {"cnn": [[Box(b.x, b.y, b.w, b.h, 1.0) for b in t] for t in truth],
+             "haar_trained": [[Box(b.x, b.y, b.w, b.h, rng.random()) for b in t
+                               if rng.random() < 0.4] + [Box(70, 70, 20, 20, 0.9)]
+                              for t in truth]}
+    runs = [{"detector": d, "dataset": "cartoons", "variant": "original",
+             **evaluate(manifest("ground_truth", truth), manifest("detections", boxes), 0.5, [2])}
+            for d, boxes in found.items()]
+    statistics = analyse(runs, SETTINGS)
+    arms = {"photo": dict(ARMS["photo"], domain="cartoons")}
+    settings = {"main_variants": ["original"],
+                "config": dict(CONFIG, report={"arms": arms})}
+    [row] = domain_rows(settings, statistics)
+    ap = {r["detector"]: r["average_precision"] for r in statistics["runs"]}
+    [test] = [c["average_precision"] for c in statistics["comparisons"]]
+    assert (row["cnn"], row["haar"]) == (ap["cnn"], ap["haar_trained"])
+    assert row["cnn_minus_haar"]["estimate"] == pytest.approx(
+        ap["cnn"]["estimate"] - ap["haar_trained"]["estimate"])
+    assert row["cnn_minus_haar"]["estimate"] == test["estimate"] > 0  # cnn sorts first
+    assert row["p_value"] == test["p_value"] and row["verdict"] == "supported"
+    # The same test stored the other way round (haar_trained - cnn) keeps the CNN's sign.
+    flipped = copy.deepcopy(statistics)
+    for c in flipped["comparisons"]:
+        c["a"], c["b"] = c["b"], c["a"]
+        t = c["average_precision"]
+        t["estimate"], t["low"], t["high"] = -t["estimate"], -t["high"], -t["low"]
+    [again] = domain_rows(settings, flipped)
+    assert again["cnn_minus_haar"] == pytest.approx(row["cnn_minus_haar"])
+    assert again["verdict"] == "supported"
+    html = _verdict_section(dict(settings, main_variants=["original", "shadow"]), statistics,
+                            {"runs": []}, {"photo": 6713})
+    assert "own domain" in html and _ci(ap["cnn"]) in html
 
 
 def test_light_groups_are_rows_of_the_verdict():
@@ -220,6 +259,8 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
      "statistics.cross_set_shares.empty: 'empty' is face-free"),
     (lambda c: c["statistics"].__setitem__("cross_set_shares", {"embedded": "webfaces"}),
      "statistics.cross_set_shares.embedded: 'webfaces' is not a test set"),
+    (lambda c: c["report"]["arms"]["photo"].__setitem__("domain", "webfaces"),
+     "report.arms.photo.domain: 'webfaces' is not a test set"),
 ])
 def test_augmented_arms_and_cross_set_shares_are_checked(default_config, change, message):
     config = copy.deepcopy(default_config)
