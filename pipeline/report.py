@@ -191,7 +191,8 @@ def _condition_statistics(statistics: dict[str, Any]
 
 def _difference(tests: dict[tuple[str, str, Condition], Any], x: str, y: str,
                 condition: Condition) -> dict[str, Any] | None:
-    """The paired test of share kept, x minus y (tests are stored with a, b sorted)."""
+    """The paired test (of share kept, or of whatever ``tests`` hold) of x minus y; tests are
+    stored with a, b sorted."""
     a, b = sorted((x, y))
     test = tests.get((a, b, condition))
     if test is None or test["estimate"] is None:
@@ -275,7 +276,7 @@ def domain_rows(settings: dict[str, Any], statistics: dict[str, Any]) -> list[di
     """Per arm with a ``domain`` test set: both detectors' AP on its baseline variant and the
     paired test of CNN minus Haar AP (read from ``statistics.json``), with its verdict."""
     runs = {(r["detector"], r["dataset"], r["variant"]): r for r in statistics["runs"]}
-    tests = {(c["dataset"], c["variant"], c["a"], c["b"]): c["average_precision"]
+    tests = {(c["a"], c["b"], _condition(c, None, None)): c["average_precision"]
              for c in statistics["comparisons"] if "average_precision" in c}  # face-free: none
     rows = []
     for name, arm in settings["config"]["report"].get("arms", {}).items():
@@ -283,14 +284,9 @@ def domain_rows(settings: dict[str, Any], statistics: dict[str, Any]) -> list[di
         if domain is None:
             continue
         cnn, haar = arm["cnn"], arm["haar"]
-        test = tests.get((domain, BASELINE_VARIANT, cnn, haar))
-        cnn_is_a = test is not None
-        if test is None:
-            test = tests.get((domain, BASELINE_VARIANT, haar, cnn))
-        verdict, _ = claim_verdict(test, cnn_is_a)
-        difference = None if test is None else {
-            key: test[key] if cnn_is_a else _negate(test[other])
-            for key, other in (("estimate", "estimate"), ("low", "high"), ("high", "low"))}
+        test = _difference(tests, cnn, haar, (domain, BASELINE_VARIANT, None, None))
+        verdict, _ = claim_verdict(test, True)
+        difference = None if test is None else {k: test[k] for k in ("estimate", "low", "high")}
         rows.append({"arm": name, "dataset": domain,
                      "cnn": runs.get((cnn, domain, BASELINE_VARIANT), {}).get(
                          "average_precision"),
