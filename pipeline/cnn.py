@@ -8,6 +8,7 @@ window of a pyramid level.
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 class FaceNet(nn.Module):
@@ -200,6 +202,40 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def for_inference(model: FaceNet) -> FaceNet:
+    """An eval-mode copy of ``model`` for scoring only: every convolution followed by a batch
+    norm is folded into one (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`), and weights are
+    stored channels-last. The same function up to float rounding (probabilities within about
+    1e-6), about twice as fast on the CPU for lenet5 (benchmarks/speed.py); ``model`` itself
+    is left as it was, so training can go on."""
+    fused = copy.deepcopy(model).eval()
+    _fuse_sequentials(fused)
+    return fused.to(memory_format=torch.channels_last)
+
+
+def _fuse_sequentials(module: nn.Module) -> None:
+    """Fold Conv2d -> BatchNorm2d pairs in every nn.Sequential under ``module``, in place."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential):
+            layers, merged = list(child), []
+            while layers:
+                layer = layers.pop(0)
+                if (isinstance(layer, nn.Conv2d) and layers
+                        and isinstance(layers[0], nn.BatchNorm2d)):
+                    layer = fuse_conv_bn_eval(layer, layers.pop(0))
+                merged.append(layer)
+            child = nn.Sequential(*merged)
+            setattr(module, name, child)
+        _fuse_sequentials(child)
+
+
+def to_input(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """Grey images (N, H, W) uint8 -> the float tensor (N, 1, H, W) the nets take, channels-last
+    (what :func:`for_inference` models run fastest on)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device, torch.float32)[:, None]
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
 def save_checkpoint(path: str | Path, model: FaceNet, settings: dict[str, Any],
                     history: list[dict[str, float]], **extra: Any) -> None:
     """Weights, the settings that trained them and the training history, in one file."""
@@ -291,8 +327,7 @@ def score_level(model: FaceNet, levels: np.ndarray, device: torch.device | str =
             bottom, right = min(top + cells, rows), min(left + cells, cols)
             tile = levels[:, top * stride:(bottom - 1) * stride + window,
                           left * stride:(right - 1) * stride + window]
-            tensor = torch.from_numpy(np.ascontiguousarray(tile)).to(device, torch.float32)
-            scores = torch.sigmoid(model(tensor[:, None]))[:, 0].float().cpu().numpy()
+            scores = torch.sigmoid(model(to_input(tile, device)))[:, 0].float().cpu().numpy()
             probs[:, top:bottom, left:right] = scores
     return probs
 

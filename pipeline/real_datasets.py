@@ -74,6 +74,8 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     records: list[ImageRecord] = []
     for source in settings["sources"]:
         records += _read_source(settings["format"], source, root)
+    if "image_sample" in settings:
+        records = sample_records(records, **settings["image_sample"])
     if settings.get("landmarks"):
         attach_landmarks(records, read_landmarks(settings["landmarks"]), settings["landmarks"])
     manifest = Manifest("ground_truth", root, records,
@@ -88,6 +90,18 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     save_training_arrays(out_dir, np.stack(faces) if faces else _empty(),
                          _empty())
     manifest.save(out_dir / "train_backgrounds.json")
+
+
+def sample_records(records: list[ImageRecord], size: int, seed: int) -> list[ImageRecord]:
+    """``size`` of the records drawn without replacement (numpy generator ``seed``), kept in
+    their order; all of them when there are no more than ``size``."""
+    if len(records) <= size:
+        LOG.info("image_sample: all %d images (no more than the %d asked for)",
+                 len(records), size)
+        return records
+    chosen = np.sort(np.random.default_rng(seed).choice(len(records), size, replace=False))
+    LOG.info("image_sample: %d of %d images (seed %d)", size, len(records), seed)
+    return [records[i] for i in chosen]
 
 
 def crop_square(image: np.ndarray, box: Box, size: int = CROP_SIZE) -> np.ndarray:

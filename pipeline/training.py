@@ -25,6 +25,7 @@ from pipeline.cnn import (
     build_model,
     checkpoint_problem,
     crop_windows,
+    for_inference,
     resolve_device,
     save_checkpoint,
     score_windows,
@@ -52,10 +53,10 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
     Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
     hold ``count`` such windows (:func:`pipeline.samples.scan_scenes`; 0: every scene).
     """
-    model.eval()
+    scorer = for_inference(model)
 
     def face_like(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-        found, probs = score_windows(model, scene.image, min_size=24, scale_factor=1.25,
+        found, probs = score_windows(scorer, scene.image, min_size=24, scale_factor=1.25,
                                      threshold=0.5, device=device)
         if len(scene.faces) and len(found):
             away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP

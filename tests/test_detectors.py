@@ -5,7 +5,14 @@ import skimage.data
 import torch
 
 from pipeline.boxes import Box, Manifest
-from pipeline.cnn import ARCHITECTURES, load_checkpoint, pyramid_scales, score_windows
+from pipeline.cnn import (
+    ARCHITECTURES,
+    for_inference,
+    load_checkpoint,
+    pyramid_scales,
+    score_windows,
+    to_input,
+)
 from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards, run_detector
 from pipeline.detectors.cnn import non_max_suppression
 from pipeline.detectors.haar import BUNDLED_CASCADES, cascade_path
@@ -61,18 +68,43 @@ def test_registry_knows_the_detectors():
     assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade", *REFERENCE_CLASSES}
 
 
-@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-def test_fully_convolutional_map_equals_patch_scores(architecture):
-    """Output cell (i, j) of the whole-image pass = the classifier on the window at
-    (stride * i, stride * j)."""
+def _with_batch_norm_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with seeded, non-trivial batch-norm statistics and affine parameters."""
     torch.manual_seed(0)
-    model = ARCHITECTURES[architecture]().eval()
-    window, stride = model.window, model.stride
-    with torch.no_grad():  # non-trivial batch-norm statistics
+    with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_inference_copy_scores_as_the_model_does(architecture):
+    """The fused, channels-last copy gives the model's probabilities on a whole image, has
+    no batch norm left, and leaves the model (weights, training mode) as it was."""
+    model = _with_batch_norm_statistics(ARCHITECTURES[architecture]()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = for_inference(model)
+    assert model.training and not fast.training
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    images = np.random.default_rng(0).integers(0, 256, (2, 70, 90), dtype=np.uint8)
+    with torch.no_grad():
+        expected = torch.sigmoid(model.eval()(torch.from_numpy(images).float()[:, None]))
+        got = torch.sigmoid(fast(to_input(images, "cpu")))
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_fully_convolutional_map_equals_patch_scores(architecture):
+    """Output cell (i, j) of the whole-image pass = the classifier on the window at
+    (stride * i, stride * j)."""
+    model = _with_batch_norm_statistics(ARCHITECTURES[architecture]()).eval()
+    window, stride = model.window, model.stride
     image = torch.randint(0, 256, (1, 1, 2 * window, 2 * window + 16)).float()
     with torch.no_grad():
         full = model(image)[0, 0]

@@ -35,6 +35,38 @@ def test_annotated_dataset_points_at_original_images(tmp_path):
     assert (tmp_path / "out" / "test").is_dir()
 
 
+def test_image_sample_draws_a_seeded_subset_across_sources(tmp_path):
+    """image_sample keeps ``size`` images drawn over all sources, the same for a seed, in
+    their reading order, with their own boxes; asking for more than there are keeps all."""
+    root = tmp_path / "data"
+    sources = []
+    for folder in ("andy", "ora"):
+        lines = []
+        for k in range(10):
+            scene(root / folder / f"{k}.jpg")
+            lines.append(f"{k}.jpg {k} 5 {k + 40} 45\n")
+        (root / f"{folder}.txt").write_text("".join(lines))
+        sources.append({"annotations": str(root / f"{folder}.txt"),
+                        "images": str(root / folder)})
+    settings = {"kind": "annotated", "format": "box_list", "root": str(root),
+                "sources": sources}
+    build_dataset(settings, tmp_path / "all")
+    everything = [(r.file, r.boxes) for r in Manifest.load(tmp_path / "all" / "test.json").images]
+
+    def sampled(size, seed, out):
+        build_dataset({**settings, "image_sample": {"size": size, "seed": seed}}, tmp_path / out)
+        return [(r.file, r.boxes) for r in Manifest.load(tmp_path / out / "test.json").images]
+
+    first = sampled(6, 0, "a")
+    assert first == sampled(6, 0, "b") != sampled(6, 1, "c")
+    expected = np.sort(np.random.default_rng(0).choice(20, 6, replace=False))
+    assert first == [everything[i] for i in expected]
+    assert {file.split("/")[0] for file, _ in first} == {"andy", "ora"}
+    assert sampled(50, 0, "d") == everything
+    with np.load(tmp_path / "a" / "train.npz") as data:
+        assert data["faces"].shape == (6, 36, 36)
+
+
 def test_crop_square_is_centred_and_replicates_borders():
     image = np.zeros((50, 50), np.uint8)
     image[20:30, 20:30] = 255

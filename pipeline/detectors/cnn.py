@@ -14,10 +14,12 @@ from pipeline.cnn import (
     TILE_SIZE,
     FaceNet,
     crop_windows,
+    for_inference,
     load_checkpoint,
     resolve_device,
     score_windows,
     score_windows_batch,
+    to_input,
 )
 
 # Proposals overlapping more than this are near-duplicates: only the best is verified.
@@ -50,7 +52,7 @@ class CnnDetector:
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
         device = resolve_device("auto")
         model, _ = load_checkpoint(checkpoint, device)
-        return cls(model, device, settings["scale_factor"], settings["min_size"],
+        return cls(for_inference(model), device, settings["scale_factor"], settings["min_size"],
                    settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
                    settings.get("tile_size", TILE_SIZE))
 
@@ -103,7 +105,8 @@ class CnnCascadeDetector:
         device = resolve_device("auto")
         proposal, _ = load_checkpoint(proposal_checkpoint, device)
         verifier, _ = load_checkpoint(checkpoint, device)
-        return cls(proposal, verifier, device, settings["scale_factor"], settings["min_size"],
+        return cls(for_inference(proposal), for_inference(verifier), device,
+                   settings["scale_factor"], settings["min_size"],
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
                    settings["max_detections"], settings.get("tile_size", TILE_SIZE))
@@ -124,8 +127,8 @@ class CnnCascadeDetector:
         candidates = self.propose(image)
         if len(candidates) == 0:
             return []
-        patches = torch.from_numpy(crop_windows(image, candidates, self.verifier.window))
-        probs = torch.sigmoid(self.verifier(patches.to(self.device, torch.float32)[:, None]))
+        patches = crop_windows(image, candidates, self.verifier.window)
+        probs = torch.sigmoid(self.verifier(to_input(patches, self.device)))
         probs = probs.reshape(-1).float().cpu().numpy().astype(np.float64)
         passed = probs >= self.score_threshold
         candidates, probs = candidates[passed], probs[passed]
