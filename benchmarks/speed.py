@@ -74,30 +74,39 @@ def _live_threads() -> int:
 
 
 def training_throughput(batch: int = 128, steps: int = 30) -> None:
+    """Training patches/s of every architecture with box regression, with the trainer's loss
+    (:func:`pipeline.training.batch_loss`), in the default and the channels-last weight layout
+    (the trainer's)."""
+    from pipeline.training import PART_FACE, batch_loss
+
     device = resolve_device("auto")
-    print(f"\ntraining throughput on {device}, batch {batch}:")
+    settings = {"box_regression": {"faces_per_face": 2, "weight": 0.5}, "aux_weight": 0.3}
+    print(f"\ntraining throughput on {device}, batch {batch}, box regression, "
+          f"{torch.get_num_threads()} threads (default layout / channels-last):")
     for name in sorted(ARCHITECTURES):
-        model = build_model(name, 16 if name == "proposal" else 32).to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        x = torch.rand(batch, 1, model.window, model.window, device=device) * 255
-        y = torch.randint(0, 2, (batch,), device=device).float()
-        loss_fn = torch.nn.BCEWithLogitsLoss()
-        for step in range(steps + 3):
-            if step == 3:  # after warm-up
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-            logits, aux = model.logits_with_aux(x)
-            loss = loss_fn(logits.reshape(-1), y)
-            if aux is not None:
-                loss = loss + 0.3 * loss_fn(aux.reshape(-1), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        rate = steps * batch / (time.perf_counter() - start)
-        print(f"  {name:10s} {rate:9.0f} patches/s")
+        rates = []
+        for layout in (torch.contiguous_format, torch.channels_last):
+            torch.manual_seed(0)
+            model = build_model(name, 16 if name == "proposal" else 32, box_regression=True)
+            model = model.to(device, memory_format=layout).train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            x = torch.rand(batch, 1, model.window, model.window, device=device) * 255
+            y = torch.tensor([1.0, PART_FACE, 0.0, 0.0], device=device).repeat(batch // 4 + 1)
+            y, targets = y[:batch], torch.rand(batch, 4, device=device) - 0.5
+            for step in range(steps + 3):
+                if step == 3:  # after warm-up
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                outputs, aux = model.logits_with_aux(x)
+                loss, _ = batch_loss(model, outputs, aux, y, targets, settings)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            rates.append(steps * batch / (time.perf_counter() - start))
+        print(f"  {name:10s} {rates[0]:9.0f} / {rates[1]:9.0f} patches/s")
 
 
 def boosting_round(samples: int = 10_000, features: int = 6_000, rounds: int = 5) -> None:

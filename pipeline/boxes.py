@@ -96,6 +96,31 @@ def overlap_matrix(a: list[Box] | np.ndarray, b: list[Box] | np.ndarray) -> np.n
         return np.where(smaller > 0, inter / smaller, 0.0)
 
 
+def edge_offsets(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """MTCNN-style regression targets: each edge of ``boxes`` minus the same edge of
+    ``windows``, in units of the window's width (x edges) or height (y edges).
+
+    ``windows`` and ``boxes`` (K, 4) ``x, y, w, h``; returns (K, 4): left, top, right, bottom.
+    """
+    windows, boxes = np.asarray(windows, np.float64), np.asarray(boxes, np.float64)
+    size = np.concatenate([windows[:, 2:], windows[:, 2:]], axis=1)
+    return (_edges(boxes) - _edges(windows)) / size
+
+
+def refine_boxes(windows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Windows (K, 4) ``x, y, w, h`` moved edge by edge by ``offsets`` (K, 4) as
+    :func:`edge_offsets` defines them; the inverse of that function. Returns (K, 4)."""
+    windows = np.asarray(windows, np.float64)
+    size = np.concatenate([windows[:, 2:], windows[:, 2:]], axis=1)
+    edges = _edges(windows) + np.asarray(offsets, np.float64) * size
+    return np.concatenate([edges[:, :2], edges[:, 2:] - edges[:, :2]], axis=1)
+
+
+def _edges(boxes: np.ndarray) -> np.ndarray:
+    """``x, y, w, h`` (K, 4) -> left, top, right, bottom (K, 4)."""
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
 @dataclass
 class ImageRecord:
     """One image of a dataset: its file (relative to the manifest's root), size and boxes."""

@@ -231,7 +231,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     window = settings["window"]
     faces, nonfaces, scenes = load_training_data(train_npz, backgrounds_json)
     candidates = candidate_features(settings, rng)
-    pool = training_positives(faces, settings, window, rng)
+    pool = training_positives(faces, settings, window, rng)[0]
     positives = classifiable(pool)
     LOG.info("training a %dx%d cascade on %s: %d faces -> %d positives (%d too flat for "
              "OpenCV), %d face-free scenes, %d candidate features, device %s", window, window,

@@ -20,19 +20,29 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from pipeline.boxes import refine_boxes
+
 
 class FaceNet(nn.Module):
-    """Fully convolutional face scorer: uint8-range input (N, 1, H, W) -> logits (N, 1, H', W').
+    """Fully convolutional face scorer: uint8-range input (N, 1, H, W) -> (N, C, H', W'):
+    channel 0 the face logit; with ``box_regression`` (C = 5), channels 1-4 the window's edge
+    offsets to the face box (left, top, right, bottom; :func:`pipeline.boxes.edge_offsets`).
 
     ``window`` is the input patch side that maps to one output cell, ``stride`` the pixel step
     between neighbouring output cells.
     """
 
-    def __init__(self, body: nn.Sequential, window: int, stride: int) -> None:
+    def __init__(self, body: nn.Module, window: int, stride: int, outputs: int = 1) -> None:
         super().__init__()
         self.body = body
         self.window = window
         self.stride = stride
+        self.outputs = outputs
+
+    @property
+    def box_regression(self) -> bool:
+        """Whether the net predicts box offsets besides the face logit."""
+        return self.outputs == 1 + BOX_CHANNELS
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalise(images))
@@ -43,17 +53,28 @@ class FaceNet(nn.Module):
         return (images - 127.5) / 64.0
 
     def logits_with_aux(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Main logits and, for bodies with an auxiliary classifier, its logits."""
+        """The net's outputs (N, C, H', W') and, for bodies with an auxiliary classifier,
+        its logits (N, 1, H', W')."""
         if hasattr(self.body, "forward_with_aux"):
             return self.body.forward_with_aux(self.normalise(images))
         return self.forward(images), None
+
+
+# Output channels of a net with box regression: the face logit, then the four edge offsets.
+BOX_CHANNELS = 4
+
+
+def split_outputs(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A net's output (N, C, H', W') -> logits (N, H', W') and offsets (N, 4, H', W'), or None
+    without box regression."""
+    return outputs[:, 0], (outputs[:, 1:] if outputs.shape[1] > 1 else None)
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def lenet5(window: int = 32) -> FaceNet:
+def lenet5(window: int = 32, outputs: int = 1) -> FaceNet:
     """LeNet-5-style net for 32x32 patches, with batch norm and ReLU.
 
     32 -conv5-> 28 -pool-> 14 -conv3-> 12 -pool-> 6 -conv3-> 4 -conv4-> 1 -conv1-> logit.
@@ -66,12 +87,12 @@ def lenet5(window: int = 32) -> FaceNet:
         *_conv_block(16, 32, 3), nn.MaxPool2d(2),
         *_conv_block(32, 64, 3),
         *_conv_block(64, 64, 4),
-        nn.Conv2d(64, 1, 1),
+        nn.Conv2d(64, outputs, 1),
     )
-    return FaceNet(body, window=32, stride=4)
+    return FaceNet(body, window=32, stride=4, outputs=outputs)
 
 
-def proposal(window: int = 16) -> FaceNet:
+def proposal(window: int = 16, outputs: int = 1) -> FaceNet:
     """A tiny proposal net for 16x16 windows, the first stage of the CNN cascade: cheap
     enough to run over the whole pyramid, meant for recall, not precision.
 
@@ -83,12 +104,12 @@ def proposal(window: int = 16) -> FaceNet:
         *_conv_block(1, 8, 3), nn.MaxPool2d(2),
         *_conv_block(8, 16, 3),
         *_conv_block(16, 32, 5),
-        nn.Conv2d(32, 1, 1),
+        nn.Conv2d(32, outputs, 1),
     )
-    return FaceNet(body, window=16, stride=2)
+    return FaceNet(body, window=16, stride=2, outputs=outputs)
 
 
-def vgg(window: int = 32) -> FaceNet:
+def vgg(window: int = 32, outputs: int = 1) -> FaceNet:
     """VGG-style net: stacks of unpadded 3x3 convolutions, 2x2 max pooling, channels doubled
     after each pooling.
 
@@ -100,9 +121,9 @@ def vgg(window: int = 32) -> FaceNet:
         *_conv_block(1, 16, 3), *_conv_block(16, 16, 3), nn.MaxPool2d(2),
         *_conv_block(16, 32, 3), *_conv_block(32, 32, 3), nn.MaxPool2d(2),
         *_conv_block(32, 64, 5),
-        nn.Conv2d(64, 1, 1),
+        nn.Conv2d(64, outputs, 1),
     )
-    return FaceNet(body, window=32, stride=4)
+    return FaceNet(body, window=32, stride=4, outputs=outputs)
 
 
 def _centre_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -147,14 +168,14 @@ class GoogLeNetBody(nn.Module):
     The auxiliary classifier reads the first inception's output (average pool, 1x1 conv).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, outputs: int = 1) -> None:
         super().__init__()
         self.stem = nn.Sequential(*_conv_block(1, 24, 5), nn.MaxPool2d(2))
         self.inception_a = Inception(24, 16, 16, 24, 8, 8, 8)      # -> 56 channels
         self.pool = nn.MaxPool2d(2)
         self.inception_b = Inception(56, 32, 24, 48, 0, 0, 16)     # -> 96 channels
         self.global_pool = nn.AvgPool2d(3, stride=1)
-        self.classifier = nn.Conv2d(96, 1, 1)
+        self.classifier = nn.Conv2d(96, outputs, 1)
         self.aux = nn.Sequential(nn.AvgPool2d(10, stride=4), *_conv_block(56, 32, 1),
                                  nn.Conv2d(32, 1, 1))
 
@@ -171,15 +192,16 @@ class GoogLeNetBody(nn.Module):
         return self.classifier(self.global_pool(b)), self.aux(a)
 
 
-def googlenet(window: int = 32) -> FaceNet:
-    """GoogLeNet-style net (see :class:`GoogLeNetBody`)."""
+def googlenet(window: int = 32, outputs: int = 1) -> FaceNet:
+    """GoogLeNet-style net (see :class:`GoogLeNetBody`); the auxiliary classifier gives a
+    face logit only."""
     if window != 32:
         raise ValueError(f"googlenet is built for 32x32 windows, not {window}")
-    return FaceNet(GoogLeNetBody(), window=32, stride=4)
+    return FaceNet(GoogLeNetBody(outputs), window=32, stride=4, outputs=outputs)
 
 
-# Architecture name -> constructor(window).
-ARCHITECTURES: dict[str, Callable[[int], FaceNet]] = {
+# Architecture name -> constructor(window, outputs).
+ARCHITECTURES: dict[str, Callable[[int, int], FaceNet]] = {
     "proposal": proposal,
     "lenet5": lenet5,
     "vgg": vgg,
@@ -187,10 +209,17 @@ ARCHITECTURES: dict[str, Callable[[int], FaceNet]] = {
 }
 
 
-def build_model(architecture: str, window: int) -> FaceNet:
+def build_model(architecture: str, window: int, box_regression: bool = False) -> FaceNet:
+    """The named architecture; with ``box_regression`` it also predicts edge offsets."""
     if architecture not in ARCHITECTURES:
         raise KeyError(f"unknown architecture '{architecture}'; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](window)
+    return ARCHITECTURES[architecture](window, 1 + BOX_CHANNELS * box_regression)
+
+
+def model_for(settings: dict[str, Any]) -> FaceNet:
+    """The untrained net of a ``models:`` entry."""
+    return build_model(settings["architecture"], settings["window"],
+                       "box_regression" in settings)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -256,7 +285,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu"
         raise FileNotFoundError(f"{path}: model checkpoint not found")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-        model = build_model(payload["settings"]["architecture"], payload["window"])
+        model = model_for({**payload["settings"], "window": payload["window"]})
         model.load_state_dict(payload["state_dict"])
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"{path}: not a valid model checkpoint "
@@ -298,20 +327,24 @@ TILE_SIZE = 1024
 
 def score_windows(model: FaceNet, image: np.ndarray, min_size: int, scale_factor: float,
                   threshold: float, device: torch.device | str = "cpu",
-                  tile_size: int = TILE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+                  tile_size: int = TILE_SIZE, refine: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Every pyramid window with face probability >= ``threshold``.
 
-    Returns boxes (K, 4) as ``x, y, w, h`` in pixels of ``image`` and probabilities (K,).
+    Returns boxes (K, 4) as ``x, y, w, h`` in pixels of ``image`` and probabilities (K,); for
+    a net with box regression the boxes are the windows refined by its offsets, unless
+    ``refine`` is false.
     """
     return score_windows_batch(model, [image], min_size, scale_factor, threshold, device,
-                               tile_size)[0]
+                               tile_size, refine)[0]
 
 
 @torch.no_grad()
 def score_level(model: FaceNet, levels: np.ndarray, device: torch.device | str = "cpu",
-                tile_size: int = TILE_SIZE) -> np.ndarray:
+                tile_size: int = TILE_SIZE) -> tuple[np.ndarray, np.ndarray | None]:
     """Face probability of every window of pyramid levels (N, H, W) uint8: (N, rows, cols),
-    cell (i, j) for the window at ``(stride * j, stride * i)``.
+    cell (i, j) for the window at ``(stride * j, stride * i)``; and, for a net with box
+    regression, the windows' edge offsets (N, 4, rows, cols), else None.
 
     The level is scored in overlapping tiles of at most ``tile_size`` pixels a side, each
     covering whole windows, so memory is bounded by the tile, not the image; since the network
@@ -322,20 +355,24 @@ def score_level(model: FaceNet, levels: np.ndarray, device: torch.device | str =
     cols = (levels.shape[2] - window) // stride + 1
     cells = max(1, (max(tile_size, window) - window) // stride + 1)  # output cells per tile side
     probs = np.empty((len(levels), rows, cols), np.float32)
+    offsets = (np.empty((len(levels), BOX_CHANNELS, rows, cols), np.float32)
+               if model.box_regression else None)
     for top in range(0, rows, cells):
         for left in range(0, cols, cells):
             bottom, right = min(top + cells, rows), min(left + cells, cols)
             tile = levels[:, top * stride:(bottom - 1) * stride + window,
                           left * stride:(right - 1) * stride + window]
-            scores = torch.sigmoid(model(to_input(tile, device)))[:, 0].float().cpu().numpy()
-            probs[:, top:bottom, left:right] = scores
-    return probs
+            logits, tile_offsets = split_outputs(model(to_input(tile, device)).float())
+            probs[:, top:bottom, left:right] = torch.sigmoid(logits).cpu().numpy()
+            if offsets is not None:
+                offsets[:, :, top:bottom, left:right] = tile_offsets.cpu().numpy()
+    return probs, offsets
 
 
 def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
                         scale_factor: float, threshold: float,
-                        device: torch.device | str = "cpu", tile_size: int = TILE_SIZE
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+                        device: torch.device | str = "cpu", tile_size: int = TILE_SIZE,
+                        refine: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`score_windows` for several images of one shape (H, W), each pyramid level of all
     of them in one batch (what keeps a GPU busy), in tiles (:func:`score_level`)."""
     height, width = images[0].shape
@@ -347,27 +384,32 @@ def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         levels = np.stack([cv2.resize(image, size, interpolation=interpolation)
                            for image in images])
-        probs = score_level(model, levels, device, tile_size)
+        probs, offsets = score_level(model, levels, device, tile_size)
         sx, sy = width / size[0], height / size[1]  # exact back-projection per axis
         for k, prob in enumerate(probs):
             rows, cols = np.nonzero(prob >= threshold)
             if rows.size == 0:
                 continue
-            found[k][0].append(np.stack([cols * model.stride * sx, rows * model.stride * sy,
-                                         np.full(rows.shape, model.window * sx),
-                                         np.full(rows.shape, model.window * sy)], axis=1))
+            windows = np.stack([cols * model.stride * sx, rows * model.stride * sy,
+                                np.full(rows.shape, model.window * sx),
+                                np.full(rows.shape, model.window * sy)], axis=1)
+            if refine and offsets is not None:
+                windows = refine_boxes(windows, offsets[k][:, rows, cols].T)
+            found[k][0].append(windows)
             found[k][1].append(prob[rows, cols])
     return [(np.concatenate(boxes), np.concatenate(scores).astype(np.float64)) if boxes
             else (np.zeros((0, 4)), np.zeros(0)) for boxes, scores in found]
 
 
 def crop_windows(image: np.ndarray, boxes: np.ndarray, window: int) -> np.ndarray:
-    """Boxes (K, 4) cut from ``image`` and resized to (K, window, window) uint8."""
+    """Boxes (K, 4) cut from ``image`` (their part inside it, at least one pixel) and resized
+    to (K, window, window) uint8."""
     patches = np.empty((len(boxes), window, window), np.uint8)
     height, width = image.shape
-    for k, (x, y, w, h) in enumerate(boxes):
-        x1, y1 = int(round(x)), int(round(y))
-        x2, y2 = min(int(round(x + w)), width), min(int(round(y + h)), height)
-        patch = image[max(y1, 0):y2, max(x1, 0):x2]
+    for k, (x, y, w, h) in enumerate(boxes):  # at least one pixel inside the image
+        x1, y1 = min(max(int(round(x)), 0), width - 1), min(max(int(round(y)), 0), height - 1)
+        x2 = min(max(int(round(x + w)), x1 + 1), width)
+        y2 = min(max(int(round(y + h)), y1 + 1), height)
+        patch = image[y1:y2, x1:x2]
         patches[k] = cv2.resize(patch, (window, window), interpolation=cv2.INTER_AREA)
     return patches

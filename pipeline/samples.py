@@ -16,7 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.boxes import Manifest, boxes_to_array, overlap_matrix
+from pipeline.boxes import Manifest, boxes_to_array, iou_matrix, overlap_matrix
+from pipeline.datasets import feathered_mask
 from pipeline.io import progress, read_gray
 
 LOG = logging.getLogger(__name__)
@@ -49,20 +50,59 @@ def augment_faces(faces: np.ndarray, copies: int, window: int,
     Random mirror, rotation (+-8 degrees), scale (0.9-1.1), shift (+-6% of the window), then
     contrast (x0.6-1.4) and brightness (+-40 grey levels).
     """
-    out = np.empty((len(faces) * copies, window, window), np.uint8)
+    return jitter_faces(faces, copies, window, rng)[0]
+
+
+def jitter_faces(faces: np.ndarray, copies: int, window: int, rng: np.random.Generator,
+                 scale: tuple[float, float] = (0.9, 1.1), shift: float = 0.06,
+                 iou_range: tuple[float, float] | None = None, tries: int = 50,
+                 surrounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`augment_faces` with the face box of every variant: patches (K, window, window)
+    uint8 and boxes (K, 4) ``x, y, w, h`` in window pixels.
+
+    A face crop fills its box, so a variant's box is the crop's square scaled by the drawn
+    scale and moved by the drawn shift (rotation turns the face inside that box). With
+    ``iou_range`` a variant is kept only when its box's IoU with the whole window lies in
+    ``[low, high)``: each of ``copies`` gets ``tries`` draws of geometry, and a copy that gets
+    none in range is left out (so K <= len(faces) * copies). Without it, no draw is rejected.
+
+    Outside its crop a face is continued by replicating the crop's border, unless
+    ``surrounds`` (len(faces) * copies, window, window) gives each copy a scene window: then
+    the warped face is blended into it with a feathered rim (10% of the face side), as the
+    embedded test scenes are composed, so that no replicated streak marks the box's edges.
+    """
+    patches = np.empty((len(faces) * copies, window, window), np.uint8)
+    boxes = np.empty((len(faces) * copies, 4))
+    whole = np.array([[0.0, 0.0, window, window]])
     k = 0
     for face in faces:
         side = face.shape[0]
         for _ in range(copies):
-            source = face[:, ::-1] if rng.random() < 0.5 else face
-            scale = window / side * rng.uniform(0.9, 1.1)
-            matrix = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(-8, 8), scale)
-            matrix[:, 2] += window / 2 - side / 2 + rng.uniform(-0.06, 0.06, 2) * window
+            for _ in range(tries):
+                mirror = rng.random() < 0.5
+                factor = rng.uniform(*scale)
+                angle = rng.uniform(-8, 8)
+                move = rng.uniform(-shift, shift, 2) * window
+                side_px = window * factor
+                box = np.r_[window / 2 + move - side_px / 2, side_px, side_px]
+                if iou_range is None or (
+                        iou_range[0] <= iou_matrix(box[None], whole)[0, 0] < iou_range[1]):
+                    break
+            else:
+                continue
+            source = face[:, ::-1] if mirror else face
+            matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, window / side * factor)
+            matrix[:, 2] += window / 2 - side / 2 + move
             warped = cv2.warpAffine(np.ascontiguousarray(source), matrix, (window, window),
                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out[k] = photometric(warped, rng)
+            if surrounds is not None:
+                alpha = cv2.warpAffine(feathered_mask(side, 0.1 * side), matrix,
+                                       (window, window), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_CONSTANT)
+                warped = np.rint(alpha * warped + (1 - alpha) * surrounds[k]).astype(np.uint8)
+            patches[k], boxes[k] = photometric(warped, rng), box
             k += 1
-    return out
+    return patches[:k], boxes[:k]
 
 
 # The illumination augmentation draws from its own stream, [seed, ILLUMINATION_STREAM, round],
@@ -114,14 +154,45 @@ def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Gen
 
 
 def training_positives(faces: np.ndarray, settings: dict[str, Any], window: int,
-                       rng: np.random.Generator, round_index: int = 0) -> np.ndarray:
-    """The positives of a ``models:`` or ``cascades:`` entry: :func:`augment_faces`, then, when
-    the entry has ``illumination``, :func:`illuminate` from its own generator."""
-    positives = augment_faces(faces, settings["positives_per_face"], window, rng)
+                       rng: np.random.Generator, round_index: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The positives of a ``models:`` or ``cascades:`` entry and their face boxes:
+    :func:`jitter_faces` as :func:`augment_faces` draws, then, when the entry has
+    ``illumination``, :func:`illuminate` from its own generator. Patches (K, window, window)
+    uint8, boxes (K, 4) in window pixels."""
+    positives, boxes = jitter_faces(faces, settings["positives_per_face"], window, rng)
     if settings.get("illumination"):
         positives = illuminate(positives, settings["illumination"],
                                illumination_rng(settings["seed"], round_index))
-    return positives
+    return positives, boxes
+
+
+# Part faces draw from their own stream, [seed, PART_FACE_STREAM, round], so that turning box
+# regression on changes no other draw of a training run.
+PART_FACE_STREAM = 7_013
+# MTCNN's labels by IoU between a jittered window and its face: positive at or above
+# POSITIVE_IOU, part face (box regression only) in PART_FACE_IOU, negative below 0.3.
+POSITIVE_IOU = 0.65
+PART_FACE_IOU = (0.4, POSITIVE_IOU)
+
+
+def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any], window: int,
+                round_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``box_regression.faces_per_face`` windows per face that overlap it by IoU >= 0.4
+    (scale 0.7-1.45, shift +-30% of the window), each face blended into a random window of the
+    face-free ``scenes``, with photometric and, when the entry has it, illumination
+    augmentation as the positives'. Patches (K, window, window) uint8 and face boxes (K, 4) in
+    window pixels: positives at IoU >= :data:`POSITIVE_IOU`, part faces below."""
+    rng = np.random.default_rng([settings["seed"], PART_FACE_STREAM, round_index])
+    copies = settings["box_regression"]["faces_per_face"]
+    surrounds = random_windows(scenes, len(faces) * copies, window, window, rng)
+    surrounds = (surrounds[np.arange(len(faces) * copies) % len(surrounds)] if len(surrounds)
+                 else None)  # none only when every scene is crowded with faces (warned)
+    patches, boxes = jitter_faces(faces, copies, window, rng, scale=(0.7, 1.45), shift=0.3,
+                                  iou_range=(PART_FACE_IOU[0], np.inf), surrounds=surrounds)
+    if settings.get("illumination"):
+        patches = illuminate(patches, settings["illumination"], rng)
+    return patches, boxes
 
 
 def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:

@@ -19,26 +19,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.boxes import overlap_matrix
+from pipeline.boxes import edge_offsets, iou_matrix, overlap_matrix
 from pipeline.cnn import (
     FaceNet,
-    build_model,
     checkpoint_problem,
     crop_windows,
     for_inference,
+    model_for,
     resolve_device,
     save_checkpoint,
     score_windows,
+    split_outputs,
 )
 from pipeline.io import atomic_open, progress
 from pipeline.resume import load_resume_state, resume_key, resume_path
 from pipeline.samples import (
     MAX_FACE_OVERLAP,
+    POSITIVE_IOU,
     Scene,
     load_training_data,
     random_windows,
     resize_patches,
     scan_scenes,
+    scene_faces,
     training_positives,
 )
 
@@ -57,7 +60,7 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
 
     def face_like(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         found, probs = score_windows(scorer, scene.image, min_size=24, scale_factor=1.25,
-                                     threshold=0.5, device=device)
+                                     threshold=0.5, device=device, refine=False)
         if len(scene.faces) and len(found):
             away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP
             found, probs = found[away], probs[away]
@@ -80,6 +83,25 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
     ])
 
 
+def round_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any],
+                window: int, rng: np.random.Generator, round_index: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A round's positives (P, window, window), part faces (Q, window, window) and the edge
+    offsets (P + Q, 4) of their face boxes. Without ``box_regression``: the augmented faces
+    and no part faces; with it, also :func:`pipeline.samples.scene_faces`, split by IoU."""
+    positives, boxes = training_positives(faces, settings, window, rng, round_index)
+    parts = np.zeros((0, window, window), np.uint8)
+    if "box_regression" in settings:
+        extra, extra_boxes = scene_faces(faces, scenes, settings, window, round_index)
+        whole = np.array([[0.0, 0.0, window, window]])
+        positive = iou_matrix(extra_boxes, whole)[:, 0] >= POSITIVE_IOU
+        positives = np.concatenate([positives, extra[positive]])
+        parts, boxes = extra[~positive], np.concatenate(
+            [boxes, extra_boxes[positive], extra_boxes[~positive]])
+    whole = np.tile([0.0, 0.0, window, window], (len(boxes), 1))
+    return positives, parts, edge_offsets(whole, boxes).astype(np.float32)
+
+
 def _optimizer(model: FaceNet, settings: dict[str, Any]) -> torch.optim.Optimizer:
     if settings["optimizer"] == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
@@ -88,12 +110,18 @@ def _optimizer(model: FaceNet, settings: dict[str, Any]) -> torch.optim.Optimize
                            momentum=settings["momentum"], weight_decay=settings["weight_decay"])
 
 
+# Label of a part face: trains the box offsets only, never the face/non-face logit.
+PART_FACE = -1.0
+
+
 @dataclass
 class Round:
     """One training round: its patches, labels, validation split and optimiser state.
 
-    ``x`` (N, 1, window, window) float and ``y`` (N,) hold positives then negatives; ``order``
-    is a permutation of range(N) whose first 10% is the validation set.
+    Patches are positives, then part faces (box regression only; none without it), then
+    negatives; ``targets`` (P + Q, 4) are the edge offsets of the positives' and part faces'
+    face boxes (:func:`pipeline.boxes.edge_offsets`). ``order`` is a permutation of
+    range(P + Q + N) whose first 10% is the validation set.
     """
 
     index: int
@@ -103,17 +131,24 @@ class Round:
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    parts: np.ndarray
+    targets: np.ndarray
     next_epoch: int = 0
 
     @property
     def n_val(self) -> int:
         return validation_size(len(self.order))
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        patches = np.concatenate([self.positives, self.negatives])
-        labels = np.r_[np.ones(len(self.positives)), np.zeros(len(self.negatives))]
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Patches (N, 1, window, window) float, labels (N,) (1 face, 0 non-face,
+        :data:`PART_FACE`) and offset targets (N, 4), zero for the negatives."""
+        patches = np.concatenate([self.positives, self.parts, self.negatives])
+        labels = np.r_[np.ones(len(self.positives)), np.full(len(self.parts), PART_FACE),
+                       np.zeros(len(self.negatives))]
+        targets = np.concatenate([self.targets, np.zeros((len(self.negatives), 4))])
         return (torch.from_numpy(patches).float()[:, None],
-                torch.from_numpy(labels.astype(np.float32)))
+                torch.from_numpy(labels.astype(np.float32)),
+                torch.from_numpy(targets.astype(np.float32)))
 
 
 def validation_size(n_patches: int) -> int:
@@ -128,23 +163,51 @@ def steps_per_epoch(n_patches: int, batch_size: int) -> int:
 
 def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.ndarray,
               settings: dict[str, Any], generator: torch.Generator, device: torch.device,
-              order: np.ndarray | None = None) -> Round:
+              parts: np.ndarray, targets: np.ndarray, order: np.ndarray | None = None
+              ) -> Round:
     """A round with a fresh optimiser; ``order`` is drawn from ``generator`` unless given."""
-    n = len(positives) + len(negatives)
+    n = len(positives) + len(parts) + len(negatives)
     if order is None:
         order = torch.randperm(n, generator=generator).numpy()
     optimizer = _optimizer(model, settings)
     steps = settings["epochs"] * steps_per_epoch(n, settings["batch_size"])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    return Round(index, positives, negatives, order, optimizer, schedule, scaler)
+    return Round(index, positives, negatives, order, optimizer, schedule, scaler, parts,
+                 targets)
 
 
-def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
+def batch_loss(model: FaceNet, outputs: torch.Tensor, aux: torch.Tensor | None,
+               labels: torch.Tensor, targets: torch.Tensor, settings: dict[str, Any]
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The loss of one batch and, with box regression, its box part.
+
+    Face/non-face: binary cross-entropy over the labelled patches (GoogLeNet's auxiliary
+    classifier added with ``aux_weight``, 0.3 as in the paper). Box regression (MTCNN):
+    ``box_regression.weight`` x the mean squared error of the four offsets over positives and
+    part faces; a batch without any adds nothing.
+    """
+    loss_fn = nn.BCEWithLogitsLoss()
+    logits, offsets = split_outputs(outputs)
+    labelled = labels >= 0
+    loss = loss_fn(logits.reshape(-1)[labelled], labels[labelled])
+    if aux is not None:
+        loss = loss + settings.get("aux_weight", 0.3) * loss_fn(aux.reshape(-1)[labelled],
+                                                                labels[labelled])
+    if offsets is None:
+        return loss, None
+    faces = labels != 0
+    box = (((offsets.reshape(len(labels), 4)[faces] - targets[faces]) ** 2).sum(1).mean()
+           if faces.any() else offsets.sum() * 0)
+    return loss + settings["box_regression"]["weight"] * box, box
+
+
+def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
               settings: dict[str, Any], device: torch.device, generator: torch.Generator,
               bar: Any) -> dict[str, float]:
-    """One pass over the round's training patches, then the validation loss and accuracy."""
-    loss_fn = nn.BCEWithLogitsLoss()
+    """One pass over the round's training patches, then the validation loss and accuracy
+    (and, with box regression, the validation box loss)."""
+    x, y, t = tensors
     use_amp = device.type == "cuda"
     val_idx, train_idx = current.order[:current.n_val], current.order[current.n_val:]
     model.train()
@@ -152,12 +215,10 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
     total, seen, batch = 0.0, 0, settings["batch_size"]
     for start in range(0, len(permutation), batch):
         idx = permutation[start:start + batch]
-        xb, yb = x[idx].to(device), y[idx].to(device)
+        xb, yb, tb = x[idx].to(device), y[idx].to(device), t[idx].to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            logits, aux = model.logits_with_aux(xb)
-            loss = loss_fn(logits.reshape(-1), yb)
-            if aux is not None:  # GoogLeNet's auxiliary classifier, weighted as in the paper
-                loss = loss + settings.get("aux_weight", 0.3) * loss_fn(aux.reshape(-1), yb)
+            outputs, aux = model.logits_with_aux(xb)
+            loss, _ = batch_loss(model, outputs, aux, yb, tb, settings)
         current.optimizer.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
         current.scaler.step(current.optimizer)
@@ -169,12 +230,18 @@ def run_epoch(model: FaceNet, current: Round, x: torch.Tensor, y: torch.Tensor,
         bar.set_postfix(loss=f"{total / seen:.4f}")
     model.eval()
     with torch.no_grad():
-        x_val, y_val = x[val_idx].to(device), y[val_idx].to(device)
-        logits = model(x_val).reshape(-1).float()
-        val_loss = float(loss_fn(logits, y_val))
-        val_acc = float(((logits > 0).float() == y_val).float().mean())
-    return {"round": current.index, "epoch": current.next_epoch, "train_loss": total / seen,
-            "val_loss": val_loss, "val_accuracy": val_acc}
+        x_val, y_val, t_val = x[val_idx].to(device), y[val_idx].to(device), t[val_idx].to(device)
+        outputs = model(x_val).float()
+        logits, labelled = split_outputs(outputs)[0].reshape(-1), y_val >= 0
+        val_loss = float(nn.functional.binary_cross_entropy_with_logits(logits[labelled],
+                                                                         y_val[labelled]))
+        val_acc = float(((logits[labelled] > 0).float() == y_val[labelled]).float().mean())
+        row = {"round": current.index, "epoch": current.next_epoch,
+               "train_loss": total / seen, "val_loss": val_loss, "val_accuracy": val_acc}
+        if model.box_regression:
+            row["val_box_loss"] = float(batch_loss(model, outputs, None, y_val, t_val,
+                                                   settings)[1])
+    return row
 
 
 def save_resume(path: Path, key: str, model: FaceNet, current: Round,
@@ -187,6 +254,8 @@ def save_resume(path: Path, key: str, model: FaceNet, current: Round,
         "model": model.state_dict(), "optimizer": current.optimizer.state_dict(),
         "schedule": current.schedule.state_dict(), "scaler": current.scaler.state_dict(),
         "positives": torch.from_numpy(current.positives),
+        "parts": torch.from_numpy(current.parts),
+        "targets": torch.from_numpy(current.targets),
         "round_negatives": torch.from_numpy(current.negatives),
         "negatives": torch.from_numpy(negatives), "order": torch.from_numpy(current.order),
         "numpy_rng": json.dumps(rng.bit_generator.state),
@@ -226,7 +295,9 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
              "device %s", settings["architecture"], train_npz, len(faces), len(nonfaces),
              len(backgrounds), device)
 
-    model = build_model(settings["architecture"], window).to(device)
+    # Channels-last weights: about 1.4-1.5x the patches/s of the default layout for lenet5 on one
+    # CPU thread (benchmarks/speed.py), the same function up to float rounding.
+    model = model_for(settings).to(device, memory_format=torch.channels_last)
     key = resume_key(settings, train_npz, backgrounds_json)
     state_file = resume_path(out_path)
     state = load_resume_state(state_file, key, _read_resume)
@@ -247,6 +318,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
         first_round = state["round"]
         current = new_round(first_round, model, state["positives"].numpy(),
                             state["round_negatives"].numpy(), settings, generator, device,
+                            state["parts"].numpy(), state["targets"].numpy(),
                             order=state["order"].numpy())
         current.optimizer.load_state_dict(state["optimizer"])
         current.schedule.load_state_dict(state["schedule"])
@@ -264,15 +336,16 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                                             settings["seed"], round_index)
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])
-            positives = training_positives(faces, settings, window, rng, round_index)
+            positives, parts, targets = round_faces(faces, backgrounds, settings, window, rng,
+                                                     round_index)
             current = new_round(round_index, model, positives, negatives, settings, generator,
-                                device)
-        x, y = current.tensors()
-        steps = steps_per_epoch(len(y), settings["batch_size"])
+                                device, parts, targets)
+        tensors = current.tensors()
+        steps = steps_per_epoch(len(tensors[1]), settings["batch_size"])
         bar = progress(total=steps * settings["epochs"], initial=steps * current.next_epoch,
                        desc=f"train round {round_index}", unit="step")
         while current.next_epoch < settings["epochs"]:
-            row = run_epoch(model, current, x, y, settings, device, generator, bar)
+            row = run_epoch(model, current, tensors, settings, device, generator, bar)
             history.append(row)
             LOG.info("round %d epoch %d: train loss %.4f, val loss %.4f, val acc %.4f",
                      round_index, row["epoch"], row["train_loss"], row["val_loss"],

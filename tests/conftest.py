@@ -69,3 +69,19 @@ def tiny_proposal_model(tiny_config: dict[str, Any], tiny_dataset: Path,
                         tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cascade's proposal net trained for a few seconds on the tiny dataset."""
     return _train_tiny("proposal", tiny_config, tiny_dataset, tmp_path_factory)
+
+
+# Box regression trained on the tiny dataset: 32 scene faces per face besides the positives,
+# so that a few seconds of training learn where the face lies in a shifted window.
+BOX_REGRESSION_OVERRIDES: dict[str, Any] = {
+    "positives_per_face": 8, "hard_negative_rounds": 0, "epochs": 6,
+    "box_regression": {"faces_per_face": 32, "weight": 1.0},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_box_model(tiny_config: dict[str, Any], tiny_dataset: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny CNN with box regression (:data:`BOX_REGRESSION_OVERRIDES`)."""
+    config = deep_merge(tiny_config, {"models": {"cnn": BOX_REGRESSION_OVERRIDES}})
+    return _train_tiny("cnn", config, tiny_dataset, tmp_path_factory)

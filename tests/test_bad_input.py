@@ -114,22 +114,29 @@ def test_faces_below_the_smallest_search_size_are_counted_and_can_be_excluded():
 
 # 2. Memory grows with image size -------------------------------------------------------------
 
+@pytest.mark.parametrize("box_regression", [False, True])
 @pytest.mark.parametrize("architecture", ["lenet5", "proposal", "vgg", "googlenet"])
-def test_tiled_scoring_equals_one_pass_and_bounds_each_pass(architecture):
+def test_tiled_scoring_equals_one_pass_and_bounds_each_pass(architecture, box_regression):
     from pipeline.cnn import build_model, score_level
 
     window = 16 if architecture == "proposal" else 32
     torch.manual_seed(0)
-    model = build_model(architecture, window).eval()
+    model = build_model(architecture, window, box_regression).eval()
     levels = np.random.default_rng(0).integers(0, 256, (2, 150, 203), dtype=np.uint8)
     with torch.no_grad():
-        whole = torch.sigmoid(model(torch.from_numpy(levels).float()[:, None]))[:, 0].numpy()
+        outputs = model(torch.from_numpy(levels).float()[:, None])
     passes: list[tuple[int, ...]] = []
     hook = model.register_forward_pre_hook(lambda _m, args: passes.append(args[0].shape))
-    tiled = score_level(model, levels, tile_size=64)
+    tiled, offsets = score_level(model, levels, tile_size=64)
     hook.remove()
+    whole = torch.sigmoid(outputs[:, 0]).numpy()
     assert tiled.shape == whole.shape
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    if box_regression:
+        assert outputs.shape[1] == 5 and offsets.shape == (2, 4, *whole.shape[1:])
+        np.testing.assert_allclose(offsets, outputs[:, 1:].numpy(), atol=1e-5)
+    else:
+        assert outputs.shape[1] == 1 and offsets is None
     assert len(passes) > 1 and max(max(shape[-2:]) for shape in passes) <= 64
 
 

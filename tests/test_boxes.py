@@ -94,3 +94,17 @@ def test_overlap_matrix_is_one_for_nested_boxes():
     big, small, apart = Box(0, 0, 100, 100), Box(10, 10, 20, 20), Box(200, 0, 10, 10)
     assert overlap_matrix([big], [small, apart]).tolist() == [[1.0, 0.0]]
     assert overlap_matrix([Box(0, 0, 10, 10)], [Box(5, 0, 20, 10)])[0, 0] == pytest.approx(0.5)
+
+
+def test_edge_offsets_known_values_and_refine_inverts_them():
+    """Offsets are edge differences in window widths/heights; refining undoes them."""
+    from pipeline.boxes import edge_offsets, refine_boxes
+
+    windows = np.array([[10.0, 20.0, 40.0, 20.0]])
+    faces = np.array([[14.0, 18.0, 32.0, 26.0]])   # left +4, top -2, right -4, bottom +4
+    np.testing.assert_allclose(edge_offsets(windows, faces), [[0.1, -0.1, -0.1, 0.2]])
+    rng = np.random.default_rng(0)
+    windows = np.c_[rng.uniform(-50, 50, (20, 2)), rng.uniform(5, 80, (20, 2))]
+    faces = np.c_[rng.uniform(-50, 50, (20, 2)), rng.uniform(5, 80, (20, 2))]
+    np.testing.assert_allclose(refine_boxes(windows, edge_offsets(windows, faces)), faces)
+    np.testing.assert_allclose(refine_boxes(windows, np.zeros((20, 4))), windows)

@@ -53,9 +53,10 @@ def test_only_the_positives_change(faces):
     image = np.random.default_rng(9).integers(0, 256, (120, 160)).astype(np.uint8)
     scenes = [Scene(image, np.array([[40.0, 40.0, 30.0, 30.0]]))]
     plain_rng, lit_rng = np.random.default_rng(3), np.random.default_rng(3)
-    plain = training_positives(lfw_patches()[0][:10], settings, 24, plain_rng)
-    lit = training_positives(lfw_patches()[0][:10], {**settings, "illumination": LIGHT}, 24,
-                             lit_rng)
+    plain, plain_boxes = training_positives(lfw_patches()[0][:10], settings, 24, plain_rng)
+    lit, lit_boxes = training_positives(lfw_patches()[0][:10],
+                                        {**settings, "illumination": LIGHT}, 24, lit_rng)
+    assert np.array_equal(plain_boxes, lit_boxes)
     assert not np.array_equal(plain, lit)
     assert np.array_equal(illuminate(plain, LIGHT, illumination_rng(3)), lit)
     assert np.array_equal(random_windows(scenes, 30, 24, 24, plain_rng),

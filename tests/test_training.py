@@ -2,15 +2,20 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.boxes import iou_matrix
 from pipeline.cnn import load_checkpoint
 from pipeline.datasets import lfw_patches
 from pipeline.samples import (
     MINING_STREAM,
+    PART_FACE_IOU,
+    POSITIVE_IOU,
     Scene,
     augment_faces,
+    jitter_faces,
     photometric,
     random_windows,
     scan_scenes,
+    scene_faces,
 )
 from pipeline.training import mine_hard_negatives, train_cnn
 
@@ -27,6 +32,45 @@ def test_augmented_faces_stay_faces():
                     for o in out[:5]]
     assert np.median(correlations) > 0.5  # still the same face after flips and small warps
     assert len({o.tobytes() for o in out}) == 15  # and every copy differs
+
+
+def test_jittered_face_boxes_are_where_the_faces_land():
+    """Known answer: a crop holding a bright disk at its centre (radius a quarter of the
+    side); in every variant the disk's centroid is the label box's centre and its radius a
+    quarter of the box side, whatever the mirror, rotation, scale, shift and photometry."""
+    crop = np.zeros((36, 36), np.uint8)
+    ys, xs = np.mgrid[0:36, 0:36]
+    crop[(xs - 17.5) ** 2 + (ys - 17.5) ** 2 <= 9 ** 2] = 255
+    patches, boxes = jitter_faces(crop[None], 30, 32, np.random.default_rng(0),
+                                  scale=(0.7, 1.3), shift=0.2)
+    assert patches.shape == (30, 32, 32) and boxes.shape == (30, 4)
+    gy, gx = np.mgrid[0:32, 0:32] + 0.5
+    for patch, (x, y, w, h) in zip(patches, boxes, strict=True):
+        disk = patch > (int(patch.min()) + int(patch.max())) / 2
+        assert gx[disk].mean() == pytest.approx(x + w / 2, abs=0.5)
+        assert gy[disk].mean() == pytest.approx(y + h / 2, abs=0.5)
+        assert np.sqrt(disk.sum() / np.pi) == pytest.approx(w / 4, rel=0.1)
+        assert w == h
+
+
+def test_positives_and_scene_faces_have_their_iou_labels():
+    """The default positives' boxes overlap their window by IoU >= 0.65 (MTCNN's positive);
+    the scene faces of box regression all reach IoU 0.4, span both labels, come from their
+    own stream (the positives' generator is untouched) and nearly all copies are found."""
+    faces = lfw_patches()[0][:20]
+    _, boxes = jitter_faces(faces, 10, 32, np.random.default_rng(0))
+    whole = np.array([[0.0, 0.0, 32.0, 32.0]])
+    assert iou_matrix(boxes, whole).min() >= POSITIVE_IOU
+    settings = {"seed": 0, "box_regression": {"faces_per_face": 5, "weight": 0.5}}
+    scenes = [Scene(np.random.default_rng(1).integers(0, 256, (80, 90)).astype(np.uint8),
+                    np.zeros((0, 4)))]
+    patches, scene_boxes = scene_faces(faces, scenes, settings, 32, round_index=1)
+    iou = iou_matrix(scene_boxes, whole)[:, 0]
+    assert len(patches) >= 95 and iou.min() >= PART_FACE_IOU[0]
+    assert 0.2 < np.mean(iou < POSITIVE_IOU) < 0.9
+    again, _ = scene_faces(faces, scenes, settings, 32, round_index=1)
+    other, _ = scene_faces(faces, scenes, settings, 32, round_index=2)
+    assert np.array_equal(patches, again) and not np.array_equal(patches, other[:len(patches)])
 
 
 def test_photometric_changes_brightness_and_keeps_range():
@@ -130,16 +174,22 @@ class SimulatedKillError(Exception):
     pass
 
 
-def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, tmp_path):
-    """Stop after the second epoch (round 0); rerun; weights equal an uninterrupted run."""
+@pytest.mark.parametrize(("box_regression", "killed_after"),
+                         [(None, (0, 1)), ({"faces_per_face": 2, "weight": 0.5}, (0, 0))])
+def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, tmp_path,
+                                                     box_regression, killed_after):
+    """Stop after an epoch of round 0 (with box regression: mid-round, so that its part faces
+    and targets come back from the saved state); rerun; weights equal an uninterrupted run."""
     from pipeline.resume import resume_path
 
     settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300)
+    if box_regression:
+        settings["box_regression"] = box_regression
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     train_cnn(settings, *inputs, tmp_path / "straight.pt")
 
     def stop(round_index, epoch):
-        if (round_index, epoch) == (0, 1):
+        if (round_index, epoch) == killed_after:
             raise SimulatedKillError
 
     out = tmp_path / "resumed.pt"
@@ -148,7 +198,8 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
     assert not out.exists() and resume_path(out).exists()
     epochs_seen = []
     train_cnn(settings, *inputs, out, on_epoch_end=lambda r, e: epochs_seen.append((r, e)))
-    assert epochs_seen == [(1, 0), (1, 1)]  # round 0 was not repeated
+    all_epochs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert epochs_seen == all_epochs[all_epochs.index(killed_after) + 1:]  # none repeated
     assert not resume_path(out).exists()
     straight, resumed = load_checkpoint(tmp_path / "straight.pt")[1], load_checkpoint(out)[1]
     assert straight["history"] == resumed["history"]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.boxes import Box
+from pipeline.boxes import Box, refine_boxes
 from pipeline.cnn import (
     TILE_SIZE,
     FaceNet,
@@ -19,6 +19,7 @@ from pipeline.cnn import (
     resolve_device,
     score_windows,
     score_windows_batch,
+    split_outputs,
     to_input,
 )
 
@@ -37,7 +38,8 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float,
 
 @dataclass
 class CnnDetector:
-    """Pyramid windows scored by a :class:`FaceNet`, thresholded, then non-maximum suppressed."""
+    """Pyramid windows scored by a :class:`FaceNet`, thresholded, refined by the net's box
+    offsets when it has box regression, then non-maximum suppressed."""
 
     model: FaceNet
     device: torch.device
@@ -85,7 +87,8 @@ class CnnDetector:
 class CnnCascadeDetector:
     """Two-stage CNN cascade: a tiny proposal net over the whole pyramid keeps its
     ``max_proposals`` best windows (above ``proposal_threshold``, near-duplicates removed),
-    then the stronger net scores those windows in one batch; its probability is the score."""
+    then the stronger net scores those windows in one batch; its probability is the score.
+    Nets with box regression move their windows by their offsets before any NMS."""
 
     proposal: FaceNet
     verifier: FaceNet
@@ -128,8 +131,10 @@ class CnnCascadeDetector:
         if len(candidates) == 0:
             return []
         patches = crop_windows(image, candidates, self.verifier.window)
-        probs = torch.sigmoid(self.verifier(to_input(patches, self.device)))
-        probs = probs.reshape(-1).float().cpu().numpy().astype(np.float64)
+        logits, offsets = split_outputs(self.verifier(to_input(patches, self.device)).float())
+        probs = torch.sigmoid(logits).reshape(-1).cpu().numpy().astype(np.float64)
+        if offsets is not None:  # refined before NMS
+            candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy())
         passed = probs >= self.score_threshold
         candidates, probs = candidates[passed], probs[passed]
         keep = non_max_suppression(candidates, probs, self.nms_iou, self.max_detections)
