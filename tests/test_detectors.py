@@ -116,6 +116,23 @@ def test_fully_convolutional_map_equals_patch_scores(architecture):
                 assert float(model(patch)) == pytest.approx(float(full[i, j]), abs=1e-4)
 
 
+def test_weighted_nms_votes_the_suppressed_boxes_in():
+    """Known answer: the survivor's box is the score-weighted mean of itself and what it
+    suppresses; greedy NMS keeps the survivors' own boxes; scores are the survivors'."""
+    from pipeline.detectors.cnn import suppress
+
+    boxes = np.array([[0.0, 0, 10, 10], [2, 0, 10, 10], [50, 50, 10, 10]])  # IoU(0, 1) = 2/3
+    scores = np.array([0.9, 0.3, 0.5])
+    voted, voted_scores = suppress(boxes, scores, 0.3, 10, "weighted")
+    np.testing.assert_allclose(voted, [[0.5, 0, 10, 10], [50, 50, 10, 10]])
+    np.testing.assert_allclose(voted_scores, [0.9, 0.5])
+    greedy, _ = suppress(boxes, scores, 0.3, 10, "greedy")
+    np.testing.assert_allclose(greedy, boxes[[0, 2]])
+    assert suppress(np.zeros((0, 4)), np.zeros(0), 0.3, 10, "weighted")[0].shape == (0, 4)
+    with pytest.raises(ValueError, match="unknown NMS method 'soft'"):
+        suppress(boxes, scores, 0.3, 10, "soft")
+
+
 def test_pyramid_scales_cover_min_size_to_image():
     scales = pyramid_scales(240, 320, window=32, min_size=24, scale_factor=1.25)
     assert scales[0] == pytest.approx(32 / 24)
@@ -300,7 +317,7 @@ def test_detectors_refine_windows_before_nms(tiny_box_model, tiny_proposal_model
     verifier's offsets."""
     from pipeline.boxes import refine_boxes
     from pipeline.cnn import crop_windows, score_windows, split_outputs, to_input
-    from pipeline.detectors.cnn import non_max_suppression
+    from pipeline.detectors.cnn import non_max_suppression, suppress
 
     truth = Manifest.load(tiny_dataset / "test.json")
     image = read_gray(truth.image_path(next(r for r in truth.images if r.boxes)))
@@ -314,6 +331,11 @@ def test_detectors_refine_windows_before_nms(tiny_box_model, tiny_proposal_model
     keep = non_max_suppression(boxes, scores, settings["nms_iou"], settings["max_detections"])
     found = detector.detect(image)
     np.testing.assert_allclose([b.to_list() for b in found], boxes[keep])
+    voting = build_detector(dict(settings, nms_method="weighted"), [str(tiny_box_model)])
+    voted, voted_scores = suppress(boxes, scores, settings["nms_iou"],
+                                   settings["max_detections"], "weighted")
+    np.testing.assert_allclose([b.to_list(with_score=True) for b in voting.detect(image)],
+                               np.c_[voted, voted_scores])
 
     cascade = build_detector(default_config["detectors"]["cnn_cascade"],
                              [str(tiny_proposal_model), str(tiny_box_model)])

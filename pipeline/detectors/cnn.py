@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.boxes import Box, refine_boxes
+from pipeline.boxes import Box, iou_matrix, refine_boxes
 from pipeline.cnn import (
     TILE_SIZE,
     FaceNet,
@@ -36,10 +36,31 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float,
     return np.asarray(keep, dtype=int).reshape(-1)
 
 
+# NMS methods of the CNN detectors: greedy keeps each survivor's own box; weighted ("box
+# voting", Gidaris and Komodakis, ICCV 2015) replaces it by the score-weighted mean of the boxes
+# it suppresses and itself.
+NMS_METHODS = ("greedy", "weighted")
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int,
+             method: str = "greedy") -> tuple[np.ndarray, np.ndarray]:
+    """NMS survivors of boxes (K, 4) with scores (K,): boxes (M, 4) and scores (M,), best
+    first, M <= ``limit``; ``method`` one of :data:`NMS_METHODS` (a survivor keeps its score
+    either way)."""
+    if method not in NMS_METHODS:
+        raise ValueError(f"unknown NMS method {method!r}; known: {', '.join(NMS_METHODS)}")
+    keep = non_max_suppression(boxes, scores, iou, limit)
+    if method == "greedy" or len(keep) == 0:
+        return boxes[keep], scores[keep]
+    members = iou_matrix(boxes[keep], boxes) >= iou  # (M, K); each survivor is its own member
+    weights = members * scores[None, :]
+    return weights @ boxes / weights.sum(axis=1, keepdims=True), scores[keep]
+
+
 @dataclass
 class CnnDetector:
     """Pyramid windows scored by a :class:`FaceNet`, thresholded, refined by the net's box
-    offsets when it has box regression, then non-maximum suppressed."""
+    offsets when it has box regression, then non-maximum suppressed (:func:`suppress`)."""
 
     model: FaceNet
     device: torch.device
@@ -49,6 +70,7 @@ class CnnDetector:
     nms_iou: float
     max_detections: int
     tile_size: int = TILE_SIZE
+    nms_method: str = "greedy"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
@@ -56,7 +78,7 @@ class CnnDetector:
         model, _ = load_checkpoint(checkpoint, device)
         return cls(for_inference(model), device, settings["scale_factor"], settings["min_size"],
                    settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
-                   settings.get("tile_size", TILE_SIZE))
+                   settings.get("tile_size", TILE_SIZE), settings.get("nms_method", "greedy"))
 
     @property
     def threads(self) -> int:
@@ -77,9 +99,10 @@ class CnnDetector:
                                          self.min_size, self.scale_factor,
                                          self.score_threshold, self.device, self.tile_size)
             for index, (boxes, scores) in zip(indices, scored, strict=True):
-                keep = non_max_suppression(boxes, scores, self.nms_iou, self.max_detections)
-                results[index] = [Box(*map(float, boxes[k]), score=float(scores[k]))
-                                  for k in keep]
+                kept, kept_scores = suppress(boxes, scores, self.nms_iou, self.max_detections,
+                                             self.nms_method)
+                results[index] = [Box(*map(float, box), score=float(score))
+                                  for box, score in zip(kept, kept_scores, strict=True)]
         return results
 
 
@@ -101,6 +124,7 @@ class CnnCascadeDetector:
     nms_iou: float
     max_detections: int
     tile_size: int = TILE_SIZE
+    nms_method: str = "greedy"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
@@ -112,7 +136,8 @@ class CnnCascadeDetector:
                    settings["scale_factor"], settings["min_size"],
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
-                   settings["max_detections"], settings.get("tile_size", TILE_SIZE))
+                   settings["max_detections"], settings.get("tile_size", TILE_SIZE),
+                   settings.get("nms_method", "greedy"))
 
     @property
     def threads(self) -> int:
@@ -137,5 +162,7 @@ class CnnCascadeDetector:
             candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy())
         passed = probs >= self.score_threshold
         candidates, probs = candidates[passed], probs[passed]
-        keep = non_max_suppression(candidates, probs, self.nms_iou, self.max_detections)
-        return [Box(*map(float, candidates[k]), score=float(probs[k])) for k in keep]
+        kept, scores = suppress(candidates, probs, self.nms_iou, self.max_detections,
+                                self.nms_method)
+        return [Box(*map(float, box), score=float(score))
+                for box, score in zip(kept, scores, strict=True)]
