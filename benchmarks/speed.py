@@ -99,7 +99,7 @@ def training_throughput(batch: int = 128, steps: int = 30) -> None:
                         torch.cuda.synchronize()
                     start = time.perf_counter()
                 outputs, aux = model.logits_with_aux(x)
-                loss, _ = batch_loss(model, outputs, aux, y, targets, settings)
+                loss = batch_loss(outputs, aux, y, targets, settings)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -91,15 +91,15 @@ def round_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
     and no part faces; with it, also :func:`pipeline.samples.scene_faces`, split by IoU."""
     positives, boxes = training_positives(faces, settings, window, rng, round_index)
     parts = np.zeros((0, window, window), np.uint8)
+    whole = np.array([[0.0, 0.0, window, window]])
     if "box_regression" in settings:
         extra, extra_boxes = scene_faces(faces, scenes, settings, window, round_index)
-        whole = np.array([[0.0, 0.0, window, window]])
         positive = iou_matrix(extra_boxes, whole)[:, 0] >= POSITIVE_IOU
         positives = np.concatenate([positives, extra[positive]])
         parts, boxes = extra[~positive], np.concatenate(
             [boxes, extra_boxes[positive], extra_boxes[~positive]])
-    whole = np.tile([0.0, 0.0, window, window], (len(boxes), 1))
-    return positives, parts, edge_offsets(whole, boxes).astype(np.float32)
+    windows = np.repeat(whole, len(boxes), axis=0)
+    return positives, parts, edge_offsets(windows, boxes).astype(np.float32)
 
 
 def _optimizer(model: FaceNet, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -177,15 +177,14 @@ def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.n
                  targets)
 
 
-def batch_loss(model: FaceNet, outputs: torch.Tensor, aux: torch.Tensor | None,
-               labels: torch.Tensor, targets: torch.Tensor, settings: dict[str, Any]
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The loss of one batch and, with box regression, its box part.
+def batch_losses(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.Tensor,
+                 targets: torch.Tensor, settings: dict[str, Any]
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The class loss of one batch and, with box regression, its box loss.
 
-    Face/non-face: binary cross-entropy over the labelled patches (GoogLeNet's auxiliary
-    classifier added with ``aux_weight``, 0.3 as in the paper). Box regression (MTCNN):
-    ``box_regression.weight`` x the mean squared error of the four offsets over positives and
-    part faces; a batch without any adds nothing.
+    Class: binary cross-entropy over the labelled patches (GoogLeNet's auxiliary classifier
+    added with ``aux_weight``, 0.3 as in the paper). Box (MTCNN): the mean squared error of
+    the four offsets over positives and part faces; 0 for a batch without any.
     """
     loss_fn = nn.BCEWithLogitsLoss()
     logits, offsets = split_outputs(outputs)
@@ -199,7 +198,15 @@ def batch_loss(model: FaceNet, outputs: torch.Tensor, aux: torch.Tensor | None,
     faces = labels != 0
     box = (((offsets.reshape(len(labels), 4)[faces] - targets[faces]) ** 2).sum(1).mean()
            if faces.any() else offsets.sum() * 0)
-    return loss + settings["box_regression"]["weight"] * box, box
+    return loss, box
+
+
+def batch_loss(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.Tensor,
+               targets: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    """What training minimises: the class loss plus ``box_regression.weight`` x the box loss
+    (:func:`batch_losses`)."""
+    loss, box = batch_losses(outputs, aux, labels, targets, settings)
+    return loss if box is None else loss + settings["box_regression"]["weight"] * box
 
 
 def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
@@ -218,7 +225,7 @@ def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
         xb, yb, tb = x[idx].to(device), y[idx].to(device), t[idx].to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             outputs, aux = model.logits_with_aux(xb)
-            loss, _ = batch_loss(model, outputs, aux, yb, tb, settings)
+            loss = batch_loss(outputs, aux, yb, tb, settings)
         current.optimizer.zero_grad(set_to_none=True)
         current.scaler.scale(loss).backward()
         current.scaler.step(current.optimizer)
@@ -232,15 +239,13 @@ def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
     with torch.no_grad():
         x_val, y_val, t_val = x[val_idx].to(device), y[val_idx].to(device), t[val_idx].to(device)
         outputs = model(x_val).float()
+        val_loss, val_box_loss = batch_losses(outputs, None, y_val, t_val, settings)
         logits, labelled = split_outputs(outputs)[0].reshape(-1), y_val >= 0
-        val_loss = float(nn.functional.binary_cross_entropy_with_logits(logits[labelled],
-                                                                         y_val[labelled]))
         val_acc = float(((logits[labelled] > 0).float() == y_val[labelled]).float().mean())
         row = {"round": current.index, "epoch": current.next_epoch,
-               "train_loss": total / seen, "val_loss": val_loss, "val_accuracy": val_acc}
-        if model.box_regression:
-            row["val_box_loss"] = float(batch_loss(model, outputs, None, y_val, t_val,
-                                                   settings)[1])
+               "train_loss": total / seen, "val_loss": float(val_loss), "val_accuracy": val_acc}
+        if val_box_loss is not None:
+            row["val_box_loss"] = float(val_box_loss)
     return row
 
 

@@ -158,10 +158,10 @@ class CnnCascadeDetector:
         patches = crop_windows(image, candidates, self.verifier.window)
         logits, offsets = split_outputs(self.verifier(to_input(patches, self.device)).float())
         probs = torch.sigmoid(logits).reshape(-1).cpu().numpy().astype(np.float64)
-        if offsets is not None:  # refined before NMS
-            candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy())
         passed = probs >= self.score_threshold
         candidates, probs = candidates[passed], probs[passed]
+        if offsets is not None:  # refined before NMS
+            candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy()[passed])
         kept, scores = suppress(candidates, probs, self.nms_iou, self.max_detections,
                                 self.nms_method)
         return [Box(*map(float, box), score=float(score))
