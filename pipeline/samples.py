@@ -153,18 +153,57 @@ def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Gen
     return out
 
 
+# The low-resolution augmentation draws from its own stream, [seed, LOW_RESOLUTION_STREAM,
+# round], so that turning it on changes no other draw.
+LOW_RESOLUTION_STREAM = 7_027
+
+
+def low_resolution(patches: np.ndarray, settings: dict[str, float], rng: np.random.Generator
+                   ) -> np.ndarray:
+    """Patches (N, s, s) uint8, each with ``probability`` shrunk to a side drawn uniformly from
+    [``min_side``, s] by area averaging, then enlarged back to s bilinearly, as the CNN
+    detector enlarges an image for the faces below its window size (a 24 px face in a 32 px
+    window: x1.33). The others are returned as they are."""
+    out = patches.copy()
+    side = patches.shape[-1]
+    if settings["min_side"] > side:
+        raise ValueError(f"low_resolution.min_side {settings['min_side']} is larger than the "
+                         f"{side} px window")
+    for k in range(len(out)):
+        if rng.random() >= settings["probability"]:
+            continue
+        small = int(rng.integers(settings["min_side"], side + 1))
+        shrunk = cv2.resize(out[k], (small, small), interpolation=cv2.INTER_AREA)
+        out[k] = cv2.resize(shrunk, (side, side), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def faces_as_trained(patches: np.ndarray, settings: dict[str, Any], rng: np.random.Generator,
+                     round_index: int, own_streams: bool = True) -> np.ndarray:
+    """Jittered face patches after the entry's optional augmentations: ``illumination``
+    (:func:`illuminate`), then ``low_resolution`` (:func:`low_resolution`). Each draws from its
+    own stream when ``own_streams``, else from ``rng``."""
+    if settings.get("illumination"):
+        patches = illuminate(patches, settings["illumination"],
+                             illumination_rng(settings["seed"], round_index)
+                             if own_streams else rng)
+    if settings.get("low_resolution"):
+        patches = low_resolution(
+            patches, settings["low_resolution"],
+            np.random.default_rng([settings["seed"], LOW_RESOLUTION_STREAM, round_index])
+            if own_streams else rng)
+    return patches
+
+
 def training_positives(faces: np.ndarray, settings: dict[str, Any], window: int,
                        rng: np.random.Generator, round_index: int = 0
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The positives of a ``models:`` or ``cascades:`` entry and their face boxes:
-    :func:`jitter_faces` as :func:`augment_faces` draws, then, when the entry has
-    ``illumination``, :func:`illuminate` from its own generator. Patches (K, window, window)
-    uint8, boxes (K, 4) in window pixels."""
+    :func:`jitter_faces` as :func:`augment_faces` draws, then the entry's optional
+    augmentations (:func:`faces_as_trained`), each from its own generator. Patches (K, window,
+    window) uint8, boxes (K, 4) in window pixels."""
     positives, boxes = jitter_faces(faces, settings["positives_per_face"], window, rng)
-    if settings.get("illumination"):
-        positives = illuminate(positives, settings["illumination"],
-                               illumination_rng(settings["seed"], round_index))
-    return positives, boxes
+    return faces_as_trained(positives, settings, rng, round_index), boxes
 
 
 # Part faces draw from their own stream, [seed, PART_FACE_STREAM, round], so that turning box
@@ -180,9 +219,10 @@ def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
                 round_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``box_regression.faces_per_face`` windows per face that overlap it by IoU >= 0.4
     (scale 0.7-1.45, shift +-30% of the window), each face blended into a random window of the
-    face-free ``scenes``, with photometric and, when the entry has it, illumination
-    augmentation as the positives'. Patches (K, window, window) uint8 and face boxes (K, 4) in
-    window pixels: positives at IoU >= :data:`POSITIVE_IOU`, part faces below."""
+    face-free ``scenes``, with photometric and the entry's optional augmentations as the
+    positives' (:func:`faces_as_trained`, drawn from this stream). Patches (K, window, window)
+    uint8 and face boxes (K, 4) in window pixels: positives at IoU >= :data:`POSITIVE_IOU`,
+    part faces below."""
     rng = np.random.default_rng([settings["seed"], PART_FACE_STREAM, round_index])
     copies = settings["box_regression"]["faces_per_face"]
     surrounds = random_windows(scenes, len(faces) * copies, window, window, rng)
@@ -190,9 +230,7 @@ def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
                  else None)  # none only when every scene is crowded with faces (warned)
     patches, boxes = jitter_faces(faces, copies, window, rng, scale=(0.7, 1.45), shift=0.3,
                                   iou_range=(PART_FACE_IOU[0], np.inf), surrounds=surrounds)
-    if settings.get("illumination"):
-        patches = illuminate(patches, settings["illumination"], rng)
-    return patches, boxes
+    return faces_as_trained(patches, settings, rng, round_index, own_streams=False), boxes
 
 
 def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:

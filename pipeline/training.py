@@ -3,6 +3,8 @@
 Round 0 trains on augmented training faces against random windows of face-free scenes and
 face-free patches; each further round runs the current model over the face-free scenes, adds
 its highest-scoring windows (all false positives by construction) to the negatives and trains on.
+Each round holds out 10% of its patches for validation; with ``early_stopping`` a round ends
+when the validation objective stops improving, on the weights of its best epoch.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ class Round:
     Patches are positives, then part faces (box regression only; none without it), then
     negatives; ``targets`` (P + Q, 4) are the edge offsets of the positives' and part faces'
     face boxes (:func:`pipeline.boxes.edge_offsets`). ``order`` is a permutation of
-    range(P + Q + N) whose first 10% is the validation set.
+    range(P + Q + N) whose first 10% is the validation set. With early stopping,
+    ``best_objective``, ``best_epoch`` and ``best_state`` are the round's best validation
+    objective so far, its epoch and the model's weights after it.
     """
 
     index: int
@@ -134,6 +138,9 @@ class Round:
     parts: np.ndarray
     targets: np.ndarray
     next_epoch: int = 0
+    best_objective: float = float("inf")
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] | None = None
 
     @property
     def n_val(self) -> int:
@@ -209,6 +216,30 @@ def batch_loss(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.Te
     return loss if box is None else loss + settings["box_regression"]["weight"] * box
 
 
+def validation_objective(row: dict[str, float], settings: dict[str, Any]) -> float:
+    """What training minimises (:func:`batch_loss`), on the validation split of an epoch's
+    history row: the class loss plus ``box_regression.weight`` x the box loss."""
+    box = row.get("val_box_loss")
+    return row["val_loss"] if box is None else (
+        row["val_loss"] + settings["box_regression"]["weight"] * box)
+
+
+def track_best(model: FaceNet, current: Round, row: dict[str, float],
+               settings: dict[str, Any]) -> bool:
+    """Early stopping (``early_stopping: {patience, min_delta}``; absent: never stops): keep
+    the weights of the round's best epoch so far by :func:`validation_objective` (better means
+    lower by more than ``min_delta``). True when ``patience`` epochs have passed since it."""
+    rule = settings.get("early_stopping")
+    if rule is None:
+        return False
+    objective = validation_objective(row, settings)
+    if objective < current.best_objective - rule.get("min_delta", 0.0):
+        current.best_objective, current.best_epoch = objective, int(row["epoch"])
+        current.best_state = {name: value.detach().clone()
+                              for name, value in model.state_dict().items()}
+    return row["epoch"] - current.best_epoch >= rule["patience"]
+
+
 def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
               settings: dict[str, Any], device: torch.device, generator: torch.Generator,
               bar: Any) -> dict[str, float]:
@@ -262,6 +293,8 @@ def save_resume(path: Path, key: str, model: FaceNet, current: Round,
         "parts": torch.from_numpy(current.parts),
         "targets": torch.from_numpy(current.targets),
         "round_negatives": torch.from_numpy(current.negatives),
+        "best_objective": current.best_objective, "best_epoch": current.best_epoch,
+        "best_state": current.best_state or {},
         "negatives": torch.from_numpy(negatives), "order": torch.from_numpy(current.order),
         "numpy_rng": json.dumps(rng.bit_generator.state),
         "torch_generator": generator.get_state(), "history": history,
@@ -329,6 +362,9 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
         current.schedule.load_state_dict(state["schedule"])
         current.scaler.load_state_dict(state["scaler"])
         current.next_epoch = state["next_epoch"]
+        current.best_objective = state.get("best_objective", float("inf"))  # older states
+        current.best_epoch = state.get("best_epoch", -1)  # lack them (no early stopping)
+        current.best_state = state.get("best_state") or None
         LOG.info("resuming from %s: round %d, epoch %d", state_file, first_round,
                  current.next_epoch)
     start = time.perf_counter()
@@ -356,6 +392,13 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                      round_index, row["epoch"], row["train_loss"], row["val_loss"],
                      row["val_accuracy"])
             current.next_epoch += 1
+            if track_best(model, current, row, settings):
+                LOG.info("round %d: early stop after epoch %d, best epoch %d (validation "
+                         "objective %.4f)", round_index, row["epoch"], current.best_epoch,
+                         current.best_objective)
+                current.next_epoch = settings["epochs"]
+            if current.next_epoch == settings["epochs"] and current.best_state is not None:
+                model.load_state_dict(current.best_state)  # the round ends on its best epoch
             save_resume(state_file, key, model, current, rng, generator, history, negatives)
             if on_epoch_end is not None:
                 on_epoch_end(round_index, row["epoch"])

@@ -174,17 +174,19 @@ class SimulatedKillError(Exception):
     pass
 
 
-@pytest.mark.parametrize(("box_regression", "killed_after"),
-                         [(None, (0, 1)), ({"faces_per_face": 2, "weight": 0.5}, (0, 0))])
+@pytest.mark.parametrize(("extra", "killed_after"), [
+    ({}, (0, 1)),
+    ({"box_regression": {"faces_per_face": 2, "weight": 0.5}}, (0, 0)),
+    ({"early_stopping": {"patience": 1}}, (0, 0)),
+])
 def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, tmp_path,
-                                                     box_regression, killed_after):
-    """Stop after an epoch of round 0 (with box regression: mid-round, so that its part faces
-    and targets come back from the saved state); rerun; weights equal an uninterrupted run."""
+                                                     extra, killed_after):
+    """Stop after an epoch of round 0 (with box regression or early stopping: mid-round, so
+    that its part faces and targets, or its best epoch's weights, come back from the saved
+    state); rerun; weights equal an uninterrupted run."""
     from pipeline.resume import resume_path
 
-    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300)
-    if box_regression:
-        settings["box_regression"] = box_regression
+    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, **extra)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     train_cnn(settings, *inputs, tmp_path / "straight.pt")
 
@@ -205,6 +207,73 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
     assert straight["history"] == resumed["history"]
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def _scripted_epochs(monkeypatch, losses: dict[int, list[float]]) -> None:
+    """Replace the trainer's epoch by a script: epoch e of round r sets every weight to
+    100 r + e and reports validation loss ``losses[r][e]``."""
+    import pipeline.training as training
+
+    def epoch(model, current, tensors, settings, device, generator, bar):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(100 * current.index + current.next_epoch)
+        return {"round": current.index, "epoch": current.next_epoch, "train_loss": 0.0,
+                "val_loss": losses[current.index][current.next_epoch], "val_accuracy": 0.5}
+
+    monkeypatch.setattr(training, "run_epoch", epoch)
+
+
+def test_early_stopping_ends_a_round_on_its_best_epoch(tiny_config, tiny_dataset, tmp_path,
+                                                        monkeypatch):
+    """Known answer: round 0's validation loss stops improving after epoch 1 (by more than
+    min_delta 0.05: 0.78 is not enough), so with patience 2 it ends after epoch 3 and goes
+    on from epoch 1's weights; round 1 improves to its last epoch and runs all six."""
+    from pipeline.resume import resume_path
+
+    _scripted_epochs(monkeypatch, {0: [1.0, 0.8, 0.9, 0.78, 0.5, 0.4],
+                                   1: [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]})
+    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=6,
+                    hard_negative_rounds=1, early_stopping={"patience": 2, "min_delta": 0.05})
+    inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
+    out = tmp_path / "m.pt"
+    weights_after: dict[tuple[int, int], float] = {}
+
+    def saved_weight(round_index, epoch):
+        state = torch.load(resume_path(out), weights_only=True)
+        weights_after[round_index, epoch] = float(state["model"]["body.0.weight"].flatten()[0])
+
+    history = train_cnn(settings, *inputs, out, on_epoch_end=saved_weight)
+    assert [(row["round"], row["epoch"]) for row in history] == (
+        [(0, e) for e in range(4)] + [(1, e) for e in range(6)])
+    assert weights_after[0, 2] == 2.0  # mid-round: the weights of the epoch just run
+    assert weights_after[0, 3] == 1.0  # stopped: round 0's best epoch, which round 1 starts from
+    model, payload = load_checkpoint(out)
+    assert all(torch.all(p == 105.0) for p in model.parameters())
+    assert payload["history"] == history
+
+
+def test_early_stopping_keeps_the_best_epoch_even_without_stopping(tiny_config, tiny_dataset,
+                                                                    tmp_path, monkeypatch):
+    """A round whose best epoch is not its last ends on the best one's weights; without
+    early_stopping the same script keeps the last epoch's."""
+    _scripted_epochs(monkeypatch, {0: [0.9, 0.5, 0.7]})
+    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=3,
+                    hard_negative_rounds=0)
+    inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
+    train_cnn(dict(settings, early_stopping={"patience": 5}), *inputs, tmp_path / "best.pt")
+    train_cnn(settings, *inputs, tmp_path / "last.pt")
+    best, last = load_checkpoint(tmp_path / "best.pt")[0], load_checkpoint(tmp_path / "last.pt")[0]
+    assert all(torch.all(p == 1.0) for p in best.parameters())
+    assert all(torch.all(p == 2.0) for p in last.parameters())
+
+
+def test_validation_objective_weights_the_box_loss():
+    from pipeline.training import validation_objective
+
+    row = {"val_loss": 0.3, "val_box_loss": 0.2}
+    assert validation_objective(row, {"box_regression": {"weight": 0.5}}) == pytest.approx(0.4)
+    assert validation_objective({"val_loss": 0.3}, {}) == 0.3
 
 
 def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tmp_path):

@@ -230,3 +230,45 @@ def test_a_face_free_test_set_runs_end_to_end_as_negatives_only(finished_run, tm
     text = re.sub(r"data:image/png;base64,[^']+", "", html)
     assert "face-free test set" in text and "<td>undefined</td>" in text
     assert not re.search(r"\bnan\b", text, re.I)
+
+
+def _benchmark(workdir: Path, script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],
+                            cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_operating_point_sweep_reproduces_the_workflows_metrics(finished_run):
+    """The sweep's row with the configured settings scores what the evaluate stage scored
+    (same detections, same matching); the other rows are other NMS methods; a bad grid value
+    is refused naming the key."""
+    workdir, config = finished_run
+    metrics = json.loads((workdir / "results/metrics/cnn/embedded/original.json").read_text())
+    out = _benchmark(workdir, "operating_point.py", "--configfile", str(config), "--dataset",
+                     "embedded", "--detector", "cnn", "--grid", "nms_method=soft,greedy")
+    header, soft, greedy = out.strip().splitlines()[-3:]
+    columns = header.split(" | ")
+    assert columns[:2] == ["nms_method", "ap"] and "dr@10" in columns
+    assert soft.split(" | ")[0] == "soft" and greedy.split(" | ")[0] == "greedy"
+    assert float(soft.split(" | ")[1]) == pytest.approx(metrics["average_precision"], abs=5e-4)
+    rate = float(soft.split(" | ")[columns.index("dr@10")])
+    assert rate == pytest.approx(metrics["detection_rate_at_fp"]["10"], abs=5e-4)
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks/operating_point.py"),
+                          "--configfile", str(config), "--dataset", "embedded", "--detector",
+                          "cnn", "--grid", "nms_method=best"], cwd=workdir, capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "detectors.cnn.nms_method" in bad.stderr
+
+
+def test_level_scores_reads_the_runs_detections(finished_run):
+    """Per size band: the detections add up to the run's, and the raw-score AP is the
+    evaluate stage's."""
+    workdir, config = finished_run
+    metrics = json.loads((workdir / "results/metrics/cnn/embedded/original.json").read_text())
+    out = _benchmark(workdir, "level_scores.py", "--configfile", str(config), "--dataset",
+                     "embedded", "--detector", "cnn")
+    bands = [line for line in out.splitlines() if re.match(r"\s*\d+-\s*\d+ \|", line)]
+    assert sum(int(line.split("|")[1]) for line in bands) == metrics["n_detections"]
+    raw = float(re.search(r"AP with the raw scores ([\d.]+)", out)[1])
+    assert raw == pytest.approx(metrics["average_precision"], abs=5e-4)

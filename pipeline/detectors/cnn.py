@@ -14,6 +14,7 @@ from pipeline.cnn import (
     TILE_SIZE,
     FaceNet,
     crop_windows,
+    face_probability,
     for_inference,
     load_checkpoint,
     resolve_device,
@@ -38,17 +39,47 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float,
 
 # NMS methods of the CNN detectors: greedy keeps each survivor's own box; weighted ("box
 # voting", Gidaris and Komodakis, ICCV 2015) replaces it by the score-weighted mean of the boxes
-# it suppresses and itself.
-NMS_METHODS = ("greedy", "weighted")
+# it suppresses and itself; soft (Gaussian soft-NMS, Bodla et al., ICCV 2017) suppresses no box
+# outright but decays each remaining score by exp(-IoU^2 / sigma) with every box picked before it.
+NMS_METHODS = ("greedy", "weighted", "soft")
+
+# Gaussian soft-NMS's sigma (Bodla et al.'s value).
+SOFT_NMS_SIGMA = 0.5
+
+
+def soft_suppress(boxes: np.ndarray, scores: np.ndarray, limit: int,
+                  sigma: float = SOFT_NMS_SIGMA, floor: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian soft-NMS of boxes (K, 4) ``x, y, w, h`` with scores (K,): repeatedly pick the
+    box of highest (decayed) score and multiply every other remaining score by
+    ``exp(-IoU^2 / sigma)``; boxes whose score falls below ``floor`` are dropped. Returns the
+    picked boxes (M, 4) and their decayed scores (M,), in the order picked, M <= ``limit``."""
+    remaining = np.asarray(scores, dtype=np.float64).copy()
+    alive = remaining >= floor
+    picked: list[int] = []
+    picked_scores: list[float] = []
+    while len(picked) < limit and alive.any():
+        best = int(np.flatnonzero(alive)[np.argmax(remaining[alive])])
+        picked.append(best)
+        picked_scores.append(float(remaining[best]))
+        alive[best] = False
+        overlap = iou_matrix(boxes[best:best + 1], boxes[alive])[0]
+        remaining[alive] *= np.exp(-overlap ** 2 / sigma)
+        alive[alive] = remaining[alive] >= floor
+    return boxes[picked].reshape(-1, 4), np.asarray(picked_scores)
 
 
 def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int,
-             method: str = "greedy") -> tuple[np.ndarray, np.ndarray]:
+             method: str = "greedy", floor: float = 0.0, sigma: float = SOFT_NMS_SIGMA
+             ) -> tuple[np.ndarray, np.ndarray]:
     """NMS survivors of boxes (K, 4) with scores (K,): boxes (M, 4) and scores (M,), best
-    first, M <= ``limit``; ``method`` one of :data:`NMS_METHODS` (a survivor keeps its score
-    either way)."""
+    first, M <= ``limit``; ``method`` one of :data:`NMS_METHODS`. Greedy and weighted keep
+    each survivor's score and suppress at ``iou``; soft ignores ``iou``, decays scores with
+    ``sigma`` and drops boxes decayed below ``floor`` (:func:`soft_suppress`)."""
     if method not in NMS_METHODS:
         raise ValueError(f"unknown NMS method {method!r}; known: {', '.join(NMS_METHODS)}")
+    if method == "soft":
+        return soft_suppress(boxes, scores, limit, sigma, floor)
     keep = non_max_suppression(boxes, scores, iou, limit)
     if method == "greedy" or len(keep) == 0:
         return boxes[keep], scores[keep]
@@ -71,6 +102,7 @@ class CnnDetector:
     max_detections: int
     tile_size: int = TILE_SIZE
     nms_method: str = "greedy"
+    nms_sigma: float = SOFT_NMS_SIGMA
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
@@ -78,7 +110,8 @@ class CnnDetector:
         model, _ = load_checkpoint(checkpoint, device)
         return cls(for_inference(model), device, settings["scale_factor"], settings["min_size"],
                    settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
-                   settings.get("tile_size", TILE_SIZE), settings.get("nms_method", "greedy"))
+                   settings.get("tile_size", TILE_SIZE), settings.get("nms_method", "greedy"),
+                   settings.get("nms_sigma", SOFT_NMS_SIGMA))
 
     @property
     def threads(self) -> int:
@@ -100,7 +133,8 @@ class CnnDetector:
                                          self.score_threshold, self.device, self.tile_size)
             for index, (boxes, scores) in zip(indices, scored, strict=True):
                 kept, kept_scores = suppress(boxes, scores, self.nms_iou, self.max_detections,
-                                             self.nms_method)
+                                             self.nms_method, self.score_threshold,
+                                             self.nms_sigma)
                 results[index] = [Box(*map(float, box), score=float(score))
                                   for box, score in zip(kept, kept_scores, strict=True)]
         return results
@@ -125,6 +159,7 @@ class CnnCascadeDetector:
     max_detections: int
     tile_size: int = TILE_SIZE
     nms_method: str = "greedy"
+    nms_sigma: float = SOFT_NMS_SIGMA
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
@@ -137,7 +172,7 @@ class CnnCascadeDetector:
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
                    settings["max_detections"], settings.get("tile_size", TILE_SIZE),
-                   settings.get("nms_method", "greedy"))
+                   settings.get("nms_method", "greedy"), settings.get("nms_sigma", SOFT_NMS_SIGMA))
 
     @property
     def threads(self) -> int:
@@ -157,12 +192,12 @@ class CnnCascadeDetector:
             return []
         patches = crop_windows(image, candidates, self.verifier.window)
         logits, offsets = split_outputs(self.verifier(to_input(patches, self.device)).float())
-        probs = torch.sigmoid(logits).reshape(-1).cpu().numpy().astype(np.float64)
+        probs = face_probability(logits).reshape(-1)
         passed = probs >= self.score_threshold
         candidates, probs = candidates[passed], probs[passed]
         if offsets is not None:  # refined before NMS
             candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy()[passed])
         kept, scores = suppress(candidates, probs, self.nms_iou, self.max_detections,
-                                self.nms_method)
+                                self.nms_method, self.score_threshold, self.nms_sigma)
         return [Box(*map(float, box), score=float(score))
                 for box, score in zip(kept, scores, strict=True)]

@@ -1,0 +1,134 @@
+r"""Are a detector's scores comparable across pyramid levels? (prints measured numbers; not a
+test).
+
+Reads a workflow run's detections of one detector on one test set and matches them as the
+evaluate stage does. Each detection is put in a size band: its box side (sqrt(w h), pixels)
+as a number of pyramid steps above the smallest face searched, ``band_steps`` steps a band.
+Per band it prints the detections, true positives and precision above score 0.5. Then the
+test: a per-band recalibration of the scores (logistic regression of "true positive" on the
+score's logit, with an intercept and a slope per band; scikit-learn), fitted on half of the
+images and applied to the other half, both ways round. If scores mean the same at every
+level, recalibrated scores rank detections no better than the raw ones: the two APs agree.
+
+    python benchmarks/level_scores.py --configfile config/research.yaml \
+        --data-root /path/to/data --dataset mitcmu --detector cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from pipeline.boxes import Manifest
+from pipeline.config import ConfigError, load_config
+from pipeline.metrics import Criterion, average_precision, match_image, pr_curve
+
+
+def matched_detections(truth: Manifest, detections: Manifest, criterion: Criterion
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every detection's score, true-positive flag, size (pixels) and image index (K,) each,
+    and the number of faces."""
+    found = {r.file: r.boxes for r in detections.images}
+    scores, hits, sizes, images = [], [], [], []
+    for index, record in enumerate(truth.images):
+        boxes = sorted(found.get(record.file, []), key=lambda b: -b.score)  # match_image's order
+        s, h = match_image(record.boxes, boxes, criterion, record.attributes.get("landmarks"))
+        scores.append(s)
+        hits.append(h)
+        sizes.append(np.array([np.sqrt(b.w * b.h) for b in boxes]))
+        images.append(np.full(len(boxes), index))
+    n_faces = sum(len(r.boxes) for r in truth.images)
+    return (np.concatenate(scores), np.concatenate(hits), np.concatenate(sizes),
+            np.concatenate(images), n_faces)
+
+
+def size_bands(sizes: np.ndarray, min_size: float, scale_factor: float,
+               band_steps: int) -> np.ndarray:
+    """Band index of each size: pyramid steps above ``min_size``, ``band_steps`` a band."""
+    steps = np.log(np.maximum(sizes, 1e-9) / min_size) / np.log(scale_factor)
+    return np.maximum(np.floor(steps / band_steps), 0).astype(int)
+
+
+def band_features(scores: np.ndarray, bands: np.ndarray, n_bands: int) -> np.ndarray:
+    """The score's logit, and per band an indicator and the logit inside that band."""
+    clipped = np.clip(scores, 1e-6, 1 - 1e-6)
+    logit = np.log(clipped / (1 - clipped))
+    onehot = np.eye(n_bands)[bands]
+    return np.c_[logit, onehot, onehot * logit[:, None]]
+
+
+def recalibrated_scores(scores: np.ndarray, hits: np.ndarray, bands: np.ndarray,
+                        images: np.ndarray) -> np.ndarray:
+    """Scores recalibrated per band, two-fold by image (even / odd image index)."""
+    n_bands = int(bands.max()) + 1
+    features = band_features(scores, bands, n_bands)
+    out = np.empty_like(scores)
+    for fold in (0, 1):
+        test = images % 2 == fold
+        if len(np.unique(hits[~test])) < 2:
+            raise ValueError("one fold has only true or only false positives: too few "
+                             "detections to recalibrate")
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[~test], hits[~test])
+        out[test] = model.predict_proba(features[test])[:, 1]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", default="config/default.yaml")
+    parser.add_argument("--data-root")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--variant", default="original")
+    parser.add_argument("--detector", required=True)
+    parser.add_argument("--band-steps", type=int, default=3,
+                        help="pyramid steps per size band (default 3)")
+    args = parser.parse_args()
+    try:
+        config = load_config(args.configfile, args.data_root)
+        settings = config["detectors"][args.detector]
+        truth_path = Path(f"results/variants/{args.dataset}/{args.variant}/manifest.json")
+        found_path = Path(f"results/detections/{args.detector}/{args.dataset}/"
+                          f"{args.variant}.json")
+        for path in (truth_path, found_path):
+            if not path.is_file():
+                raise ValueError(f"{path}: missing; run the workflow for it first "
+                                 f"(snakemake {path})")
+        if config["datasets"][args.dataset].get("calibration"):
+            raise ValueError(f"{args.dataset} is box-calibrated: use a set without calibration")
+        scores, hits, sizes, images, n_faces = matched_detections(
+            Manifest.load(truth_path), Manifest.load(found_path),
+            Criterion.from_settings(config["evaluation"]))
+        bands = size_bands(sizes, settings["min_size"], settings.get("scale_factor", 1.2),
+                           args.band_steps)
+        calibrated = recalibrated_scores(scores, hits, bands, images)
+    except (ValueError, KeyError, ConfigError) as error:
+        sys.exit(f"level_scores: {error}")
+    factor = settings.get("scale_factor", 1.2)
+    print(f"\n{args.detector} on {args.dataset}/{args.variant}: {len(scores)} detections, "
+          f"{n_faces} faces; bands of {args.band_steps} pyramid steps (x{factor}) from "
+          f"{settings['min_size']} px")
+    print("band (px) | detections | true positives | precision at score >= 0.5 | "
+          "mean score TP / FP")
+    for band in np.unique(bands):
+        inside = bands == band
+        low = settings["min_size"] * factor ** (band * args.band_steps)
+        high = low * factor ** args.band_steps
+        sure = inside & (scores >= 0.5)
+        precision = hits[sure].mean() if sure.any() else float("nan")
+        tp_mean = scores[inside & hits].mean() if (inside & hits).any() else float("nan")
+        fp_mean = scores[inside & ~hits].mean() if (inside & ~hits).any() else float("nan")
+        print(f"{low:5.0f}-{high:5.0f} | {inside.sum():5d} | {hits[inside].sum():4d} | "
+              f"{precision:.3f} | {tp_mean:.3f} / {fp_mean:.3f}")
+    raw = average_precision(pr_curve(scores, hits, n_faces))
+    recal = average_precision(pr_curve(calibrated, hits, n_faces))
+    print(f"AP with the raw scores {raw:.3f}; recalibrated per band (two-fold by image) "
+          f"{recal:.3f}; difference {recal - raw:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
