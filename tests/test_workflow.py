@@ -169,6 +169,11 @@ README_COMMANDS = {
     "snakemake --profile profiles/slurm": None,  # needs a SLURM cluster
     "python benchmarks/memory_scaling.py 100 1000": None,  # a benchmark: minutes
     "python benchmarks/speed.py": None,  # a benchmark on a full run's models
+    # benchmarks on a finished run: test_operating_point_sweep_reproduces_the_workflows_metrics
+    # and test_level_scores_reads_the_runs_detections run them
+    "python benchmarks/operating_point.py --dataset embedded --detector cnn "
+    "--grid nms_method=greedy,soft": None,
+    "python benchmarks/level_scores.py --dataset embedded --detector cnn": None,
     "ruff check .": None,  # run by .ci/run
 }
 
