@@ -6,7 +6,8 @@ evaluate stage does. Each detection is put in a size band: its box side (sqrt(w 
 as a number of pyramid steps above the smallest face searched, ``band_steps`` steps a band.
 Per band it prints the detections, true positives and precision above score 0.5. Then the
 test: a per-band recalibration of the scores (logistic regression of "true positive" on the
-score's logit, with an intercept and a slope per band; scikit-learn), fitted on half of the
+score's logit, or on the score itself where it is no probability, with an intercept and a
+slope per band; scikit-learn), fitted on half of the
 images and applied to the other half, both ways round. If scores mean the same at every
 level, recalibrated scores rank detections no better than the raw ones: the two APs agree.
 
@@ -53,12 +54,21 @@ def size_bands(sizes: np.ndarray, min_size: float, scale_factor: float,
     return np.maximum(np.floor(steps / band_steps), 0).astype(int)
 
 
+def score_feature(scores: np.ndarray) -> np.ndarray:
+    """The logit of scores that are probabilities (all in [0, 1]); other scores (Haar's level
+    weights) as they are."""
+    if scores.size and (scores.min() < 0 or scores.max() > 1):
+        return scores
+    clipped = np.clip(scores, 1e-12, 1 - 1e-12)
+    return np.log(clipped / (1 - clipped))
+
+
 def band_features(scores: np.ndarray, bands: np.ndarray, n_bands: int) -> np.ndarray:
-    """The score's logit, and per band an indicator and the logit inside that band."""
-    clipped = np.clip(scores, 1e-6, 1 - 1e-6)
-    logit = np.log(clipped / (1 - clipped))
+    """The score feature (:func:`score_feature`), and per band an indicator and the feature
+    inside that band."""
+    feature = score_feature(scores)
     onehot = np.eye(n_bands)[bands]
-    return np.c_[logit, onehot, onehot * logit[:, None]]
+    return np.c_[feature, onehot, onehot * feature[:, None]]
 
 
 def recalibrated_scores(scores: np.ndarray, hits: np.ndarray, bands: np.ndarray,
@@ -105,9 +115,12 @@ def main() -> None:
             Criterion.from_settings(config["evaluation"]))
         bands = size_bands(sizes, settings["min_size"], settings.get("scale_factor", 1.2),
                            args.band_steps)
-        calibrated = recalibrated_scores(scores, hits, bands, images)
     except (ValueError, KeyError, ConfigError) as error:
         sys.exit(f"level_scores: {error}")
+    try:
+        calibrated, why_not = recalibrated_scores(scores, hits, bands, images), ""
+    except ValueError as error:
+        calibrated, why_not = None, str(error)
     factor = settings.get("scale_factor", 1.2)
     print(f"\n{args.detector} on {args.dataset}/{args.variant}: {len(scores)} detections, "
           f"{n_faces} faces; bands of {args.band_steps} pyramid steps (x{factor}) from "
@@ -125,6 +138,9 @@ def main() -> None:
         print(f"{low:5.0f}-{high:5.0f} | {inside.sum():5d} | {hits[inside].sum():4d} | "
               f"{precision:.3f} | {tp_mean:.3f} / {fp_mean:.3f}")
     raw = average_precision(pr_curve(scores, hits, n_faces))
+    if calibrated is None:
+        print(f"AP with the raw scores {raw:.3f}; not recalibrated: {why_not}")
+        return
     recal = average_precision(pr_curve(calibrated, hits, n_faces))
     print(f"AP with the raw scores {raw:.3f}; recalibrated per band (two-fold by image) "
           f"{recal:.3f}; difference {recal - raw:+.3f}")

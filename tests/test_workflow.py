@@ -266,13 +266,15 @@ def test_operating_point_sweep_reproduces_the_workflows_metrics(finished_run):
     assert bad.returncode != 0 and "detectors.cnn.nms_method" in bad.stderr
 
 
-def test_level_scores_reads_the_runs_detections(finished_run):
+@pytest.mark.parametrize("detector", ["cnn", "haar"])  # probabilities; level weights
+def test_level_scores_reads_the_runs_detections(finished_run, detector):
     """Per size band: the detections add up to the run's, and the raw-score AP is the
     evaluate stage's."""
     workdir, config = finished_run
-    metrics = json.loads((workdir / "results/metrics/cnn/embedded/original.json").read_text())
+    metrics = json.loads((workdir / f"results/metrics/{detector}/embedded/original.json"
+                          ).read_text())
     out = _benchmark(workdir, "level_scores.py", "--configfile", str(config), "--dataset",
-                     "embedded", "--detector", "cnn")
+                     "embedded", "--detector", detector)
     bands = [line for line in out.splitlines() if re.match(r"\s*\d+-\s*\d+ \|", line)]
     assert sum(int(line.split("|")[1]) for line in bands) == metrics["n_detections"]
     raw = float(re.search(r"AP with the raw scores ([\d.]+)", out)[1])
