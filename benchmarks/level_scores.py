@@ -24,25 +24,40 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from pipeline import paths
 from pipeline.boxes import Manifest
 from pipeline.config import ConfigError, load_config
-from pipeline.metrics import Criterion, average_precision, match_image, pr_curve
+from pipeline.metrics import (
+    Criterion,
+    average_precision,
+    face_sizes,
+    match_detections,
+    pr_curve,
+)
 
 
-def matched_detections(truth: Manifest, detections: Manifest, criterion: Criterion
+def matched_detections(truth: Manifest, detections: Manifest, criterion: Criterion,
+                       min_face_size: float | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Every detection's score, true-positive flag, size (pixels) and image index (K,) each,
-    and the number of faces."""
+    """Every scored detection's score, true-positive flag, size (pixels) and image index (K,)
+    each, and the number of scored faces, matched as the evaluate stage matches them
+    (:func:`pipeline.metrics.match_detections`; faces below ``min_face_size`` not scored)."""
     found = {r.file: r.boxes for r in detections.images}
-    scores, hits, sizes, images = [], [], [], []
+    missing = [r.file for r in truth.images if r.file not in found]
+    if missing:
+        raise ValueError(f"detections lack {len(missing)} test images, e.g. {missing[0]!r}")
+    scores, hits, sizes, images, n_faces = [], [], [], [], 0
     for index, record in enumerate(truth.images):
-        boxes = sorted(found.get(record.file, []), key=lambda b: -b.score)  # match_image's order
-        s, h = match_image(record.boxes, boxes, criterion, record.attributes.get("landmarks"))
-        scores.append(s)
-        hits.append(h)
-        sizes.append(np.array([np.sqrt(b.w * b.h) for b in boxes]))
-        images.append(np.full(len(boxes), index))
-    n_faces = sum(len(r.boxes) for r in truth.images)
+        ignored = face_sizes(record.boxes) < (min_face_size or 0)
+        boxes = found[record.file]
+        order, hit, kept = match_detections(record.boxes, boxes, criterion,
+                                            record.attributes.get("landmarks"), ignored)
+        ranked = [boxes[k] for k in order[kept]]
+        scores.append(np.array([b.score for b in ranked], dtype=np.float64))
+        hits.append(hit[kept])
+        sizes.append(np.array([np.sqrt(b.w * b.h) for b in ranked]))
+        images.append(np.full(len(ranked), index))
+        n_faces += int((~ignored).sum())
     return (np.concatenate(scores), np.concatenate(hits), np.concatenate(sizes),
             np.concatenate(images), n_faces)
 
@@ -100,22 +115,26 @@ def main() -> None:
     args = parser.parse_args()
     try:
         config = load_config(args.configfile, args.data_root)
+        if args.detector not in config["detectors"]:
+            raise ValueError(f"no detector {args.detector!r} in the configuration")
+        if args.dataset not in config["datasets"]:
+            raise ValueError(f"no dataset {args.dataset!r} in the configuration")
+        if config["datasets"][args.dataset].get("calibration"):
+            raise ValueError(f"{args.dataset} is box-calibrated: use a set without calibration")
         settings = config["detectors"][args.detector]
-        truth_path = Path(f"results/variants/{args.dataset}/{args.variant}/manifest.json")
-        found_path = Path(f"results/detections/{args.detector}/{args.dataset}/"
-                          f"{args.variant}.json")
+        truth_path = Path(paths.variant_manifest(args.dataset, args.variant))
+        found_path = Path(paths.detections(args.detector, args.dataset, args.variant))
         for path in (truth_path, found_path):
             if not path.is_file():
                 raise ValueError(f"{path}: missing; run the workflow for it first "
                                  f"(snakemake {path})")
-        if config["datasets"][args.dataset].get("calibration"):
-            raise ValueError(f"{args.dataset} is box-calibrated: use a set without calibration")
         scores, hits, sizes, images, n_faces = matched_detections(
             Manifest.load(truth_path), Manifest.load(found_path),
-            Criterion.from_settings(config["evaluation"]))
+            Criterion.from_settings(config["evaluation"]),
+            config["evaluation"].get("min_face_size"))
         bands = size_bands(sizes, settings["min_size"], settings.get("scale_factor", 1.2),
                            args.band_steps)
-    except (ValueError, KeyError, ConfigError) as error:
+    except (ValueError, ConfigError) as error:
         sys.exit(f"level_scores: {error}")
     try:
         calibrated, why_not = recalibrated_scores(scores, hits, bands, images), ""

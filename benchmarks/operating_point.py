@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import yaml
 
+from pipeline import paths
 from pipeline.boxes import Manifest
 from pipeline.config import (
     ConfigError,
@@ -58,7 +59,7 @@ def sweep(config: dict, dataset: str, variant: str, detector: str, grid: dict[st
         raise ValueError(f"{dataset} is box-calibrated on "
                          f"{config['datasets'][dataset]['calibration']}: sweep a set without "
                          "calibration, or run the workflow for each setting")
-    manifest_path = Path(f"results/variants/{dataset}/{variant}/manifest.json")
+    manifest_path = Path(paths.variant_manifest(dataset, variant))
     if not manifest_path.is_file():
         raise ValueError(f"{manifest_path}: no such manifest; build it first "
                          f"(snakemake {manifest_path})")
@@ -70,8 +71,8 @@ def sweep(config: dict, dataset: str, variant: str, detector: str, grid: dict[st
         settings = {**config["detectors"][detector], **changed}
         validate_config(deep_merge(config, {"detectors": {detector: settings}}),
                         f"--grid {changed}")
-        paths = model_files(settings, models)
-        found, seconds = run_detector(build_detector(settings, paths), truth, detector)
+        model_paths = model_files(settings, models)
+        found, seconds = run_detector(build_detector(settings, model_paths), truth, detector)
         metrics = evaluate(truth, found, Criterion.from_settings(evaluation),
                            evaluation["false_positive_points"], evaluation.get("min_face_size"),
                            settings.get("min_size"))

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline import paths
 from pipeline.boxes import Manifest
 from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
 from pipeline.config import deep_merge, load_config, load_yaml
@@ -50,11 +51,11 @@ def detection_speed(config: dict, manifest_path: Path, models: Path, threads: in
     for name, settings in config["detectors"].items():
         if only and name not in only:
             continue
-        paths = model_files(settings, str(models))
-        if not all(Path(p).exists() for p in paths):
-            print(f"  {name:12s} skipped: train its models first ({', '.join(paths)})")
+        model_paths = model_files(settings, str(models))
+        if not all(Path(p).exists() for p in model_paths):
+            print(f"  {name:12s} skipped: train its models first ({', '.join(model_paths)})")
             continue
-        detector = build_detector(settings, paths)
+        detector = build_detector(settings, model_paths)
         detector.detect(images[0])
         times = []
         for image in images:
@@ -152,7 +153,7 @@ def main() -> None:
     if args.manifest and args.variant != "original":
         parser.error("--variant picks a variant of --dataset; a --manifest names its images")
     manifest = Path(args.manifest or
-                    f"results/variants/{args.dataset or 'embedded'}/{args.variant}/manifest.json")
+                    paths.variant_manifest(args.dataset or "embedded", args.variant))
     if not manifest.is_file():
         parser.error(f"{manifest}: no such manifest; build it first (snakemake {manifest})")
     for threads in args.threads:

@@ -69,28 +69,30 @@ class Criterion:
         return quality
 
 
-def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | float,
-                landmarks: list[list[float] | None] | None = None,
-                ignored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and true-positive flags of one image's detections, best score first.
+def match_detections(truth: list[Box], detections: list[Box], criterion: Criterion | float,
+                     landmarks: list[list[float] | None] | None = None,
+                     ignored: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's detections matched to its faces, best score first: ``order`` (K,) the
+    detections' indices best first, ``hits`` (K,) true-positive flags in that order, and
+    ``kept`` (K,): False for a detection dropped because it matches only an ignored face.
 
     ``criterion`` is a :class:`Criterion` or an IoU threshold. ``ignored`` (len(truth),) marks
     faces that are not scored (too small): they are never claimed, and a detection that
     matches none of the scored faces but matches an ignored one is dropped, neither a true
-    nor a false positive (as FDDB and WIDER FACE treat faces they do not score). Returns
-    scores (K,) and flags (K,) of the K detections kept.
+    nor a false positive (as FDDB and WIDER FACE treat faces they do not score).
     """
     if not isinstance(criterion, Criterion):
         criterion = Criterion(iou_threshold=float(criterion))
-    order = sorted(range(len(detections)), key=lambda k: -detections[k].score)
-    scores = np.array([detections[k].score for k in order], dtype=np.float64)
+    order = np.array(sorted(range(len(detections)), key=lambda k: -detections[k].score),
+                     dtype=int)
     hits = np.zeros(len(order), dtype=bool)
+    kept = np.ones(len(order), dtype=bool)
     if not truth or not detections:
-        return scores, hits
+        return order, hits, kept
     ignored = np.zeros(len(truth), bool) if ignored is None else np.asarray(ignored, bool)
     quality = criterion.quality([detections[k] for k in order], truth, landmarks)
     claimed = ignored.copy()
-    dropped = np.zeros(len(order), dtype=bool)
     for d in range(len(order)):
         candidates = np.where(claimed, -np.inf, quality[d])
         best = int(np.argmax(candidates))
@@ -98,8 +100,18 @@ def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | 
             claimed[best] = True
             hits[d] = True
         elif np.isfinite(quality[d][ignored]).any():
-            dropped[d] = True
-    return scores[~dropped], hits[~dropped]
+            kept[d] = False
+    return order, hits, kept
+
+
+def match_image(truth: list[Box], detections: list[Box], criterion: Criterion | float,
+                landmarks: list[list[float] | None] | None = None,
+                ignored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and true-positive flags of one image's detections, best score first: those of
+    :func:`match_detections` that are kept, (K,) each."""
+    order, hits, kept = match_detections(truth, detections, criterion, landmarks, ignored)
+    scores = np.array([detections[k].score for k in order], dtype=np.float64)
+    return scores[kept], hits[kept]
 
 
 def face_sizes(boxes: list[Box]) -> np.ndarray:

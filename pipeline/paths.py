@@ -1,5 +1,6 @@
-"""Where the workflow keeps trained models: the patterns that the Snakefile's training rules
-write and that the detectors' inputs, the figures and the benchmarks read."""
+"""Where the workflow keeps trained models, test-set variants and detections: the patterns
+that the Snakefile's rules write and that the detectors' inputs, the figures and the
+benchmarks read."""
 
 from __future__ import annotations
 
@@ -19,3 +20,13 @@ def trained_cascade(name: str, folder: str = MODELS) -> str:
 def cascade_history(name: str, folder: str = MODELS) -> str:
     """The per-stage record of a trained cascade: JSON."""
     return f"{folder}/{name}.stages.json"
+
+
+def variant_manifest(dataset: str, variant: str) -> str:
+    """A test set's variant (``make_variant``): its manifest JSON of images and boxes."""
+    return f"results/variants/{dataset}/{variant}/manifest.json"
+
+
+def detections(detector: str, dataset: str, variant: str) -> str:
+    """One detector's merged detections on one variant (``merge_detections``): manifest JSON."""
+    return f"results/detections/{detector}/{dataset}/{variant}.json"

@@ -66,7 +66,7 @@ def training_inputs(section):
 
 def detection_inputs(wc):
     return {
-        "manifest": f"results/variants/{wc.dataset}/{wc.variant}/manifest.json",
+        "manifest": paths.variant_manifest(wc.dataset, wc.variant),
         "models": model_files(DETECTORS[wc.detector]),
     }
 
@@ -89,10 +89,10 @@ ARM_TRAINING = {
 EXAMPLE_VARIANTS = [v for v in MAIN_VARIANTS if v in DATASET_VARIANTS[DATASETS[0]]]
 FIGURE_INPUTS = {
     "variants": {
-        v: f"results/variants/{DATASETS[0]}/{v}/manifest.json" for v in EXAMPLE_VARIANTS
+        v: paths.variant_manifest(DATASETS[0], v) for v in EXAMPLE_VARIANTS
     },
     "detections": {
-        detector: {v: f"results/detections/{detector}/{DATASETS[0]}/{v}.json" for v in EXAMPLE_VARIANTS}
+        detector: {v: paths.detections(detector, DATASETS[0], v) for v in EXAMPLE_VARIANTS}
         for detector in DETECTORS
     },
     "models": {name: paths.checkpoint(name) for name in MODELS},

@@ -21,7 +21,7 @@ rule make_variant:
     input:
         "results/data/{dataset}/test.json",
     output:
-        manifest="results/variants/{dataset}/{variant}/manifest.json",
+        manifest=paths.variant_manifest("{dataset}", "{variant}"),
         images=directory("results/variants/{dataset}/{variant}/images"),
     params:
         settings=lambda wc: as_json(VARIANTS[wc.variant]),

@@ -22,7 +22,7 @@ rule detect:
 
 rule merge_detections:
     input:
-        manifest="results/variants/{dataset}/{variant}/manifest.json",
+        manifest=paths.variant_manifest("{dataset}", "{variant}"),
         detections=expand(
             "results/detections/{{detector}}/{{dataset}}/{{variant}}/shard{shard}.json",
             shard=range(SHARDS),
@@ -32,7 +32,7 @@ rule merge_detections:
             shard=range(SHARDS),
         ),
     output:
-        detections="results/detections/{detector}/{dataset}/{variant}.json",
+        detections=paths.detections("{detector}", "{dataset}", "{variant}"),
         timing="results/timing/{detector}/{dataset}/{variant}.json",
     log:
         "results/logs/merge_detections/{detector}/{dataset}/{variant}.log",

@@ -1,7 +1,7 @@
 rule calibrate:
     input:
-        truth=f"results/variants/{{dataset}}/{BASELINE_VARIANT}/manifest.json",
-        detections=f"results/detections/{{detector}}/{{dataset}}/{BASELINE_VARIANT}.json",
+        truth=paths.variant_manifest("{dataset}", BASELINE_VARIANT),
+        detections=paths.detections("{detector}", "{dataset}", BASELINE_VARIANT),
     output:
         "results/calibration/{detector}/{dataset}.json",
     log:
@@ -14,8 +14,8 @@ rule calibrate:
 
 rule evaluate:
     input:
-        truth="results/variants/{dataset}/{variant}/manifest.json",
-        detections="results/detections/{detector}/{dataset}/{variant}.json",
+        truth=paths.variant_manifest("{dataset}", "{variant}"),
+        detections=paths.detections("{detector}", "{dataset}", "{variant}"),
         calibration=calibration_file,
     output:
         "results/metrics/{detector}/{dataset}/{variant}.json",
