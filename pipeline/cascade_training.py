@@ -187,7 +187,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any]
         threshold, detection, false_positive = stage_rates(
             scores, labels, settings["stage_detection_rate"])
         bar.update(1)
-        bar.set_postfix(DR=f"{detection:.3f}", FPR=f"{false_positive:.3f}")
+        bar.set_postfix(DR=f"{detection:.3f}", FPR=f"{false_positive:.3f}", refresh=False)
         if false_positive <= settings["stage_false_positive_rate"]:
             break
     bar.close()

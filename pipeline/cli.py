@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True, help="detector name")
     sub.add_argument("--model", nargs="*", default=[],
                      help="model checkpoints, for detectors that need them (cnn_cascade: the "
-                          "proposal model, then the verifier)")
+                          "proposal model, the verifier, then the output model if it has one)")
     sub.add_argument("--out", required=True, help="detections JSON to write")
     sub.add_argument("--timing", required=True, help="per-image seconds JSON to write")
     sub.add_argument("--shard", type=int, default=0, help="which shard of the images (0-based)")

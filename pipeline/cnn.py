@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from pipeline.boxes import refine_boxes
+from pipeline.io import resize_image
 
 
 class FaceNet(nn.Module):
@@ -107,6 +107,26 @@ def proposal(window: int = 16, outputs: int = 1) -> FaceNet:
         nn.Conv2d(32, outputs, 1),
     )
     return FaceNet(body, window=16, stride=2, outputs=outputs)
+
+
+def output(window: int = 48, outputs: int = 1) -> FaceNet:
+    """An output net for 48x48 windows, the optional third stage of the CNN cascade (after
+    MTCNN's O-Net: 3x3 convolutions of 16, 32, 64 channels, each followed by 2x2 max pooling,
+    then a 128-wide fully connected layer written as a convolution).
+
+    48 -conv3-> 46 -pool-> 23 -conv3-> 21 -pool-> 10 -conv3-> 8 -pool-> 4 -conv4-> 1 -conv1->
+    logit (stride 8).
+    """
+    if window != 48:
+        raise ValueError(f"output is built for 48x48 windows, not {window}")
+    body = nn.Sequential(
+        *_conv_block(1, 16, 3), nn.MaxPool2d(2),
+        *_conv_block(16, 32, 3), nn.MaxPool2d(2),
+        *_conv_block(32, 64, 3), nn.MaxPool2d(2),
+        *_conv_block(64, 128, 4),
+        nn.Conv2d(128, outputs, 1),
+    )
+    return FaceNet(body, window=48, stride=8, outputs=outputs)
 
 
 def vgg(window: int = 32, outputs: int = 1) -> FaceNet:
@@ -206,6 +226,7 @@ ARCHITECTURES: dict[str, Callable[[int, int], FaceNet]] = {
     "lenet5": lenet5,
     "vgg": vgg,
     "googlenet": googlenet,
+    "output": output,
 }
 
 
@@ -390,9 +411,7 @@ def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
     found: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in images]
     for scale in pyramid_scales(height, width, model.window, min_size, scale_factor):
         size = (max(round(width * scale), model.window), max(round(height * scale), model.window))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        levels = np.stack([cv2.resize(image, size, interpolation=interpolation)
-                           for image in images])
+        levels = np.stack([resize_image(image, size) for image in images])
         probs, offsets = score_level(model, levels, device, tile_size)
         sx, sy = width / size[0], height / size[1]  # exact back-projection per axis
         for k, prob in enumerate(probs):
@@ -412,7 +431,7 @@ def score_windows_batch(model: FaceNet, images: list[np.ndarray], min_size: int,
 
 def crop_windows(image: np.ndarray, boxes: np.ndarray, window: int) -> np.ndarray:
     """Boxes (K, 4) cut from ``image`` (their part inside it, at least one pixel) and resized
-    to (K, window, window) uint8."""
+    to (K, window, window) uint8 (:func:`pipeline.io.resize_image`)."""
     patches = np.empty((len(boxes), window, window), np.uint8)
     height, width = image.shape
     for k, (x, y, w, h) in enumerate(boxes):  # at least one pixel inside the image
@@ -420,5 +439,5 @@ def crop_windows(image: np.ndarray, boxes: np.ndarray, window: int) -> np.ndarra
         x2 = min(max(int(round(x + w)), x1 + 1), width)
         y2 = min(max(int(round(y + h)), y1 + 1), height)
         patch = image[y1:y2, x1:x2]
-        patches[k] = cv2.resize(patch, (window, window), interpolation=cv2.INTER_AREA)
+        patches[k] = resize_image(patch, (window, window))
     return patches

@@ -130,11 +130,17 @@ def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.Va
     return leaves
 
 
+# Window side (pixels) each CNN architecture is built for (pipeline.cnn.ARCHITECTURES, whose
+# constructors tests/test_registries.py checks against it); here so that validating a
+# configuration does not import torch.
+ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16, "output": 48}
+
+
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
     messages = []
     for name, detector in config["detectors"].items():
-        for key in ("model", "proposal_model"):
+        for key in ("model", "proposal_model", "output_model"):
             if key in detector and detector[key] not in config["models"]:
                 messages.append(
                     f"detectors.{name}.{key}: '{detector[key]}' is not a key of models "
@@ -146,7 +152,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             messages.append(f"detectors.{name}.trained_cascade: '{trained}' is not a key of "
                             f"cascades ({', '.join(config['cascades']) or 'none defined'})")
     for name, model in config["models"].items():
-        expected = 16 if model["architecture"] == "proposal" else 32
+        expected = ARCHITECTURE_WINDOWS[model["architecture"]]
         if model["window"] != expected:
             messages.append(f"models.{name}.window: {model['architecture']} takes "
                             f"{expected}x{expected} windows, not {model['window']}")

@@ -143,6 +143,18 @@ def read_gray(path: str | Path) -> np.ndarray:
     return to_gray_uint8(image)
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (H, W) resampled to ``size`` = (width, height): by area averaging when no
+    side grows, bilinearly otherwise. Every window a CNN sees, in training and in detection,
+    is resampled this way (pyramid levels, cropped proposals, negatives): OpenCV's area
+    resampling enlarges by repeating pixels (2x2 blocks at twice the size), so windows
+    enlarged by it, but never the positives, would carry a blockiness a net can learn to
+    reject and that no pyramid level shows."""
+    height, width = image.shape[:2]
+    grows = size[0] > width or size[1] > height
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if grows else cv2.INTER_AREA)
+
+
 def to_gray_uint8(image: np.ndarray) -> np.ndarray:
     """Any 2-D/3-D integer or float image to grayscale uint8 (floats assumed in [0, 1])."""
     if image.dtype == np.uint16:

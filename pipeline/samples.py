@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.boxes import Manifest, boxes_to_array, iou_matrix, overlap_matrix
 from pipeline.datasets import feathered_mask
-from pipeline.io import progress, read_gray
+from pipeline.io import progress, read_gray, resize_image
 
 LOG = logging.getLogger(__name__)
 
@@ -234,9 +234,10 @@ def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
 
 
 def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:
-    """Patches (N, h, w) resized to (N, window, window) uint8 by area averaging."""
-    return np.array([cv2.resize(p, (window, window), interpolation=cv2.INTER_AREA)
-                     for p in patches], dtype=np.uint8).reshape(-1, window, window)
+    """Patches (N, h, w) resized to (N, window, window) uint8
+    (:func:`pipeline.io.resize_image`)."""
+    return np.array([resize_image(p, (window, window)) for p in patches],
+                    dtype=np.uint8).reshape(-1, window, window)
 
 
 def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
@@ -261,8 +262,7 @@ def random_windows(scenes: list[Scene], count: int, window: int, min_size: int,
                 break
         else:
             continue
-        patch = cv2.resize(scene.image[y:y + side, x:x + side], (window, window),
-                           interpolation=cv2.INTER_AREA)
+        patch = resize_image(scene.image[y:y + side, x:x + side], (window, window))
         out[kept] = photometric(patch, rng) if rng.random() < 0.5 else patch
         kept += 1
     if kept < count:

@@ -265,7 +265,7 @@ def run_epoch(model: FaceNet, current: Round, tensors: tuple[torch.Tensor, ...],
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.update(1)
-        bar.set_postfix(loss=f"{total / seen:.4f}")
+        bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)  # drawn at mininterval
     model.eval()
     with torch.no_grad():
         x_val, y_val, t_val = x[val_idx].to(device), y[val_idx].to(device), t[val_idx].to(device)

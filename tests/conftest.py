@@ -85,3 +85,14 @@ def tiny_box_model(tiny_config: dict[str, Any], tiny_dataset: Path,
     """The tiny CNN with box regression (:data:`BOX_REGRESSION_OVERRIDES`)."""
     config = deep_merge(tiny_config, {"models": {"cnn": BOX_REGRESSION_OVERRIDES}})
     return _train_tiny("cnn", config, tiny_dataset, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_output_model(tiny_config: dict[str, Any], tiny_dataset: Path,
+                      tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cascade's optional third stage (architecture output, 48x48, with box regression)
+    trained for a few seconds on the tiny dataset."""
+    config = deep_merge(tiny_config, {"models": {"cnn": {
+        "architecture": "output", "window": 48, "hard_negative_rounds": 0,
+        "box_regression": {"faces_per_face": 4, "weight": 1.0}}}})
+    return _train_tiny("cnn", config, tiny_dataset, tmp_path_factory)

@@ -278,7 +278,7 @@ def test_score_windows_boxes_lie_in_the_image(tiny_model, astronaut):
 def test_cnn_detectors_need_their_models(default_config, tiny_model):
     with pytest.raises(ValueError, match="checkpoint"):
         build_detector(default_config["detectors"]["cnn"])
-    with pytest.raises(ValueError, match="two checkpoints"):
+    with pytest.raises(ValueError, match="2 checkpoints"):
         build_detector(default_config["detectors"]["cnn_cascade"], [str(tiny_model)])
 
 
@@ -403,6 +403,52 @@ def test_detectors_refine_windows_before_nms(tiny_box_model, tiny_proposal_model
     moved = refine_boxes(proposals, offsets.reshape(-1, 4).numpy())
     for box in cascade.detect(image):
         assert np.any(np.all(np.isclose(moved, box.to_list(), atol=1e-4), axis=1))
+
+
+def test_third_stage_rescores_and_refines_the_verified_windows(
+        tiny_box_model, tiny_proposal_model, tiny_output_model, tiny_dataset, default_config):
+    """With ``output_model`` the cascade's detections are the verifier's survivors
+    (near-duplicates removed), scored by the 48x48 net on the verified, refined window and
+    moved by its offsets, then NMS'd: recomputed here stage by stage from the raw nets."""
+    from pipeline.boxes import refine_boxes
+    from pipeline.cnn import crop_windows, split_outputs, to_input
+    from pipeline.detectors import model_names
+    from pipeline.detectors.cnn import PROPOSAL_NMS_IOU, non_max_suppression, suppress
+
+    settings = dict(default_config["detectors"]["cnn_cascade"], output_model="output")
+    assert model_names(settings) == ["proposal", "cnn", "output"]
+    with pytest.raises(ValueError, match="3 checkpoints: --model PROPOSAL VERIFIER OUTPUT"):
+        build_detector(settings, [str(tiny_proposal_model), str(tiny_box_model)])
+    cascade = build_detector(settings, [str(tiny_proposal_model), str(tiny_box_model),
+                                        str(tiny_output_model)])
+    assert cascade.output.window == 48 and cascade.output.box_regression
+
+    def stage(net, image, windows):
+        with torch.no_grad():
+            outputs = net(to_input(crop_windows(image, windows, net.window), "cpu"))
+        logits, offsets = split_outputs(outputs.double())
+        probs = torch.sigmoid(logits).reshape(-1).numpy()
+        passed = probs >= settings["score_threshold"]
+        return refine_boxes(windows[passed], offsets.reshape(-1, 4).numpy()[passed]), \
+            probs[passed]
+
+    truth = Manifest.load(tiny_dataset / "test.json")
+    checked = 0
+    for record in truth.images:
+        image = read_gray(truth.image_path(record))
+        verified, verified_probs = stage(cascade.verifier, image, cascade.propose(image))
+        distinct = non_max_suppression(verified, verified_probs, PROPOSAL_NMS_IOU,
+                                       settings["max_proposals"])
+        final, final_probs = stage(cascade.output, image, verified[distinct])
+        expected = suppress(final, final_probs, settings["nms_iou"], settings["max_detections"],
+                            settings["nms_method"], settings["score_threshold"])
+        found = cascade.detect(image)
+        assert len(found) == len(expected[0])
+        if found:
+            np.testing.assert_allclose([b.to_list(with_score=True) for b in found],
+                                       np.c_[expected[0], expected[1]], atol=1e-4)
+            checked += 1
+    assert checked >= 2  # detections on several images, not only empty agreements
 
 
 class Payload:

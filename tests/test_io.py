@@ -55,3 +55,30 @@ def test_read_json_names_the_file(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):
         read_json(tmp_path / "bad.json")
+
+
+def test_windows_are_enlarged_smoothly_and_shrunk_by_area():
+    """A window enlarged for a net is interpolated, not made of repeated pixels (OpenCV's area
+    resampling at 2x repeats each pixel in a 2x2 block); a shrunk one is area-averaged, so
+    its mean grey level is kept. crop_windows resamples this way too."""
+    from pipeline.cnn import crop_windows
+    from pipeline.io import resize_image
+
+    patch = np.random.default_rng(0).integers(0, 256, (24, 24)).astype(np.uint8)
+
+    def repeated_neighbours(image: np.ndarray) -> float:
+        return float(np.mean(image[:, 1:] == image[:, :-1]))
+
+    blocky = cv2.resize(patch, (48, 48), interpolation=cv2.INTER_AREA)
+    assert repeated_neighbours(blocky) >= 0.5  # what the helper avoids
+    enlarged = resize_image(patch, (48, 48))
+    assert repeated_neighbours(enlarged) < 0.1
+    np.testing.assert_array_equal(enlarged, cv2.resize(patch, (48, 48),
+                                                       interpolation=cv2.INTER_LINEAR))
+    shrunk = resize_image(patch, (12, 12))
+    np.testing.assert_allclose(shrunk, patch.reshape(12, 2, 12, 2).mean(axis=(1, 3)),
+                               atol=0.5 + 1e-9)  # 2x2 means, rounded
+    image = np.zeros((60, 60), np.uint8)
+    image[10:34, 20:44] = patch
+    np.testing.assert_array_equal(crop_windows(image, np.array([[20.0, 10, 24, 24]]), 48)[0],
+                                  enlarged)

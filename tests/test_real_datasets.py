@@ -173,6 +173,24 @@ def test_yale_b_subject_filter(tmp_path):
         build_dataset(dict(settings, subjects=[7]), tmp_path / "none")
 
 
+def test_output_stage_config_trains_as_the_research_cnn(default_config):
+    """config/output_stage.yaml layers on the research configuration: its 48x48 model is
+    trained exactly as research's cnn, and its detector is research's cnn_cascade plus the
+    third stage."""
+    from pipeline.config import deep_merge, load_yaml, validate_config
+
+    research = deep_merge(default_config, load_yaml("config/research.yaml"))
+    config = deep_merge(research, load_yaml("config/output_stage.yaml"))
+    validate_config(config)
+    output = dict(config["models"]["output"])
+    assert (output.pop("architecture"), output.pop("window")) == ("output", 48)
+    assert output == {k: v for k, v in research["models"]["cnn"].items()
+                      if k not in ("architecture", "window")}
+    detector = dict(config["detectors"]["cnn_cascade48"])
+    assert detector.pop("output_model") == "output"
+    assert detector == research["detectors"]["cnn_cascade"]
+
+
 def test_architectures_config_is_valid(default_config):
     from pipeline.config import deep_merge, load_yaml, validate_config
 

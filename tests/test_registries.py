@@ -68,3 +68,16 @@ def test_a_registered_variant_without_a_schema_entry_is_caught(monkeypatch):
     monkeypatch.setitem(variants.VARIANTS, "fog", variants.original)
     listed, registry = _registries()["variant kinds"]
     assert set(registry) - set(listed) == {"fog"}
+
+
+def test_configuration_knows_each_architectures_window():
+    """The window table that validates ``models:`` entries (torch-free) is the one the
+    architectures are built for, and the schema's window enum holds every one of them."""
+    from pipeline.cnn import ARCHITECTURES
+    from pipeline.config import ARCHITECTURE_WINDOWS
+
+    assert set(ARCHITECTURE_WINDOWS) == set(ARCHITECTURES)
+    for name, build in ARCHITECTURES.items():
+        assert build().window == ARCHITECTURE_WINDOWS[name], name
+    windows = SCHEMA["properties"]["models"]["additionalProperties"]["properties"]["window"]
+    assert set(windows["enum"]) == set(ARCHITECTURE_WINDOWS.values())

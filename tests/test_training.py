@@ -117,6 +117,17 @@ def test_training_is_deterministic_on_the_cpu(tiny_config, tiny_dataset, tmp_pat
     assert not torch.equal(states[0]["body.0.weight"], states[2]["body.0.weight"])
 
 
+def test_training_log_is_not_redrawn_every_step(tiny_config, tiny_dataset, tmp_path, capsys):
+    """Written to a file (stderr not a terminal), a round's progress bar is drawn when it
+    opens and closes, not once per step as the running loss changes: logs stay small."""
+    settings = dict(tiny_config["models"]["cnn"], epochs=2, hard_negative_rounds=0,
+                    negatives_per_round=600)
+    history = train_cnn(settings, tiny_dataset / "train.npz",
+                        tiny_dataset / "train_backgrounds.json", tmp_path / "m.pt")
+    redraws = capsys.readouterr().err.count("\r")
+    assert 0 < redraws <= 3 * len(history) + 2, redraws  # 34 when redrawn every step
+
+
 def test_hard_negatives_are_high_scoring_windows(tiny_model):
     model, _ = load_checkpoint(tiny_model)
     rng = np.random.default_rng(0)
@@ -306,10 +317,11 @@ def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
     assert "bad.png" in caplog.text
 
 
-@pytest.mark.parametrize("architecture", ["vgg", "googlenet"])
-def test_other_architectures_train(tiny_config, tiny_dataset, tmp_path, architecture):
+@pytest.mark.parametrize(("architecture", "window"),
+                         [("vgg", 32), ("googlenet", 32), ("output", 48)])
+def test_other_architectures_train(tiny_config, tiny_dataset, tmp_path, architecture, window):
     """Each architecture learns: validation accuracy well above the share of negatives."""
-    settings = dict(tiny_config["models"]["cnn"], architecture=architecture,
+    settings = dict(tiny_config["models"]["cnn"], architecture=architecture, window=window,
                     negatives_per_round=400, hard_negative_rounds=0, epochs=3)
     history = train_cnn(settings, tiny_dataset / "train.npz",
                         tiny_dataset / "train_backgrounds.json", tmp_path / "m.pt")

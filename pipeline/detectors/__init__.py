@@ -50,10 +50,11 @@ def _cnn(settings: dict[str, Any], models: list[str]) -> Detector:
 def _cnn_cascade(settings: dict[str, Any], models: list[str]) -> Detector:
     from pipeline.detectors.cnn import CnnCascadeDetector
 
-    if len(models) != 2:
-        raise ValueError("the cnn_cascade detector needs two checkpoints: --model PROPOSAL "
-                         "VERIFIER")
-    return CnnCascadeDetector.from_settings(settings, models[0], models[1])
+    wanted = 3 if "output_model" in settings else 2
+    if len(models) != wanted:
+        raise ValueError(f"the cnn_cascade detector needs {wanted} checkpoints: --model "
+                         f"PROPOSAL VERIFIER{' OUTPUT' if wanted == 3 else ''}")
+    return CnnCascadeDetector.from_settings(settings, *models)
 
 
 # Detector settings that the detect stage itself applies (run_detector), not the detector.
@@ -119,7 +120,8 @@ def require_packages(kinds: list[str]) -> None:
 
 def model_names(settings: dict[str, Any]) -> list[str]:
     """The ``models:`` (CNN) entries a detector needs, in the order its factory takes them."""
-    return [settings[key] for key in ("proposal_model", "model") if key in settings]
+    return [settings[key] for key in ("proposal_model", "model", "output_model")
+            if key in settings]
 
 
 def model_files(settings: dict[str, Any], folder: str = paths.MODELS) -> list[str]:

@@ -142,10 +142,13 @@ class CnnDetector:
 
 @dataclass
 class CnnCascadeDetector:
-    """Two-stage CNN cascade: a tiny proposal net over the whole pyramid keeps its
-    ``max_proposals`` best windows (above ``proposal_threshold``, near-duplicates removed),
-    then the stronger net scores those windows in one batch; its probability is the score.
-    Nets with box regression move their windows by their offsets before any NMS."""
+    """CNN cascade: a tiny proposal net over the whole pyramid keeps its ``max_proposals``
+    best windows (above ``proposal_threshold``, near-duplicates removed), then the stronger
+    net scores those windows in one batch. With an ``output`` net (an optional third stage,
+    e.g. 48x48), the verified windows, near-duplicates removed again, are scored once more by
+    it. The last stage's probability is the score; every stage must reach
+    ``score_threshold``. Nets with box regression move their windows by their offsets before
+    the next stage and before any NMS."""
 
     proposal: FaceNet
     verifier: FaceNet
@@ -160,19 +163,24 @@ class CnnCascadeDetector:
     tile_size: int = TILE_SIZE
     nms_method: str = "greedy"
     nms_sigma: float = SOFT_NMS_SIGMA
+    output: FaceNet | None = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
-                      checkpoint: str) -> CnnCascadeDetector:
+                      checkpoint: str, output_checkpoint: str | None = None
+                      ) -> CnnCascadeDetector:
         device = resolve_device("auto")
         proposal, _ = load_checkpoint(proposal_checkpoint, device)
         verifier, _ = load_checkpoint(checkpoint, device)
+        output = (for_inference(load_checkpoint(output_checkpoint, device)[0])
+                  if output_checkpoint is not None else None)
         return cls(for_inference(proposal), for_inference(verifier), device,
                    settings["scale_factor"], settings["min_size"],
                    settings["proposal_threshold"], settings["max_proposals"],
                    settings["score_threshold"], settings["nms_iou"],
                    settings["max_detections"], settings.get("tile_size", TILE_SIZE),
-                   settings.get("nms_method", "greedy"), settings.get("nms_sigma", SOFT_NMS_SIGMA))
+                   settings.get("nms_method", "greedy"), settings.get("nms_sigma", SOFT_NMS_SIGMA),
+                   output)
 
     @property
     def threads(self) -> int:
@@ -186,17 +194,27 @@ class CnnCascadeDetector:
         return boxes[non_max_suppression(boxes, scores, PROPOSAL_NMS_IOU, self.max_proposals)]
 
     @torch.no_grad()
-    def detect(self, image: np.ndarray) -> list[Box]:
-        candidates = self.propose(image)
-        if len(candidates) == 0:
-            return []
-        patches = crop_windows(image, candidates, self.verifier.window)
-        logits, offsets = split_outputs(self.verifier(to_input(patches, self.device)).float())
+    def verify(self, net: FaceNet, image: np.ndarray, windows: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The windows (K, 4) that ``net`` scores at least ``score_threshold``, refined by its
+        offsets when it has box regression, (M, 4), and their probabilities (M,)."""
+        if len(windows) == 0:
+            return windows, np.zeros(0)
+        patches = crop_windows(image, windows, net.window)
+        logits, offsets = split_outputs(net(to_input(patches, self.device)).float())
         probs = face_probability(logits).reshape(-1)
         passed = probs >= self.score_threshold
-        candidates, probs = candidates[passed], probs[passed]
-        if offsets is not None:  # refined before NMS
-            candidates = refine_boxes(candidates, offsets.reshape(-1, 4).cpu().numpy()[passed])
+        windows, probs = windows[passed], probs[passed]
+        if offsets is not None:
+            windows = refine_boxes(windows, offsets.reshape(-1, 4).cpu().numpy()[passed])
+        return windows, probs
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        candidates, probs = self.verify(self.verifier, image, self.propose(image))
+        if self.output is not None:
+            distinct = non_max_suppression(candidates, probs, PROPOSAL_NMS_IOU,
+                                           self.max_proposals)
+            candidates, probs = self.verify(self.output, image, candidates[distinct])
         kept, scores = suppress(candidates, probs, self.nms_iou, self.max_detections,
                                 self.nms_method, self.score_threshold, self.nms_sigma)
         return [Box(*map(float, box), score=float(score))
