@@ -191,6 +191,11 @@ class CnnCascadeDetector:
         """Candidate windows (K, 4), best proposal score first."""
         boxes, scores = score_windows(self.proposal, image, self.min_size, self.scale_factor,
                                       self.proposal_threshold, self.device, self.tile_size)
+        return self.distinct(boxes, scores)
+
+    def distinct(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Boxes (K, 4) less near-duplicates: the best of each group overlapping more than
+        :data:`PROPOSAL_NMS_IOU`, at most ``max_proposals``, best score first."""
         return boxes[non_max_suppression(boxes, scores, PROPOSAL_NMS_IOU, self.max_proposals)]
 
     @torch.no_grad()
@@ -212,9 +217,7 @@ class CnnCascadeDetector:
     def detect(self, image: np.ndarray) -> list[Box]:
         candidates, probs = self.verify(self.verifier, image, self.propose(image))
         if self.output is not None:
-            distinct = non_max_suppression(candidates, probs, PROPOSAL_NMS_IOU,
-                                           self.max_proposals)
-            candidates, probs = self.verify(self.output, image, candidates[distinct])
+            candidates, probs = self.verify(self.output, image, self.distinct(candidates, probs))
         kept, scores = suppress(candidates, probs, self.nms_iou, self.max_detections,
                                 self.nms_method, self.score_threshold, self.nms_sigma)
         return [Box(*map(float, box), score=float(score))
