@@ -9,6 +9,7 @@ image files live in. Ground truth and detections use the same types and the same
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,19 +204,34 @@ class Manifest:
         images = []
         for index, record in enumerate(records):
             try:
-                image = ImageRecord.from_dict(record)
+                images.append(ImageRecord.from_dict(record))
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path}: image {index}: not a valid record ({error!r})"
                                  ) from error
-            images.append(_checked(image, kind == "ground_truth", f"{path}: {image.file}"))
-        return cls(kind, (path.parent / data.get("root", ".")).resolve(), images,
-                   data.get("meta", {}))
+        manifest = cls(kind, (path.parent / data.get("root", ".")).resolve(), images,
+                       data.get("meta", {}))
+        manifest.check(str(path))
+        return manifest
+
+    def check(self, where: str = "manifest") -> None:
+        """Validate in place: one record per file name; finite boxes of positive size;
+        ground-truth boxes reaching past the image clipped to it, with a warning.
+        ``ValueError`` naming ``where`` and the image otherwise."""
+        seen: set[str] = set()
+        for record in self.images:
+            if record.file in seen:
+                raise ValueError(f"{where}: image {record.file!r} is listed more than once")
+            seen.add(record.file)
+            _checked(record, self.kind == "ground_truth", f"{where}: {record.file}")
 
 
 def _checked(record: ImageRecord, clip: bool, where: str) -> ImageRecord:
     """``record`` with validated boxes: no empty boxes; clipped to the image when ``clip``."""
     boxes = []
     for k, box in enumerate(record.boxes):
+        if not all(map(math.isfinite, (box.x, box.y, box.w, box.h, box.score))):
+            raise ValueError(f"{where}: box {k} {box.to_list(with_score=True)} holds a number "
+                             "that is not finite")
         if not (box.w > 0 and box.h > 0):
             raise ValueError(f"{where}: box {k} {box.to_list()} has zero or negative size")
         if clip:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -316,7 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_terminate(signum: int, _frame: Any) -> None:
+    """SIGTERM (a scheduler or Snakemake stopping the job) raises ``SystemExit``, so that
+    half-written outputs are removed on the way out (:func:`pipeline.io.atomic_open`,
+    :func:`pipeline.io.atomic_folder`), as after Ctrl-C; by default it ends the process at once
+    and leaves hidden temporary files behind."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     args = build_parser().parse_args(argv)
     setup_logging(args.log)
     LOG.info("%s: %s", args.command, " ".join(sys.argv[1:] if argv is None else argv))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 DEFAULT_CONFIG_PATH = SCHEMA_PATH.parent / "default.yaml"
+# Values a configuration may expand to, counting every repeat of a YAML alias (research.yaml
+# merged over the default: about 460): a bound on "billion laughs" alias bombs.
+MAX_EXPANDED_VALUES = 100_000
+# The backstop on every integer setting: no count, size or seed here needs more than 32 bits.
+MAX_INTEGER = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -23,14 +30,19 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path: str | Path) -> Any:
+    """The YAML file at ``path``, safely loaded; :class:`ConfigError` when it is not valid
+    YAML or its aliases expand to more than :data:`MAX_EXPANDED_VALUES` values."""
     path = Path(path)
     try:
         with open(path) as handle:
-            return yaml.safe_load(handle)
+            data = yaml.safe_load(handle)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: configuration file not found") from None
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: an integer of 4300+ digits
         raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if expanded_size(data) > MAX_EXPANDED_VALUES:
+        raise ConfigError(f"{path}: {TOO_LARGE}")
+    return data
 
 
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -82,11 +94,67 @@ StrictValidator = jsonschema.validators.extend(
 )
 
 
-def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[str, ...] = ()
+def expanded_size(node: Any, sizes: dict[int, int | None] | None = None) -> int:
+    """How many values ``node`` holds, a container shared by YAML aliases counted wherever it
+    appears, a string as one value per 100 characters: linear time (``sizes`` memoises by
+    ``id``); a container inside itself counts as more than :data:`MAX_EXPANDED_VALUES`."""
+    if isinstance(node, str | bytes):
+        return 1 + len(node) // 100
+    if not isinstance(node, dict | list):
+        return 1
+    sizes = {} if sizes is None else sizes
+    if id(node) in sizes:
+        known = sizes[id(node)]
+        return MAX_EXPANDED_VALUES + 1 if known is None else known
+    sizes[id(node)] = None  # in progress: met again below, it contains itself
+    children = node.values() if isinstance(node, dict) else node
+    sizes[id(node)] = size = 1 + sum(expanded_size(child, sizes) for child in children)
+    return size
+
+
+TOO_LARGE = f"expands to more than {MAX_EXPANDED_VALUES:,} values (YAML aliases repeating a block?)"
+
+
+def _size_errors(instance: Any, prefix: tuple[Any, ...]) -> list[str]:
+    """The key (the largest under the top level) of an ``instance`` that expands past
+    :data:`MAX_EXPANDED_VALUES`: checked before anything else walks it."""
+    sizes: dict[int, int | None] = {}
+    if expanded_size(instance, sizes) <= MAX_EXPANDED_VALUES:
+        return []
+    where = prefix
+    if isinstance(instance, dict) and instance:
+        where = (*prefix, max(instance, key=lambda k: expanded_size(instance[k], sizes)))
+    return [f"{_key_path(where)}: {TOO_LARGE}"]
+
+
+def _value_errors(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(key path, message) of every non-finite number and every integer larger than
+    :data:`MAX_INTEGER` in absolute value in ``node``, whatever its key."""
+    if isinstance(node, dict | list):
+        for key, child in (node.items() if isinstance(node, dict) else enumerate(node)):
+            yield from _value_errors(child, (*path, key))
+    elif isinstance(node, float) and not math.isfinite(node):
+        name = "NaN" if math.isnan(node) else "infinity" if node > 0 else "-infinity"
+        yield path, f"{name} is not a finite number"
+    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INTEGER:
+        yield path, (f"{node} is out of range (integers are at most {MAX_INTEGER} in "
+                     "absolute value)")
+
+
+def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...] = ()
                    ) -> list[str]:
-    errors = sorted(StrictValidator(schema).iter_errors(instance),
-                    key=lambda e: list(map(str, e.path)))
-    return [f"{_key_path((*prefix, *e.path))}: {e.message}" for e in _leaf_errors(errors)]
+    """Every bad key of ``instance``: an alias bomb alone (before anything walks it), else
+    non-finite numbers and huge integers, and the schema's errors at the other keys."""
+    messages = _size_errors(instance, prefix)
+    if messages:
+        return messages
+    found = list(_value_errors(instance, prefix))
+    flagged = {path for path, _ in found}
+    errors = _leaf_errors(list(StrictValidator(schema).iter_errors(instance)))
+    found += [((*prefix, *e.path), e.message) for e in errors
+              if (*prefix, *e.path) not in flagged]
+    found.sort(key=lambda item: list(map(str, item[0])))
+    return [f"{_key_path(path)}: {message}" for path, message in found]
 
 
 def validate_config(config: Any, source: str = "config") -> None:
@@ -312,7 +380,7 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
     configuration names exists: dataset files and folders, and detectors' cascade XML files.
 
     Raises one :class:`ConfigError` listing every missing path with the key that names it and
-    what it should hold.
+    what it should hold, and every cascade path that OpenCV cannot load.
     """
     root = config.get("data_root")
     messages: list[str] = []
@@ -343,12 +411,26 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
 
     for name, detector in config["detectors"].items():
         cascade = detector.get("cascade")
-        if cascade is not None and cascade not in BUNDLED_CASCADES and not Path(
-                cascade).is_file():
+        if cascade is None or cascade in BUNDLED_CASCADES:
+            continue
+        if not Path(cascade).is_file():
             messages.append(f"detectors.{name}.cascade: {cascade} is not a file (expected "
                             f"one of {', '.join(BUNDLED_CASCADES)} or an OpenCV cascade XML)")
+        elif not _loads_as_cascade(cascade):
+            messages.append(f"detectors.{name}.cascade: {cascade} is not an OpenCV cascade "
+                            "XML (OpenCV could not load it)")
     if messages:
-        raise ConfigError("missing data:\n  " + "\n  ".join(messages))
+        raise ConfigError("missing or unreadable data:\n  " + "\n  ".join(messages))
+
+
+def _loads_as_cascade(path: str) -> bool:
+    """Whether OpenCV loads the file at ``path`` as a cascade classifier."""
+    import cv2
+
+    try:
+        return not cv2.CascadeClassifier(path).empty()
+    except (cv2.error, SystemError):  # SystemError wraps the cv2.error of an unparsable file
+        return False
 
 
 def is_evaluated(dataset: dict[str, Any]) -> bool:

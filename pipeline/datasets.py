@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import progress, to_gray_uint8, write_image
+from pipeline.io import progress, staged_outputs, to_gray_uint8, write_image
 
 LOG = logging.getLogger(__name__)
 
@@ -197,50 +197,80 @@ def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
              ).save(out_dir / "train_backgrounds.json")
 
 
-def _real(name: str) -> Callable[[dict[str, Any], str | Path], None]:
-    def build(settings: dict[str, Any], out_dir: str | Path) -> None:
+def _real(name: str) -> Callable[..., Any]:
+    """A function of :mod:`pipeline.real_datasets` (imported when called)."""
+    def call(*args: Any) -> Any:
         from pipeline import real_datasets
 
-        getattr(real_datasets, name)(settings, Path(out_dir))
+        return getattr(real_datasets, name)(*args)
 
-    return build
+    return call
 
 
-# Dataset kind -> builder(settings, out_dir). Every builder writes test.json, train.npz and
-# train_backgrounds.json (see the module docstring); a set used only for testing or only for
-# training writes the other part empty.
-DATASETS: dict[str, Callable[[dict[str, Any], str | Path], None]] = {
-    "embedded": build_embedded,
-    "annotated": _real("build_annotated"),
-    "face_folders": _real("build_face_folders"),
-    "yale_b": _real("build_yale_b"),
+def folder_inputs(*keys: str) -> Callable[[dict[str, Any]], list[Path]]:
+    """The image files under the folders that ``settings[key]`` name, for each key present."""
+    def inputs(settings: dict[str, Any]) -> list[Path]:
+        from pipeline.formats import image_files
+
+        return [path for key in keys if settings.get(key) for path in image_files(settings[key])]
+
+    return inputs
+
+
+class DatasetKind(NamedTuple):
+    """A dataset kind: ``build(settings, out_dir)`` writes test.json, train.npz and
+    train_backgrounds.json (see the module docstring; a set used only for testing or only for
+    training writes the other part empty); ``inputs(settings)`` lists every file the build
+    reads, so that the workflow rebuilds the set when one of them changes."""
+
+    build: Callable[[dict[str, Any], Path], None]
+    inputs: Callable[[dict[str, Any]], list[Path]]
+
+
+DATASETS: dict[str, DatasetKind] = {
+    "embedded": DatasetKind(build_embedded, lambda settings: []),  # installed packages only
+    "annotated": DatasetKind(_real("build_annotated"), _real("annotated_inputs")),
+    "face_folders": DatasetKind(_real("build_face_folders"),
+                                folder_inputs("faces", "scenes")),
+    "yale_b": DatasetKind(_real("build_yale_b"), folder_inputs("folder", "scenes")),
 }
+
+
+def dataset_inputs(settings: dict[str, Any]) -> list[str]:
+    """The files a dataset's build reads (:class:`DatasetKind`), as strings, for Snakemake."""
+    return [str(path) for path in DATASETS[settings["kind"]].inputs(settings)]
 
 
 def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
     """Build with the registered builder; ``test/`` and ``train_backgrounds/`` always exist
-    afterwards (empty for sets whose images stay where they are).
+    afterwards (empty for sets whose images stay where they are). The outputs are written
+    to a staging folder and moved into ``out_dir`` only when the build succeeds.
 
     A test set must hold faces, unless it is marked ``negatives_only`` (then it must hold
     none, and the mark goes into ``test.json`` for the evaluation); ``ValueError`` otherwise.
     """
     from pipeline.config import is_evaluated
 
-    DATASETS[settings["kind"]](settings, out_dir)
-    for folder in ("test", "train_backgrounds"):
-        (Path(out_dir) / folder).mkdir(parents=True, exist_ok=True)
-    if is_evaluated(settings):
-        mark_negatives_only(Path(out_dir) / "test.json", settings.get("negatives_only", False))
+    with staged_outputs(out_dir) as staging:
+        DATASETS[settings["kind"]].build(settings, staging)
+        for folder in ("test", "train_backgrounds"):
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+        if is_evaluated(settings):
+            mark_negatives_only(staging / "test.json", settings.get("negatives_only", False),
+                                Path(out_dir) / "test.json")
 
 
-def mark_negatives_only(test_json: Path, negatives_only: bool) -> None:
-    """Check a test manifest's face count against ``negatives_only`` and record the mark."""
+def mark_negatives_only(test_json: Path, negatives_only: bool, name: Path | None = None
+                        ) -> None:
+    """Check a test manifest's face count against ``negatives_only`` and record the mark;
+    errors name the manifest as ``name`` (default ``test_json``)."""
     manifest = Manifest.load(test_json)
+    name = name or test_json
     if negatives_only and manifest.n_boxes:
-        raise ValueError(f"{test_json}: the dataset is marked negatives_only but holds "
+        raise ValueError(f"{name}: the dataset is marked negatives_only but holds "
                          f"{manifest.n_boxes} faces")
     if not negatives_only and not manifest.n_boxes:
-        raise ValueError(f"{test_json}: the test set has no faces ({len(manifest.images)} "
+        raise ValueError(f"{name}: the test set has no faces ({len(manifest.images)} "
                          "images), so AP and detection rates are undefined; mark a face-free "
                          "test set negatives_only: true to report false positives per image, "
                          "or evaluate: false")

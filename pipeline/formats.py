@@ -34,11 +34,12 @@ class AnnotationError(ValueError):
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers; CRLF and trailing spaces removed."""
+    """Non-blank lines with their 1-based numbers; a UTF-8 byte-order mark, CRLF and trailing
+    spaces removed."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: annotation file not found")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     if not text.strip():
         raise AnnotationError(f"{path}: annotation file is empty")
     for number, line in enumerate(text.splitlines(), start=1):
@@ -63,10 +64,14 @@ def image_size(path: Path, where: str) -> tuple[int, int]:
 
 
 def _numbers(fields: list[str], where: str) -> list[float]:
+    """The fields as finite floats; ``AnnotationError`` at ``where`` for text, NaN or inf."""
     try:
-        return [float(f) for f in fields]
+        values = [float(f) for f in fields]
     except ValueError:
         raise AnnotationError(f"{where}: expected numbers, got {' '.join(fields)!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise AnnotationError(f"{where}: expected finite numbers, got {' '.join(fields)!r}")
+    return values
 
 
 def _box_from_corners(x1: float, y1: float, x2: float, y2: float, where: str) -> Box:
@@ -77,22 +82,27 @@ def _box_from_corners(x1: float, y1: float, x2: float, y2: float, where: str) ->
 
 
 def _records(boxes_by_file: dict[str, list[Box]], image_root: Path, where: dict[str, str],
-             extra: dict[str, dict[str, Any]] | None = None) -> list[ImageRecord]:
+             extra: dict[str, dict[str, Any]] | None = None, check_images: bool = True
+             ) -> list[ImageRecord]:
+    """One record per file; sizes read from the images (0 x 0 without ``check_images``)."""
     records = []
     for file, boxes in boxes_by_file.items():
-        width, height = image_size(image_root / file, where[file])
+        width, height = (image_size(image_root / file, where[file]) if check_images
+                         else (0, 0))
         records.append(ImageRecord(file, width, height, boxes,
                                    attributes=(extra or {}).get(file, {})))
     return records
 
 
 def read_box_list(path: str | Path, image_root: str | Path, prefix: str = "",
-                  image_list: str | Path | None = None) -> list[ImageRecord]:
+                  image_list: str | Path | None = None, check_images: bool = True
+                  ) -> list[ImageRecord]:
     """``<file> x_min y_min x_max y_max [label]`` per face (MIT+CMU, cartoon frame lists).
 
     ``prefix`` is put before each file name (e.g. ``andy/`` for per-folder lists);
     ``image_list`` (one file name a line) adds the listed images that have no face.
     An optional fifth field is the face's label (a character name), kept in the attributes.
+    Without ``check_images`` the images are not read (width and height 0): names only.
     """
     path, image_root = Path(path), Path(image_root)
     boxes: dict[str, list[Box]] = {}
@@ -104,7 +114,7 @@ def read_box_list(path: str | Path, image_root: str | Path, prefix: str = "",
         if len(fields) not in (5, 6):
             raise AnnotationError(f"{here}: expected '<file> x_min y_min x_max y_max [label]', "
                                   f"got {len(fields)} fields")
-        file = prefix + fields[0]
+        file = join_image_name(prefix, fields[0])
         box = _box_from_corners(*_numbers(fields[1:5], here), where=here)
         boxes.setdefault(file, []).append(box)
         labels.setdefault(file, {"labels": []})["labels"].append(
@@ -112,10 +122,16 @@ def read_box_list(path: str | Path, image_root: str | Path, prefix: str = "",
         where.setdefault(file, here)
     if image_list is not None:
         for number, line in _lines(Path(image_list)):
-            file = prefix + line.split()[0]
+            file = join_image_name(prefix, line.split()[0])
             boxes.setdefault(file, [])
             where.setdefault(file, f"{image_list}:{number}")
-    return _records(boxes, image_root, where, labels)
+    return _records(boxes, image_root, where, labels, check_images)
+
+
+def join_image_name(prefix: str, file: str) -> str:
+    """``file`` under the folder ``prefix`` (``""`` or ending in ``/``); an absolute ``file``
+    stays as it is."""
+    return file if Path(file).is_absolute() else prefix + file
 
 
 # The points of one face in the MIT+CMU landmark list, in their order in the file.
@@ -156,7 +172,8 @@ def attach_landmarks(records: list[ImageRecord], landmarks: dict[str, list[list[
         record.attributes["landmarks"] = assigned
 
 
-def read_dlib_xml(path: str | Path, image_root: str | Path) -> list[ImageRecord]:
+def read_dlib_xml(path: str | Path, image_root: str | Path, check_images: bool = True
+                  ) -> list[ImageRecord]:
     """dlib imglab XML: ``<image file=...><box top= left= width= height= [ignore='1']/>``.
 
     Boxes marked ``ignore`` are left out (logged).
@@ -177,12 +194,11 @@ def read_dlib_xml(path: str | Path, image_root: str | Path) -> list[ImageRecord]
         boxes.setdefault(file, [])
         where[file] = f"{path}: image {file}"
         for element in image.iter("box"):
-            try:
-                top, left = float(element.get("top")), float(element.get("left"))
-                width, height = float(element.get("width")), float(element.get("height"))
-            except (TypeError, ValueError):
+            fields = [element.get(key) for key in ("top", "left", "width", "height")]
+            if None in fields:
                 raise AnnotationError(f"{path}: image {file}: a box lacks top/left/width/"
-                                      "height numbers") from None
+                                      "height numbers")
+            top, left, width, height = _numbers(fields, f"{path}: image {file}")
             if element.get("ignore") == "1":
                 LOG.info("%s: %s: ignored box skipped", path, file)
                 continue
@@ -190,7 +206,7 @@ def read_dlib_xml(path: str | Path, image_root: str | Path) -> list[ImageRecord]
                                                  f"{path}: image {file}"))
     if not boxes:
         raise AnnotationError(f"{path}: no <image> elements")
-    return _records(boxes, image_root, where)
+    return _records(boxes, image_root, where, check_images=check_images)
 
 
 def ellipse_to_box(major: float, minor: float, angle: float, cx: float, cy: float) -> Box:
@@ -255,7 +271,8 @@ def write_fddb_detections(records: list[ImageRecord], path: str | Path,
                 handle.write(f"{b.x:.2f} {b.y:.2f} {b.w:.2f} {b.h:.2f} {b.score:.6f}\n")
 
 
-def read_wider(path: str | Path, image_root: str | Path) -> list[ImageRecord]:
+def read_wider(path: str | Path, image_root: str | Path, check_images: bool = True
+               ) -> list[ImageRecord]:
     """WIDER FACE ``wider_face_*_bbx_gt.txt``: file, count, ``x y w h blur expr illum invalid
     occlusion pose`` per face (a count of 0 is followed by one line of zeros). Faces flagged
     invalid, and faces of zero width or height (with a warning), are left out."""
@@ -291,11 +308,11 @@ def read_wider(path: str | Path, image_root: str | Path) -> list[ImageRecord]:
     if degenerate:
         LOG.warning("%s: %d faces of zero width or height left out (not scored), e.g. line %s",
                     path, len(degenerate), degenerate[0].rsplit(":", 1)[1])
-    return _records(boxes, image_root, where)
+    return _records(boxes, image_root, where, check_images=check_images)
 
 
 def read_coco(path: str | Path, image_root: str | Path,
-              category: str | None = "face") -> list[ImageRecord]:
+              category: str | None = "face", check_images: bool = True) -> list[ImageRecord]:
     """COCO JSON: ``images``, ``annotations`` with ``bbox`` [x, y, w, h]; crowd boxes dropped.
 
     ``category`` keeps the annotations of that category name (``None``: all categories).
@@ -323,7 +340,7 @@ def read_coco(path: str | Path, image_root: str | Path,
             images[annotation["image_id"]].boxes.append(box)
     except (KeyError, TypeError) as error:
         raise AnnotationError(f"{path}: not a COCO file (missing {error})") from error
-    for record in images.values():
+    for record in images.values() if check_images else []:
         if not (image_root / record.file).is_file():
             raise AnnotationError(f"{path}: image {image_root / record.file} not found")
     return list(images.values())

@@ -94,6 +94,30 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
+    """A temporary sibling folder of ``out_dir`` to write a stage's outputs into; when the
+    block succeeds each entry is moved into ``out_dir`` (replacing an entry of the same name,
+    leaving others alone), else the whole folder is removed: a failed stage leaves no partial
+    or invalid output behind. The sibling is at the same depth as ``out_dir``, so relative
+    paths written into the outputs stay valid after the move."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.",
+                                    suffix=".tmp"))
+    try:
+        staging.chmod(0o777 & ~current_umask())
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        for entry in sorted(staging.iterdir()):
+            target = out_dir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def json_ready(data: Any) -> Any:
     """``data`` with every NaN or infinite float replaced by ``None`` (JSON ``null``)."""
     if isinstance(data, float):
@@ -115,7 +139,7 @@ def write_json(path: str | Path, data: Any) -> None:
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is not JSON
             return json.load(handle)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
@@ -124,12 +148,14 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_gray(path: str | Path) -> np.ndarray:
-    """Read any image OpenCV decodes as 8-bit grayscale, shape (H, W), dtype uint8.
+    """Read any image OpenCV decodes as 8-bit grayscale, shape (H, W), dtype uint8, the way
+    an image viewer shows it: EXIF orientation applied.
 
     16-bit images are scaled to 8 bits, colour and alpha are dropped. Raises
     ``FileNotFoundError`` naming the file when it is missing or not a file, ``PermissionError``
-    when it cannot be read, and ``ValueError`` naming it when it is empty, truncated or not a
-    decodable image.
+    when it cannot be read, and ``ValueError`` naming it when it is empty, truncated, not a
+    decodable image, or of a pixel type whose intensity range is not known (floating point,
+    signed or 32-bit integers: is 1.0 white, or 255?).
     """
     path = Path(path)
     if not path.is_file():
@@ -137,9 +163,15 @@ def read_gray(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"{path}: image file is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # Not IMREAD_UNCHANGED, which ignores the EXIF orientation (a phone photo would be read
+    # sideways, its annotated boxes on the wrong pixels); ANYDEPTH keeps 16-bit depth.
+    image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if image is None:
         raise ValueError(f"{path}: not a decodable image (corrupt, truncated or not an image)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: {image.dtype} pixels (values {float(image.min()):g} to "
+                         f"{float(image.max()):g}) have no known intensity range; convert the "
+                         "image to 8- or 16-bit unsigned integers")
     return to_gray_uint8(image)
 
 
@@ -156,11 +188,19 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def to_gray_uint8(image: np.ndarray) -> np.ndarray:
-    """Any 2-D/3-D integer or float image to grayscale uint8 (floats assumed in [0, 1])."""
+    """A 2-D/3-D uint8, uint16 or float image in memory to grayscale uint8.
+
+    Floats must lie in [0, 1] (scikit-image's convention); a float image outside that range,
+    such as one in 0-255, is a ``ValueError``, not an image clipped to white.
+    """
     if image.dtype == np.uint16:
         image = (image / 257.0).round().astype(np.uint8)
     elif image.dtype.kind == "f":
-        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        if image.size and not (np.isfinite(image).all() and image.min() >= 0.0
+                               and image.max() <= 1.0):
+            raise ValueError(f"a {image.dtype} image must hold values in [0, 1], not "
+                             f"{float(np.nanmin(image)):g} to {float(np.nanmax(image)):g}")
+        image = (image * 255.0).round().astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ValueError(f"unsupported image dtype {image.dtype}")
     if image.ndim == 3:

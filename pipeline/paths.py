@@ -4,6 +4,9 @@ benchmarks read."""
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
+
 MODELS = "results/models"
 
 
@@ -30,3 +33,15 @@ def variant_manifest(dataset: str, variant: str) -> str:
 def detections(detector: str, dataset: str, variant: str) -> str:
     """One detector's merged detections on one variant (``merge_detections``): manifest JSON."""
     return f"results/detections/{detector}/{dataset}/{variant}.json"
+
+
+def image_name(index: int, source: str | PurePath) -> str:
+    """The file name of the ``index``-th image of a set written under ``results/``, e.g.
+    ``00007_photo.png`` for ``../elsewhere/photo.jpg``.
+
+    The position keeps names unique (``a.png`` and ``a.jpg`` stay two files); of the source
+    name only its stem, in letters, digits, ``_``, ``+`` and ``-``, is kept for the reader. No
+    folder, absolute path or ``..`` taken from an input ever reaches an output path.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_+-]+", "_", PurePath(str(source)).stem).strip("_")[:60]
+    return f"{index:05d}_{stem or 'image'}.png"

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +22,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.datasets import feathered_mask, random_crop, save_training_arrays
 from pipeline.formats import (
+    AnnotationError,
     attach_landmarks,
     image_files,
     image_size,
+    join_image_name,
     light_angle,
     read_box_list,
     read_coco,
@@ -54,26 +58,40 @@ ANNOTATION_READERS: dict[str, Callable[[str, Path], list[ImageRecord]]] = {
 ANNOTATION_FORMATS = ["box_list", *ANNOTATION_READERS]
 
 
-def _read_source(fmt: str, source: dict[str, Any], root: Path) -> list[ImageRecord]:
-    """One annotation file of a dataset; image names made relative to the dataset ``root``."""
+def _read_source(fmt: str, source: dict[str, Any], root: Path, check_images: bool = True
+                 ) -> list[ImageRecord]:
+    """One annotation file of a dataset; image names made relative to the dataset ``root``
+    (absolute names stay absolute). Without ``check_images``, names only (sizes 0)."""
     images = Path(source.get("images", root))
     prefix = Path(images).resolve().relative_to(root.resolve()).as_posix()
     prefix = "" if prefix == "." else prefix + "/"
     annotations = source["annotations"]
     if fmt == "box_list":
         return read_box_list(annotations, root, prefix=prefix,
-                             image_list=source.get("image_list"))
-    records = ANNOTATION_READERS[fmt](annotations, images)
+                             image_list=source.get("image_list"), check_images=check_images)
+    records = ANNOTATION_READERS[fmt](annotations, images, check_images=check_images)
     for record in records:
-        record.file = prefix + record.file
+        record.file = join_image_name(prefix, record.file)
     return records
+
+
+def annotated_inputs(settings: dict[str, Any]) -> list[Path]:
+    """The files an ``annotated`` build reads: its annotation, image and landmark lists and
+    every image they name (names parsed only; no image is decoded)."""
+    root = Path(settings["root"])
+    files = [Path(settings["landmarks"])] if settings.get("landmarks") else []
+    for source in settings["sources"]:
+        files += [Path(source[key]) for key in ("annotations", "image_list") if key in source]
+        files += [root / r.file for r in _read_source(settings["format"], source, root,
+                                                      check_images=False)]
+    return list(dict.fromkeys(files))
 
 
 def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     root = Path(settings["root"])
-    records: list[ImageRecord] = []
-    for source in settings["sources"]:
-        records += _read_source(settings["format"], source, root)
+    records = unique_records([(source["annotations"],
+                               _read_source(settings["format"], source, root))
+                              for source in settings["sources"]], root)
     if "image_sample" in settings:
         records = sample_records(records, **settings["image_sample"])
     if settings.get("landmarks"):
@@ -81,8 +99,8 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     manifest = Manifest("ground_truth", root, records,
                         meta={"format": settings["format"],
                               "sources": [s["annotations"] for s in settings["sources"]]})
-    manifest.save(out_dir / "test.json")
-    manifest = Manifest.load(out_dir / "test.json")  # validated; boxes clipped, with warnings
+    # validated before anything is written; boxes past the border clipped, with warnings
+    manifest.check(", ".join(str(s["annotations"]) for s in settings["sources"]))
     manifest.save(out_dir / "test.json")
     LOG.info("%s: %d images, %d faces", settings["format"], len(records), manifest.n_boxes)
     faces = [crop_square(read_gray(manifest.image_path(r)), b)
@@ -90,6 +108,74 @@ def build_annotated(settings: dict[str, Any], out_dir: Path) -> None:
     save_training_arrays(out_dir, np.stack(faces) if faces else _empty(),
                          _empty())
     manifest.save(out_dir / "train_backgrounds.json")
+
+
+def unique_records(sources: list[tuple[str, list[ImageRecord]]], root: Path
+                   ) -> list[ImageRecord]:
+    """One record per image and one box per face, from each annotation file's records.
+
+    An image is one file, whatever it is called (``a.png``, ``./a.png``, an absolute path or
+    a symlink to it). A box listed twice for one image (a duplicated line) is kept once, with
+    a warning, with its per-box attributes (lists as long as the boxes). An image named again,
+    in the same or another annotation file, is kept once, with a warning, when both list the
+    same boxes; with other boxes it is an ``AnnotationError`` naming both files. Files that
+    are byte-identical copies stay separate images, with a warning (:func:`warn_copies`).
+    """
+    kept: dict[Path, tuple[ImageRecord, str]] = {}
+    for source, records in sources:
+        for record in records:
+            _drop_repeated_boxes(record, source)
+            image = (root / record.file).resolve()
+            if image not in kept:
+                kept[image] = (record, source)
+                continue
+            first, first_source = kept[image]
+            if sorted(map(Box.to_list, first.boxes)) != sorted(map(Box.to_list, record.boxes)):
+                raise AnnotationError(
+                    f"{image}: one image annotated twice with different boxes: as "
+                    f"{first.file!r} in {first_source} and as {record.file!r} in {source}; "
+                    "merge the two into one annotation")
+            LOG.warning("%s: one image annotated twice with the same boxes (as %r in %s and as "
+                        "%r in %s); kept once", image, first.file, first_source, record.file,
+                        source)
+    warn_copies(list(kept))
+    return [record for record, _ in kept.values()]
+
+
+def warn_copies(files: list[Path]) -> None:
+    """Log the files whose bytes repeat another file's (kept as separate images: two equal
+    frames of a video are two samples; a copied folder is not, and the warning says so)."""
+    first: dict[str, Path] = {}
+    copies = []
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in first:
+            copies.append((path, first[digest]))
+        else:
+            first[digest] = path
+    if copies:
+        LOG.warning("%d images are byte-identical copies of another image of the set, e.g. %s "
+                    "of %s; each is kept as an image of its own", len(copies), *copies[0])
+
+
+def _drop_repeated_boxes(record: ImageRecord, source: str) -> None:
+    """Keep the first of identical boxes of ``record`` (and of its per-box attributes)."""
+    seen: set[tuple[float, ...]] = set()
+    keep = []
+    for index, box in enumerate(record.boxes):
+        key = tuple(box.to_list())
+        if key in seen:
+            LOG.warning("%s: %s: box %s listed more than once; counted once", source,
+                        record.file, box.to_list())
+        else:
+            seen.add(key)
+            keep.append(index)
+    if len(keep) == len(record.boxes):
+        return
+    for name, values in record.attributes.items():
+        if isinstance(values, list) and len(values) == len(record.boxes):
+            record.attributes[name] = [values[i] for i in keep]
+    record.boxes = [record.boxes[i] for i in keep]
 
 
 def sample_records(records: list[ImageRecord], size: int, seed: int) -> list[ImageRecord]:
@@ -170,6 +256,7 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
     if not crops:
         raise ValueError(f"{settings['folder']}: no Yale B crops of subjects "
                          f"{settings.get('subjects')}")
+    warn_copies([path for path, _ in crops])
     for index, (path, light) in enumerate(progress(crops, desc="place Yale B faces",
                                                    unit="img")):
         face = read_gray(path)
@@ -187,7 +274,7 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
         canvas[y:y + face_h, x:x + face_w] = np.clip(alpha * resized + (1 - alpha) * region,
                                                      0, 255).astype(np.uint8)
         angle = light_angle(light["azimuth"], light["elevation"])
-        file = f"{path.stem}.png"
+        file = paths.image_name(index, path)
         write_image(out_dir / "test" / file, canvas)
         records.append(ImageRecord(file, width, height, [Box(x, y, face_w, face_h)],
                                    attributes={**light, "light_angle": round(angle, 2),

@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.io import atomic_folder, progress, read_gray, write_image
 
@@ -115,7 +116,12 @@ def sweep_name(variant: str, strength: float) -> str:
 
 def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path,
                  name: str) -> Manifest:
-    """Apply the variant to every image of ``source``; write images and ``manifest.json``."""
+    """Apply the variant to every image of ``source``; write images and ``manifest.json``.
+
+    Images are written under ``out_dir/images`` as :func:`pipeline.paths.image_name` names
+    them, whatever path a record names; the record keeps its source name in the attribute
+    ``source_file``.
+    """
     out_dir = Path(out_dir)
     function = VARIANTS[settings["kind"]]
     records = []
@@ -126,10 +132,11 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
             rng = np.random.default_rng([settings.get("seed", 0), index])
             image = read_gray(source.image_path(record))
             altered = function(image, record.boxes, settings, rng)
-            file = Path(record.file).with_suffix(".png").as_posix()
+            file = paths.image_name(index, record.file)  # never a path from the input
             write_image(images / file, altered)
             records.append(ImageRecord(file, record.width, record.height, list(record.boxes),
-                                       attributes=dict(record.attributes)))
+                                       attributes={**record.attributes,
+                                                   "source_file": record.file}))
     manifest = Manifest("ground_truth", out_dir / "images", records,
                         meta={**source.meta, "variant": name, "variant_settings": settings})
     manifest.save(out_dir / "manifest.json")

@@ -6,7 +6,9 @@ import sys
 
 from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
+from pipeline.datasets import dataset_inputs
 from pipeline.detectors import model_files, model_names
+from pipeline.detectors.haar import BUNDLED_CASCADES
 from pipeline.figures import FIGURES
 from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
 
@@ -68,7 +70,14 @@ def detection_inputs(wc):
     return {
         "manifest": paths.variant_manifest(wc.dataset, wc.variant),
         "models": model_files(DETECTORS[wc.detector]),
+        "cascade": user_cascades([wc.detector]),  # read through the settings' path
     }
+
+
+def user_cascades(detectors):
+    """The cascade XML files that ``detectors`` name by path (not OpenCV's bundled ones)."""
+    return [DETECTORS[d]["cascade"] for d in detectors
+            if DETECTORS[d].get("cascade", "default") not in BUNDLED_CASCADES]
 
 
 def calibration_file(wc):

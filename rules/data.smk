@@ -1,4 +1,8 @@
 rule build_dataset:
+    input:
+        # every file the build reads (annotation lists, the images they name, image folders),
+        # so that an edited annotation or image rebuilds the set and what depends on it
+        lambda wc: dataset_inputs(config["datasets"][wc.dataset]),
     output:
         test="results/data/{dataset}/test.json",
         test_images=directory("results/data/{dataset}/test"),

@@ -5,7 +5,8 @@ rule figures:
         variants=list(FIGURE_INPUTS["variants"].values()),
         detections=[path for files in FIGURE_INPUTS["detections"].values() for path in files.values()],
         models=list(FIGURE_INPUTS["models"].values()),
-        cascades=[paths.trained_cascade(name) for name in TRAINED_CASCADES],
+        cascades=[paths.trained_cascade(name) for name in TRAINED_CASCADES]
+        + user_cascades(DETECTORS),
     output:
         [
             report(f"results/figures/{name}", category="Figures",

@@ -103,9 +103,9 @@ def test_yale_b_placement_and_light_groups(tmp_path):
     build_dataset(settings, tmp_path / "out")
     truth = Manifest.load(tmp_path / "out" / "test.json")
     groups = {r.file: r.attributes["group"] for r in truth.images}
-    assert groups == {"yaleB01_P00A+000E+00.png": "0-20 deg",
-                      "yaleB01_P00A+085E+20.png": "45-90 deg",
-                      "yaleB01_P00A-050E+00.png": "45-90 deg"}
+    assert groups == {"00000_yaleB01_P00A+000E+00.png": "0-20 deg",
+                      "00001_yaleB01_P00A+085E+20.png": "45-90 deg",
+                      "00002_yaleB01_P00A-050E+00.png": "45-90 deg"}
     for record in truth.images:
         (box,) = record.boxes
         assert 80 <= box.h <= 120 and box.w == pytest.approx(box.h * 168 / 192, abs=1)
@@ -168,7 +168,7 @@ def test_yale_b_subject_filter(tmp_path):
                 "subjects": [2]}
     build_dataset(settings, tmp_path / "out")
     files = [r.file for r in Manifest.load(tmp_path / "out" / "test.json").images]
-    assert files == ["yaleB02_P00A+000E+00.png"]
+    assert files == ["00000_yaleB02_P00A+000E+00.png"]
     with pytest.raises(ValueError, match="no Yale B crops of subjects"):
         build_dataset(dict(settings, subjects=[7]), tmp_path / "none")
 

@@ -8,8 +8,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -279,3 +282,36 @@ def test_level_scores_reads_the_runs_detections(finished_run, detector):
     assert sum(int(line.split("|")[1]) for line in bands) == metrics["n_detections"]
     raw = float(re.search(r"AP with the raw scores ([\d.]+)", out)[1])
     assert raw == pytest.approx(metrics["average_precision"], abs=5e-4)
+
+
+def test_an_edited_annotation_or_image_rebuilds_exactly_its_set(tmp_path):
+    """Dataset builds declare the files they read: cutting an annotation line, or changing an
+    image, reruns that set's build and its variant, not the other set's; untouched, nothing."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = []
+    for k in range(3):
+        cv2.imwrite(str(data / f"{k}.png"), np.full((120, 160), 60 * k, np.uint8))
+        lines.append(f"{k}.png 30 40 90 100\n")
+    (data / "faces.txt").write_text("".join(lines))
+    mini = {"kind": "annotated", "format": "box_list", "root": str(data),
+            "sources": [{"annotations": str(data / "faces.txt")}], "variants": ["original"]}
+    config = write_config(tmp_path / "mini.yaml",
+                          deep_merge(TINY_OVERRIDES, {"datasets": {"mini": mini}}))
+    targets = ["results/variants/mini/original/manifest.json",
+               "results/variants/embedded/original/manifest.json"]
+    snakemake(tmp_path, config, *targets)
+    assert job_counts(snakemake(tmp_path, config, "-n", *targets)) == {}
+
+    (data / "faces.txt").write_text("".join(lines[:2]))
+    rebuilt = {"build_dataset": 1, "make_variant": 1}
+    output = snakemake(tmp_path, config, "-n", "--printshellcmds", *targets)
+    assert job_counts(output) == rebuilt and "--out results/data/mini" in output
+    snakemake(tmp_path, config, *targets)
+    truth = json.loads((tmp_path / "results/data/mini/test.json").read_text())
+    assert len(truth["images"]) == 2
+
+    time.sleep(0.01)  # a later modification time on file systems with coarse clocks
+    cv2.imwrite(str(data / "1.png"), np.full((120, 160), 200, np.uint8))
+    output = snakemake(tmp_path, config, "-n", "--printshellcmds", *targets)
+    assert job_counts(output) == rebuilt and "--out results/data/mini" in output
