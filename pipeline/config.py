@@ -206,19 +206,18 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
+    from pipeline.detectors import DETECTORS, TRAINERS
+
     messages = []
     for name, detector in config["detectors"].items():
-        for key in ("model", "proposal_model", "output_model"):
-            if key in detector and detector[key] not in config["models"]:
+        kind = DETECTORS[detector["kind"]]
+        section = TRAINERS[kind.trainer][0] if kind.trainer else None
+        for key in kind.model_keys:
+            if key in detector and detector[key] not in config[section]:
                 messages.append(
-                    f"detectors.{name}.{key}: '{detector[key]}' is not a key of models "
-                    f"({', '.join(config['models']) or 'none defined'})"
+                    f"detectors.{name}.{key}: '{detector[key]}' is not a key of {section} "
+                    f"({', '.join(config[section]) or 'none defined'})"
                 )
-    for name, detector in config["detectors"].items():
-        trained = detector.get("trained_cascade")
-        if trained is not None and trained not in config["cascades"]:
-            messages.append(f"detectors.{name}.trained_cascade: '{trained}' is not a key of "
-                            f"cascades ({', '.join(config['cascades']) or 'none defined'})")
     for name, model in config["models"].items():
         expected = ARCHITECTURE_WINDOWS[model["architecture"]]
         if model["window"] != expected:
@@ -285,30 +284,34 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
 
 def arm_training_sets(config: dict[str, Any], arm: dict[str, str]) -> set[str]:
     """The training datasets of an arm's two detectors' trained models."""
-    detectors = config["detectors"]
-    haar, cnn = detectors.get(arm["haar"], {}), detectors.get(arm["cnn"], {})
+    from pipeline.detectors import trained_models
+
     sets = set()
-    if "trained_cascade" in haar and haar["trained_cascade"] in config["cascades"]:
-        sets.add(config["cascades"][haar["trained_cascade"]]["train_dataset"])
-    for key in ("proposal_model", "model"):
-        if key in cnn and cnn[key] in config["models"]:
-            sets.add(config["models"][cnn[key]]["train_dataset"])
+    for name in (arm["haar"], arm["cnn"]):
+        detector = config["detectors"].get(name)
+        for section, model in trained_models(detector) if detector else []:
+            if model in config[section]:
+                sets.add(config[section][model]["train_dataset"])
     return sets
 
 
 def _arm_errors(config: dict[str, Any]) -> list[str]:
-    """An arm pairs a trained cascade and a CNN detector whose models share a training set."""
+    """An arm pairs a trained cascade and a CNN detector whose models share a training set
+    (roles from :data:`pipeline.detectors.DETECTORS`)."""
+    from pipeline.detectors import role, trained_models
+
     messages = []
     detectors = config["detectors"]
     for name, arm in config["report"].get("arms", {}).items():
         where = f"report.arms.{name}"
         haar, cnn = detectors.get(arm["haar"]), detectors.get(arm["cnn"])
         wrong = []
-        if haar is None or haar["kind"] != "haar" or "trained_cascade" not in haar:
-            wrong.append(f"{where}.haar: '{arm['haar']}' is not a haar detector with a "
+        if haar is None or role(haar) != "cascade" or not trained_models(haar):
+            wrong.append(f"{where}.haar: '{arm['haar']}' is not a cascade detector with a "
                          "trained_cascade")
-        if cnn is None or cnn["kind"] not in ("cnn", "cnn_cascade"):
-            wrong.append(f"{where}.cnn: '{arm['cnn']}' is not a cnn or cnn_cascade detector")
+        if cnn is None or role(cnn) != "cnn" or not trained_models(cnn):
+            wrong.append(f"{where}.cnn: '{arm['cnn']}' is not a CNN detector with trained "
+                         "models (kind cnn or cnn_cascade)")
         if not wrong and len(arm_training_sets(config, arm)) != 1:
             wrong.append(f"{where}: not matched: its models learn from different training "
                          f"datasets {sorted(arm_training_sets(config, arm))}")

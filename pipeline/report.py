@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.detectors import REFERENCE_CLASSES
+from pipeline.detectors import role, trained_models
 from pipeline.io import atomic_open, read_json
 from pipeline.variants import BASELINE_VARIANT
 
@@ -86,7 +86,7 @@ def _verdict(test: dict[str, Any], a: str, b: str, what: str, level: str,
 def reference_detectors(config: dict[str, Any]) -> set[str]:
     """Names of the configured detectors of reference kinds (other libraries' pretrained
     models): reported apart from the matched Haar-vs-CNN arms, never in the findings."""
-    return {name for name, d in config["detectors"].items() if d["kind"] in REFERENCE_CLASSES}
+    return {name for name, d in config["detectors"].items() if role(d) == "reference"}
 
 
 def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
@@ -97,7 +97,7 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
     level = f"{100 * (1 - confidence):g}"
     fp = statistics["settings"]["fp_for_summary"]
     intervals = {(r["detector"], r["dataset"], r["variant"]): r for r in statistics["runs"]}
-    kinds = {name: d["kind"] for name, d in settings["config"]["detectors"].items()}
+    roles = {name: role(d) for name, d in settings["config"]["detectors"].items()}
     sentences = []
     order = {v: i for i, v in enumerate(settings["main_variants"])}
     references = reference_detectors(settings["config"])
@@ -124,9 +124,8 @@ def findings(settings: dict[str, Any], statistics: dict[str, Any]) -> list[str]:
             text += (f" Share of {BASELINE_VARIANT} AP kept: {a} "
                      f"{_ci(intervals[(a, *key)].get('relative_ap'), percent=True)}, {b} "
                      f"{_ci(intervals[(b, *key)].get('relative_ap'), percent=True)}.")
-            pair = {kinds.get(a), kinds.get(b)}
-            if pair == {"haar", "cnn"}:
-                text += " " + _claim_check(c, a if kinds[a] == "cnn" else b, level, samples)
+            if {roles.get(a), roles.get(b)} == {"cascade", "cnn"}:
+                text += " " + _claim_check(c, a if roles[a] == "cnn" else b, level, samples)
         sentences.append(text)
     sentences.append(
         f"Intervals are {round(100 * confidence)}% percentile bootstrap intervals over test "
@@ -156,7 +155,7 @@ def bundled_cascades(config: dict[str, Any]) -> list[str]:
     """Haar detectors that run a cascade not trained here (OpenCV's bundled): the verdict
     table's reference column."""
     return [name for name, d in config["detectors"].items()
-            if d["kind"] == "haar" and "trained_cascade" not in d]
+            if role(d) == "cascade" and not trained_models(d)]
 
 
 def _condition(entry: dict[str, Any], group_key: str | None, reference_key: str | None
@@ -594,7 +593,7 @@ def _group_section(settings: dict[str, Any], statistics: dict[str, Any]) -> str:
         return ""
     samples = statistics["settings"]["bootstrap_samples"]
     level = f"{100 * (1 - statistics['settings']['confidence']):g}"
-    kinds = {name: d["kind"] for name, d in settings["config"]["detectors"].items()}
+    roles = {name: role(d) for name, d in settings["config"]["detectors"].items()}
     references = reference_detectors(settings["config"])
     lines = ["<h2>Real shadows: results by image group</h2>"]
     for dataset in sorted({r["dataset"] for r in runs}):
@@ -629,12 +628,12 @@ def _group_section(settings: dict[str, Any], statistics: dict[str, Any]) -> str:
         for test in statistics["groups"]["comparisons"]:
             a, b = test["a"], test["b"]
             if (test["dataset"] != dataset or "relative_ap" not in test
-                    or {kinds.get(a), kinds.get(b)} != {"haar", "cnn"}
+                    or {roles.get(a), roles.get(b)} != {"cascade", "cnn"}
                     or a in references or b in references):
                 continue
             lines.append(f"<li>{html.escape(test['group'])}, {html.escape(a)} vs "
                          f"{html.escape(b)}: " + html.escape(_claim_check(
-                             test, a if kinds[a] == "cnn" else b, level, samples,
+                             test, a if roles[a] == "cnn" else b, level, samples,
                              f"{baseline} group")) + "</li>")
         lines.append("</ul>")
     return "\n".join(lines)

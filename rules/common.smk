@@ -7,7 +7,7 @@ import sys
 from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
 from pipeline.datasets import dataset_inputs
-from pipeline.detectors import model_files, model_names
+from pipeline.detectors import model_files, model_names, role, trained_models
 from pipeline.detectors.haar import BUNDLED_CASCADES
 from pipeline.figures import FIGURES
 from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
@@ -27,7 +27,8 @@ DATASET_VARIANTS = {
 }
 DETECTORS = config["detectors"]
 MODELS = sorted({name for d in DETECTORS.values() for name in model_names(d)})
-TRAINED_CASCADES = sorted({d["trained_cascade"] for d in DETECTORS.values() if "trained_cascade" in d})
+TRAINED_CASCADES = sorted({name for d in DETECTORS.values()
+                           for section, name in trained_models(d) if section == "cascades"})
 SWEEP = config["shadow_sweep"]
 # The smallest face every compared detector searches: smaller faces are counted per dataset.
 SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
@@ -120,7 +121,7 @@ FIGURE_SETTINGS = {
     "haar_cascades": {
         name: d.get("cascade") or model_files(d)[0]
         for name, d in DETECTORS.items()
-        if d["kind"] == "haar"
+        if role(d) == "cascade"
     },
     "example_images": config["report"]["example_images"],
     "fp_for_summary": config["report"]["fp_for_summary"],

@@ -194,3 +194,9 @@ def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
     section = _reference_section([row], config, [10])
     assert "Reference detectors" in section and "hog (hog)" in section
     assert "<td>0.250</td>" in section and "haar" not in section
+
+    # a two-stage CNN is a CNN: its comparison with a Haar cascade gets the claim check too
+    config["detectors"]["cnn"] = {"kind": "cnn_cascade"}
+    sentences = findings({"main_variants": ["original", "shadow"], "config": config},
+                         statistics)
+    assert "Claim check (the CNN holds up better than Haar): supported" in sentences[1]

@@ -81,3 +81,33 @@ def test_configuration_knows_each_architectures_window():
         assert build().window == ARCHITECTURE_WINDOWS[name], name
     windows = SCHEMA["properties"]["models"]["additionalProperties"]["properties"]["window"]
     assert set(windows["enum"]) == set(ARCHITECTURE_WINDOWS.values())
+
+
+def test_every_detector_kind_says_its_role_trainer_and_model_keys():
+    """The one table of detector kinds: each role is known, each trainer is a training rule
+    with a config section, and each model key is a setting of that kind in the schema."""
+    from pipeline.detectors import DETECTORS, ROLES, TRAINERS
+
+    blocks = {block["if"]["properties"]["kind"]["const"]: block["then"]
+              for block in SCHEMA["properties"]["detectors"]["additionalProperties"]["allOf"]}
+    rules = (SCHEMA_PATH.parents[1] / "rules/training.smk").read_text()
+    for kind, entry in DETECTORS.items():
+        assert entry.role in ROLES, kind
+        assert (entry.trainer is None) == (not entry.model_keys) == (entry.role == "reference")
+        if entry.trainer:
+            assert f"rule {entry.trainer}:" in rules and TRAINERS[entry.trainer][0] in (
+                SCHEMA["properties"])
+        assert set(entry.model_keys) <= set(blocks[kind]["properties"]), kind
+
+
+def test_model_files_follow_the_kinds_table():
+    from pipeline.detectors import model_files, model_names, role, trained_models
+
+    cascade = {"kind": "haar", "trained_cascade": "mine", "scale_factor": 1.1}
+    three = {"kind": "cnn_cascade", "proposal_model": "p", "model": "v", "output_model": "o"}
+    assert model_files(cascade, "m") == ["m/mine.xml"] and model_names(cascade) == []
+    assert trained_models(three) == [("models", "p"), ("models", "v"), ("models", "o")]
+    assert model_files(three, "m") == ["m/p.pt", "m/v.pt", "m/o.pt"]
+    assert model_files({"kind": "haar", "cascade": "default"}) == []
+    assert model_files({"kind": "hog"}) == [] and role({"kind": "hog"}) == "reference"
+    assert role(three) == "cnn" and role(cascade) == "cascade"

@@ -145,7 +145,7 @@ def test_no_arm_no_verdict():
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["report"]["arms"]["photo"].__setitem__("haar", "haar"),
-     "report.arms.photo.haar: 'haar' is not a haar detector with a trained_cascade"),
+     "report.arms.photo.haar: 'haar' is not a cascade detector with a trained_cascade"),
     (lambda c: c["report"]["arms"]["photo"].__setitem__("cnn", "haar"),
      "report.arms.photo.cnn"),
     (lambda c: c["cascades"]["haar_trained"].__setitem__("train_dataset", "other"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,13 +92,55 @@ REFERENCE_CLASSES = {
     "yunet": "YunetDetector",
 }
 
-# Detector kind -> factory(settings, model checkpoint paths in the order the kind documents).
-DETECTORS: dict[str, Callable[[dict[str, Any], list[str]], Detector]] = {
-    "haar": _haar,
-    "cnn": _cnn,
-    "cnn_cascade": _cnn_cascade,
-    **{kind: _reference(kind) for kind in REFERENCE_CLASSES},
+@dataclass(frozen=True)
+class DetectorKind:
+    """One detector kind, the one place that says what it is.
+
+    ``factory(settings, model paths)`` builds it; ``role`` is its side in the comparison
+    (:data:`ROLES`); ``trainer`` is the rule that trains its models (a key of
+    :data:`TRAINERS`, or None) and ``model_keys`` the settings keys that name them, in the
+    order the factory takes their files (each key optional: a haar detector with ``cascade``
+    instead of ``trained_cascade`` trains nothing).
+    """
+
+    factory: Callable[[dict[str, Any], list[str]], Detector]
+    role: str
+    trainer: str | None = None
+    model_keys: tuple[str, ...] = ()
+
+
+# cascade: Viola-Jones, hand-chosen Haar features; cnn: features learned here; reference:
+# another library's pretrained model, reported apart from the matched arms.
+ROLES = ("cascade", "cnn", "reference")
+
+# Training rule -> the config section its models are defined in, and their file pattern.
+TRAINERS: dict[str, tuple[str, Callable[[str, str], str]]] = {
+    "train_haar": ("cascades", paths.trained_cascade),
+    "train_cnn": ("models", paths.checkpoint),
 }
+
+# Detector kind -> what it is (config checks, rules, report and registry tests read this).
+DETECTORS: dict[str, DetectorKind] = {
+    "haar": DetectorKind(_haar, "cascade", "train_haar", ("trained_cascade",)),
+    "cnn": DetectorKind(_cnn, "cnn", "train_cnn", ("model",)),
+    "cnn_cascade": DetectorKind(_cnn_cascade, "cnn", "train_cnn",
+                                ("proposal_model", "model", "output_model")),
+    **{kind: DetectorKind(_reference(kind), "reference") for kind in REFERENCE_CLASSES},
+}
+
+
+def role(settings: dict[str, Any]) -> str:
+    """The role (:data:`ROLES`) of a configured detector."""
+    return DETECTORS[settings["kind"]].role
+
+
+def trained_models(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """(config section, name) of each model a detector needs trained, in factory order."""
+    kind = DETECTORS[settings["kind"]]
+    if kind.trainer is None:
+        return []
+    section = TRAINERS[kind.trainer][0]
+    return [(section, settings[key]) for key in kind.model_keys if key in settings]
 
 
 def require_packages(kinds: list[str]) -> None:
@@ -120,23 +163,22 @@ def require_packages(kinds: list[str]) -> None:
 
 def model_names(settings: dict[str, Any]) -> list[str]:
     """The ``models:`` (CNN) entries a detector needs, in the order its factory takes them."""
-    return [settings[key] for key in ("proposal_model", "model", "output_model")
-            if key in settings]
+    return [name for section, name in trained_models(settings) if section == "models"]
 
 
 def model_files(settings: dict[str, Any], folder: str = paths.MODELS) -> list[str]:
     """The trained files a detector needs, in the order its factory takes them: CNN
     checkpoints, or a trained cascade (:mod:`pipeline.paths`)."""
-    if "trained_cascade" in settings:
-        return [paths.trained_cascade(settings["trained_cascade"], folder)]
-    return [paths.checkpoint(name, folder) for name in model_names(settings)]
+    trainer = DETECTORS[settings["kind"]].trainer
+    return [TRAINERS[trainer][1](name, folder) for _, name in trained_models(settings)
+            ] if trainer else []
 
 
 def build_detector(settings: dict[str, Any], models: str | list[str] | None = None
                    ) -> Detector:
     if isinstance(models, str):
         models = [models]
-    return DETECTORS[settings["kind"]](settings, list(models or []))
+    return DETECTORS[settings["kind"]].factory(settings, list(models or []))
 
 
 def limit_pixels(image: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, float]:
