@@ -315,3 +315,25 @@ def test_an_edited_annotation_or_image_rebuilds_exactly_its_set(tmp_path):
     cv2.imwrite(str(data / "1.png"), np.full((120, 160), 200, np.uint8))
     output = snakemake(tmp_path, config, "-n", "--printshellcmds", *targets)
     assert job_counts(output) == rebuilt and "--out results/data/mini" in output
+
+
+def test_example_output_script_rebuilds_the_committed_example(finished_run, tmp_path):
+    """scripts/example_output.py turns a finished run into the example: the summary and
+    figures copied, the report's verdict table as Markdown."""
+    workdir, _ = finished_run
+    result = subprocess.run([sys.executable, str(REPO / "scripts/example_output.py"),
+                             "--results", str(workdir / "results"), "--out", str(tmp_path),
+                             "--no-screenshot"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "summary.csv").read_bytes() == (
+        workdir / "results/summary/summary.csv").read_bytes()
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "README.md", "summary.csv", "ap_by_variant.png", "pr_curves.png"}
+    text = (tmp_path / "README.md").read_text()
+    table = text.split("## Verdict table\n\n")[1].splitlines()
+    assert table[0].startswith("| test set | condition | arm photo |")
+    assert {row.split(" | ")[1] for row in table[2:]} == {"cartoon", "shadow"}
+    assert all(re.search(r": (supported|contradicted|not resolved|not judged)", row)
+               for row in table[2:])
+    committed = (REPO / "docs/example/README.md").read_text().split("## Verdict table")[1]
+    assert committed.splitlines()[2] == table[0]  # the committed example has the same columns
