@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import posixpath
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -150,8 +151,18 @@ def read_landmarks(path: str | Path, prefix: str = "") -> dict[str, list[list[fl
             raise AnnotationError(f"{path}:{number}: expected '<file>' and {n_numbers} numbers "
                                   f"({len(LANDMARK_NAMES)} x y points), got {len(fields)} "
                                   "fields")
-        faces.setdefault(prefix + fields[0], []).append(_numbers(fields[1:], f"{path}:{number}"))
+        points = _numbers(fields[1:], f"{path}:{number}")
+        known = faces.setdefault(_same_name(join_image_name(prefix, fields[0])), [])
+        if points in known:  # a duplicated line, as in the box lists: one face
+            LOG.warning("%s:%d: landmarks listed more than once; counted once", path, number)
+        else:
+            known.append(points)
     return faces
+
+
+def _same_name(file: str) -> str:
+    """``file`` as one spelling per path (``./a.jpg`` and ``a.jpg`` alike)."""
+    return posixpath.normpath(file)
 
 
 def attach_landmarks(records: list[ImageRecord], landmarks: dict[str, list[list[float]]],
@@ -159,7 +170,7 @@ def attach_landmarks(records: list[ImageRecord], landmarks: dict[str, list[list[
     """Give each box the landmark set that lies inside it (stored per box in attributes)."""
     for record in records:
         points = [np.array(p).reshape(len(LANDMARK_NAMES), 2)
-                  for p in landmarks.get(record.file, [])]
+                  for p in landmarks.get(_same_name(record.file), [])]
         assigned: list[list[float] | None] = []
         for box in record.boxes:
             inside = [p for p in points if np.all((p[:, 0] >= box.x) & (p[:, 0] <= box.x + box.w)
@@ -316,7 +327,9 @@ def read_coco(path: str | Path, image_root: str | Path,
     """COCO JSON: ``images``, ``annotations`` with ``bbox`` [x, y, w, h]; crowd boxes dropped.
 
     ``category`` keeps the annotations of that category name (``None``: all categories).
-    Image sizes come from the JSON; missing image files are an error.
+    With ``check_images``, every image is decoded (as the other formats' are) and must have
+    the size the JSON gives; an image id used twice, or an annotation naming no image, is an
+    ``AnnotationError``.
     """
     path, image_root = Path(path), Path(image_root)
     from pipeline.io import read_json
@@ -324,8 +337,14 @@ def read_coco(path: str | Path, image_root: str | Path,
     data = read_json(path)
     try:
         categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-        images = {i["id"]: ImageRecord(i["file_name"], int(i["width"]), int(i["height"]))
-                  for i in data["images"]}
+        images: dict[Any, ImageRecord] = {}
+        for entry in data["images"]:
+            if entry["id"] in images:
+                raise AnnotationError(f"{path}: image id {entry['id']!r} is used twice, for "
+                                      f"{images[entry['id']].file!r} and "
+                                      f"{entry['file_name']!r}")
+            images[entry["id"]] = ImageRecord(entry["file_name"], int(entry["width"]),
+                                              int(entry["height"]))
         for index, annotation in enumerate(data.get("annotations", [])):
             here = f"{path}: annotations[{index}]"
             if category is not None and categories.get(annotation["category_id"]) != category:
@@ -337,12 +356,18 @@ def read_coco(path: str | Path, image_root: str | Path,
             score = annotation.get("score")
             if score is not None:
                 box = Box(box.x, box.y, box.w, box.h, float(score))
+            if annotation["image_id"] not in images:
+                raise AnnotationError(f"{here}: image_id {annotation['image_id']!r} is not "
+                                      "the id of an image in the file")
             images[annotation["image_id"]].boxes.append(box)
     except (KeyError, TypeError) as error:
         raise AnnotationError(f"{path}: not a COCO file (missing {error})") from error
     for record in images.values() if check_images else []:
-        if not (image_root / record.file).is_file():
-            raise AnnotationError(f"{path}: image {image_root / record.file} not found")
+        size = image_size(image_root / record.file, str(path))
+        if size != (record.width, record.height):
+            raise AnnotationError(f"{path}: image {record.file} is {size[0]}x{size[1]} pixels, "
+                                  f"the file gives {record.width}x{record.height}: its boxes "
+                                  "may be for another image")
     return list(images.values())
 
 

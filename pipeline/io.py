@@ -94,21 +94,49 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         raise
 
 
+# The file that marks a folder as the pipeline's own output folder (check_output_folder).
+OUTPUT_MARK = ".facecompare-output"
+
+
+def check_output_folder(folder: str | Path) -> Path:
+    """``folder`` if a stage may replace what is in it: it does not exist, is empty, or holds
+    :data:`OUTPUT_MARK` (the pipeline wrote it). A folder that holds anything else is the
+    user's (an ``--out`` pointed at their data): ``FileExistsError`` naming it."""
+    folder = Path(folder)
+    if folder.is_dir() and not (folder / OUTPUT_MARK).exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder}: this folder holds files the pipeline did not write "
+                              f"(it has no {OUTPUT_MARK}); a stage replaces folders in its "
+                              "output folder, so give a new or empty one")
+    return folder
+
+
+def mark_output_folder(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and mark it as the pipeline's (:data:`OUTPUT_MARK`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / OUTPUT_MARK
+    if not mark.exists():
+        mark.write_text("Written by the facecompare pipeline: its stages replace what is in "
+                        "this folder when they rerun.\n")
+    return folder
+
+
 @contextlib.contextmanager
 def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
     """A temporary sibling folder of ``out_dir`` to write a stage's outputs into; when the
     block succeeds each entry is moved into ``out_dir`` (replacing an entry of the same name,
-    leaving others alone), else the whole folder is removed: a failed stage leaves no partial
-    or invalid output behind. The sibling is at the same depth as ``out_dir``, so relative
-    paths written into the outputs stay valid after the move."""
-    out_dir = Path(out_dir)
+    leaving others alone), else it is removed: a failed stage leaves no partial or invalid
+    output behind. ``out_dir`` must be new, empty or the pipeline's
+    (:func:`check_output_folder`). The sibling is at the same depth as ``out_dir``, so
+    relative paths written into the outputs stay valid after the move."""
+    out_dir = check_output_folder(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.",
                                     suffix=".tmp"))
     try:
         staging.chmod(0o777 & ~current_umask())
         yield staging
-        out_dir.mkdir(exist_ok=True)
+        mark_output_folder(out_dir)
         for entry in sorted(staging.iterdir()):
             target = out_dir / entry.name
             if target.is_dir() and not target.is_symlink():

@@ -43,5 +43,7 @@ def image_name(index: int, source: str | PurePath) -> str:
     name only its stem, in letters, digits, ``_``, ``+`` and ``-``, is kept for the reader. No
     folder, absolute path or ``..`` taken from an input ever reaches an output path.
     """
-    stem = re.sub(r"[^A-Za-z0-9_+-]+", "_", PurePath(str(source)).stem).strip("_")[:60]
+    stem = PurePath(str(source)).stem
+    stem = re.sub(r"^\d{5}_", "", stem)  # an image named so already (a Yale B canvas)
+    stem = re.sub(r"[^A-Za-z0-9_+-]+", "_", stem).strip("_")[:60]
     return f"{index:05d}_{stem or 'image'}.png"

@@ -62,9 +62,12 @@ def _read_source(fmt: str, source: dict[str, Any], root: Path, check_images: boo
                  ) -> list[ImageRecord]:
     """One annotation file of a dataset; image names made relative to the dataset ``root``
     (absolute names stay absolute). Without ``check_images``, names only (sizes 0)."""
-    images = Path(source.get("images", root))
-    prefix = Path(images).resolve().relative_to(root.resolve()).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
+    images = Path(source.get("images", root)).resolve()
+    if images.is_relative_to(root.resolve()):
+        prefix = images.relative_to(root.resolve()).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+    else:  # an image folder elsewhere: its images are named by absolute path
+        prefix = images.as_posix() + "/"
     annotations = source["annotations"]
     if fmt == "box_list":
         return read_box_list(annotations, root, prefix=prefix,

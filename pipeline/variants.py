@@ -18,7 +18,14 @@ import numpy as np
 
 from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.io import atomic_folder, progress, read_gray, write_image
+from pipeline.io import (
+    atomic_folder,
+    check_output_folder,
+    mark_output_folder,
+    progress,
+    read_gray,
+    write_image,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -122,7 +129,7 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
     them, whatever path a record names; the record keeps its source name in the attribute
     ``source_file``.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir)  # never a folder of the user's
     function = VARIANTS[settings["kind"]]
     records = []
     with atomic_folder(out_dir / "images") as images:  # no partial folder if an image fails
@@ -137,6 +144,7 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
             records.append(ImageRecord(file, record.width, record.height, list(record.boxes),
                                        attributes={**record.attributes,
                                                    "source_file": record.file}))
+    mark_output_folder(out_dir)
     manifest = Manifest("ground_truth", out_dir / "images", records,
                         meta={**source.meta, "variant": name, "variant_settings": settings})
     manifest.save(out_dir / "manifest.json")

@@ -358,7 +358,7 @@ def test_sigterm_leaves_no_hidden_temporary_folder(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    assert list(out.iterdir()) == []
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_a_failed_build_keeps_the_previous_outputs_whole(tmp_path):
@@ -376,3 +376,86 @@ def test_a_failed_build_keeps_the_previous_outputs_whole(tmp_path):
     assert file_digests(tmp_path / "out", tmp_path / "none") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
 
+
+
+# Found by a probe after the fix: a user's --out folder, COCO ids and sizes, landmarks -------
+
+def test_a_users_folder_as_out_is_refused_and_left_whole(tmp_path):
+    """``--out`` pointed at the user's data folder: its ``test/`` and ``images/`` sub-folders
+    were replaced by the stage's outputs."""
+    data = tmp_path / "mydata"
+    colour_photo(data / "images/a.jpg", 0)
+    (data / "test").mkdir()
+    (data / "test/keep.txt").write_text("mine")
+    annotation = write_annotations("box_list", data, ["a.jpg"])
+    before = file_digests(tmp_path, tmp_path / "none")
+    settings = annotated("box_list", data / "images", annotation)
+    with pytest.raises(FileExistsError, match=r"mydata: this folder holds files the pipeline "
+                       r"did not write"):
+        build_dataset(settings, data)
+    build_dataset(settings, tmp_path / "results/data")
+    truth = Manifest.load(tmp_path / "results/data/test.json")
+    with pytest.raises(FileExistsError, match="mydata: this folder holds files"):
+        make_variant(truth, VARIANTS["shadow"], data, "shadow")
+    assert file_digests(tmp_path, tmp_path / "results") == before
+    build_dataset(settings, tmp_path / "results/data")  # its own folder: rebuilt in place
+    make_variant(truth, VARIANTS["shadow"], tmp_path / "results/shadow", "shadow")
+    make_variant(truth, VARIANTS["shadow"], tmp_path / "results/shadow", "shadow")
+
+
+def test_coco_image_ids_and_sizes_are_checked(tmp_path):
+    from pipeline.formats import read_coco
+
+    colour_photo(tmp_path / "a.jpg", 0)
+    colour_photo(tmp_path / "b.jpg", 1)
+    images = [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 120},
+              {"id": 1, "file_name": "b.jpg", "width": 160, "height": 120}]
+    face = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 50]}
+    coco = {"images": images, "annotations": [face], "categories": [{"id": 1, "name": "face"}]}
+    (tmp_path / "dup.json").write_text(json.dumps(coco))
+    with pytest.raises(AnnotationError, match=r"dup.json: image id 1 is used twice, for "
+                       r"'a.jpg' and 'b.jpg'"):
+        read_coco(tmp_path / "dup.json", tmp_path)
+    images[1]["id"] = 2
+    face["image_id"] = 7
+    (tmp_path / "lost.json").write_text(json.dumps(coco))
+    with pytest.raises(AnnotationError, match=r"lost.json: annotations\[0\]: image_id 7 is "
+                       r"not the id of an image"):
+        read_coco(tmp_path / "lost.json", tmp_path)
+    face["image_id"], images[1]["width"], images[1]["height"] = 2, 2000, 2000
+    (tmp_path / "size.json").write_text(json.dumps(coco))
+    with pytest.raises(AnnotationError, match=r"size.json: image b.jpg is 160x120 pixels, the "
+                       r"file gives 2000x2000"):
+        read_coco(tmp_path / "size.json", tmp_path)
+    images[1].update(width=160, height=120, file_name="broken.jpg")
+    (tmp_path / "broken.jpg").write_text("not an image")
+    (tmp_path / "broken.json").write_text(json.dumps(coco))
+    with pytest.raises(AnnotationError, match=r"broken.json: image .*broken.jpg is not a "
+                       r"readable image"):
+        read_coco(tmp_path / "broken.json", tmp_path)
+
+
+def test_an_image_folder_outside_the_root_is_read_by_absolute_path(tmp_path):
+    colour_photo(tmp_path / "other/a.jpg", 0)
+    annotation = write_annotations("box_list", tmp_path, ["a.jpg"])
+    (tmp_path / "root").mkdir()
+    settings = {"kind": "annotated", "format": "box_list", "root": str(tmp_path / "root"),
+                "sources": [{"annotations": str(annotation),
+                             "images": str(tmp_path / "other")}]}
+    build_dataset(settings, tmp_path / "out")
+    (record,) = Manifest.load(tmp_path / "out/test.json").images
+    assert record.file == str((tmp_path / "other/a.jpg").resolve()) and len(record.boxes) == 1
+    assert dataset_inputs(settings)[-1] == record.file
+
+
+def test_landmarks_are_one_set_per_face_whatever_the_spelling(tmp_path, caplog):
+    """A duplicated landmark line left its face without landmarks (scored by IoU instead)."""
+    from pipeline.formats import attach_landmarks, read_landmarks
+
+    points = " ".join(["20 50", "40 50", "30 60", "22 70", "30 72", "38 70"])
+    (tmp_path / "marks.txt").write_text(f"a.jpg {points}\n./a.jpg {points}\n")
+    record = ImageRecord("a.jpg", 160, 120, [Box(10, 40, 40, 40)])
+    with caplog.at_level(logging.WARNING):
+        attach_landmarks([record], read_landmarks(tmp_path / "marks.txt"), "marks.txt")
+    assert record.attributes["landmarks"] == [[float(v) for v in points.split()]]
+    assert "marks.txt:2: landmarks listed more than once" in caplog.text
