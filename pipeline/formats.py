@@ -434,6 +434,8 @@ def read_yale_b(folder: str | Path) -> list[tuple[Path, dict[str, int]]]:
 
 
 def light_angle(azimuth: float, elevation: float) -> float:
-    """Angle in degrees between the light direction and the camera axis."""
+    """Angle in degrees between the light direction and the camera axis, rounded to 1e-6
+    degrees: light at 20 degrees is 20.0, not 19.99999999999999, and falls in the bin that
+    starts at 20."""
     a, e = math.radians(azimuth), math.radians(elevation)
-    return math.degrees(math.acos(max(-1.0, min(1.0, math.cos(a) * math.cos(e)))))
+    return round(math.degrees(math.acos(max(-1.0, min(1.0, math.cos(a) * math.cos(e))))), 6)

@@ -197,3 +197,13 @@ def test_yale_names_and_light_angle(tmp_path):
     assert light_angle(90, 0) == pytest.approx(90)
     assert light_angle(0, 45) == pytest.approx(45)
     assert light_angle(-60, 60) == pytest.approx(math.degrees(math.acos(0.25)))
+
+
+@pytest.mark.parametrize("azimuth, elevation", [(20, 0), (0, 20), (0, -20), (-20, 0)])
+def test_light_at_a_bin_edge_falls_in_the_bin_it_starts(azimuth, elevation):
+    """cos and acos gave 19.999999999999993 degrees for light 20 degrees off the axis, so it
+    landed in the 0-20 baseline bin."""
+    from pipeline.real_datasets import angle_group
+
+    assert light_angle(azimuth, elevation) == 20.0
+    assert angle_group(light_angle(azimuth, elevation), [0, 20, 45]) == "20-45 deg"
