@@ -227,6 +227,9 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     every stage the state is saved beside ``out_path``; a killed run resumes there and ends
     with the same cascade. ``on_stage_end(stage)`` is called after each save.
     """
+    from pipeline.config import with_defaults
+
+    settings = with_defaults(settings, "cascades.*")
     rng = np.random.default_rng(settings["seed"])
     window = settings["window"]
     faces, nonfaces, scenes = load_training_data(train_npz, backgrounds_json)
@@ -262,7 +265,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         else:
             negatives, available, scanned = mine_negatives(
                 trained.compact(), scenes, count, settings["mining_scale_factor"], rng,
-                settings.get("mining_scenes", 0), settings["seed"], index)
+                settings["mining_scenes"], settings["seed"], index)
         if len(negatives) < settings["min_negatives"]:
             LOG.info("stopping before stage %d: %d scanned scenes hold %d windows the cascade "
                      "accepts (%d usable), fewer than min_negatives=%d", index, scanned or 0,

@@ -125,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         BoxCalibration.from_dict(fitted).apply_to(detections)
     try:
         metrics = evaluate(truth, detections, Criterion.from_settings(settings),
-                           settings["false_positive_points"], settings.get("min_face_size"),
+                           settings["false_positive_points"], settings["min_face_size"],
                            args.search_min_size, args.resample_unit)
     except ValueError as error:
         raise SystemExit(f"{args.truth}: {error}") from None
@@ -139,7 +139,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         LOG.warning("%s/%s: %d faces are smaller than %s px, the smallest face every compared "
                     "detector searches%s", args.dataset, args.variant,
                     metrics["n_faces_below_search_size"], args.search_min_size,
-                    "" if settings.get("min_face_size") else
+                    "" if settings["min_face_size"] else
                     "; they count as misses (evaluation.min_face_size excludes them)")
     write_json(args.out, metrics)
 

@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from pipeline.defaults import apply_defaults
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 DEFAULT_CONFIG_PATH = SCHEMA_PATH.parent / "default.yaml"
 # Values a configuration may expand to, counting every repeat of a YAML alias (research.yaml
@@ -158,9 +160,12 @@ def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...
 
 
 def validate_config(config: Any, source: str = "config") -> None:
-    """Raise :class:`ConfigError` naming every bad key; return silently when all is well."""
-    messages = _schema_errors(config, load_yaml(SCHEMA_PATH))
+    """Raise :class:`ConfigError` naming every bad key; when all is well, fill in, in place,
+    every default the schema gives (:mod:`pipeline.defaults`)."""
+    schema = load_yaml(SCHEMA_PATH)
+    messages = _schema_errors(config, schema)
     if not messages:
+        apply_defaults(config, schema, schema["$defs"])
         messages = _cross_section_errors(config)
     if messages:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(messages))
@@ -179,12 +184,21 @@ def section_schema(section: str) -> dict[str, Any]:
 
 def validate_section(settings: Any, section: str, source: str = "--settings") -> None:
     """Check one stage's settings against its part of the schema (:func:`section_schema`);
-    :class:`ConfigError` naming every bad key."""
+    :class:`ConfigError` naming every bad key. Valid settings get their defaults, in place."""
     prefix = tuple(section.replace("*", "<name>").split("."))
-    messages = _schema_errors(settings, section_schema(section), prefix)
+    schema = section_schema(section)
+    messages = _schema_errors(settings, schema, prefix)
     if messages:
         raise ConfigError(f"{source}: invalid {section.replace('.*', '')} settings:\n  "
                           + "\n  ".join(messages))
+    apply_defaults(settings, schema, schema["$defs"])
+
+
+def with_defaults(settings: dict[str, Any], section: str) -> dict[str, Any]:
+    """A copy of one stage's ``settings`` with the defaults of its part of the schema filled
+    in (for stage functions called from Python with settings that may omit them)."""
+    schema = section_schema(section)
+    return apply_defaults(copy.deepcopy(settings), schema, schema["$defs"])
 
 
 def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
@@ -302,7 +316,7 @@ def _arm_errors(config: dict[str, Any]) -> list[str]:
 
     messages = []
     detectors = config["detectors"]
-    for name, arm in config["report"].get("arms", {}).items():
+    for name, arm in config["report"]["arms"].items():
         where = f"report.arms.{name}"
         haar, cnn = detectors.get(arm["haar"]), detectors.get(arm["cnn"])
         wrong = []
@@ -341,7 +355,7 @@ def _scored_set_errors(where: str, dataset: str, config: dict[str, Any],
 
     if dataset not in tested:
         return [f"{where}: '{dataset}' is not a test set (an evaluated dataset)"]
-    if config["datasets"][dataset].get("negatives_only"):
+    if config["datasets"][dataset]["negatives_only"]:
         return [f"{where}: '{dataset}' is face-free (negatives_only): it has no AP to compare"]
     if BASELINE_VARIANT not in config["datasets"][dataset].get("variants", [BASELINE_VARIANT]):
         return [f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant"]
@@ -352,13 +366,13 @@ def _cross_set_errors(config: dict[str, Any], tested: list[str]) -> list[str]:
     """Each cross-set share divides one test set's AP by another's baseline-variant AP; each
     arm's ``domain`` is a test set with a baseline variant."""
     messages = []
-    for name, reference in config["statistics"].get("cross_set_shares", {}).items():
+    for name, reference in config["statistics"]["cross_set_shares"].items():
         where = f"statistics.cross_set_shares.{name}"
         for dataset in (name, reference):
             messages += _scored_set_errors(where, dataset, config, tested)
         if name == reference:
             messages.append(f"{where}: a test set cannot be a condition of itself")
-    for name, arm in config["report"].get("arms", {}).items():
+    for name, arm in config["report"]["arms"].items():
         if "domain" in arm:
             messages += _scored_set_errors(f"report.arms.{name}.domain", arm["domain"], config,
                                            tested)
@@ -439,7 +453,7 @@ def _loads_as_cascade(path: str) -> bool:
 def is_evaluated(dataset: dict[str, Any]) -> bool:
     """Whether detectors are tested on a dataset (``evaluate``; default true, false for
     training-only face folders)."""
-    return dataset.get("evaluate", dataset["kind"] != "face_folders")
+    return dataset["evaluate"]
 
 
 def evaluated_datasets(config: dict[str, Any]) -> list[str]:

@@ -249,13 +249,15 @@ def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
     A test set must hold faces, unless it is marked ``negatives_only`` (then it must hold
     none, and the mark goes into ``test.json`` for the evaluation); ``ValueError`` otherwise.
     """
-    from pipeline.config import is_evaluated
+    from pipeline.config import is_evaluated, with_defaults
 
+    settings = with_defaults(settings, "datasets.*")
     with staged_outputs(out_dir) as staging:
         DATASETS[settings["kind"]].build(settings, staging)
         for folder in ("test", "train_backgrounds"):
             (staging / folder).mkdir(parents=True, exist_ok=True)
         if is_evaluated(settings):
+            # a kind without the key (yale_b) always holds faces
             mark_negatives_only(staging / "test.json", settings.get("negatives_only", False),
                                 Path(out_dir) / "test.json")
 

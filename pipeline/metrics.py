@@ -42,8 +42,12 @@ class Criterion:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Criterion:
-        return cls(settings.get("criterion", "iou"), settings["iou_threshold"],
-                   settings.get("landmark_size_factor", 2.0))
+        """From ``evaluation:`` settings, their defaults filled in from the schema."""
+        from pipeline.config import with_defaults
+
+        settings = with_defaults(settings, "evaluation")
+        return cls(settings["criterion"], settings["iou_threshold"],
+                   settings["landmark_size_factor"])
 
     def quality(self, detections: list[Box], truth: list[Box],
                 landmarks: list[list[float] | None] | None) -> np.ndarray:

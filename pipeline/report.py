@@ -233,7 +233,7 @@ def verdict_rows(settings: dict[str, Any], statistics: dict[str, Any]
     cascades' share kept (``reference``); and per arm that ``augments`` another, each
     detector's gain in share kept over the other arm's (``gains``)."""
     config = settings["config"]
-    arms = config["report"].get("arms", {})
+    arms = config["report"]["arms"]
     shares, tests, conditions = _condition_statistics(statistics)
     baseline_ap = _baseline_ap(statistics)
     rows = []

@@ -182,6 +182,9 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
     ``seed`` and ``fp_for_summary``.
     """
+    from pipeline.config import with_defaults
+
+    settings = with_defaults(settings, "statistics")
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     by_key = {(r["detector"], r["dataset"], r["variant"]): r for r in runs}
     out_runs, comparisons, resampled, baseline_ap = [], [], {}, {}
@@ -263,7 +266,7 @@ def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
     of the set's own resamples and the same whichever other pairs are configured."""
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     runs, tests = [], []
-    for dataset, reference in sorted(settings.get("cross_set_shares", {}).items()):
+    for dataset, reference in sorted(settings["cross_set_shares"].items()):
         detectors = sorted(d for d, s, v in baseline_ap if s == dataset
                            and (d, reference, BASELINE_VARIANT) in by_key)
         if not detectors:

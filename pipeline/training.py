@@ -198,8 +198,8 @@ def batch_losses(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.
     labelled = labels >= 0
     loss = loss_fn(logits.reshape(-1)[labelled], labels[labelled])
     if aux is not None:
-        loss = loss + settings.get("aux_weight", 0.3) * loss_fn(aux.reshape(-1)[labelled],
-                                                                labels[labelled])
+        loss = loss + settings["aux_weight"] * loss_fn(aux.reshape(-1)[labelled],
+                                                       labels[labelled])
     if offsets is None:
         return loss, None
     faces = labels != 0
@@ -233,7 +233,7 @@ def track_best(model: FaceNet, current: Round, row: dict[str, float],
     if rule is None:
         return False
     objective = validation_objective(row, settings)
-    if objective < current.best_objective - rule.get("min_delta", 0.0):
+    if objective < current.best_objective - rule["min_delta"]:
         current.best_objective, current.best_epoch = objective, int(row["epoch"])
         current.best_state = {name: value.detach().clone()
                               for name, value in model.state_dict().items()}
@@ -320,6 +320,9 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
     killed resumes from there and ends with the same weights as an uninterrupted run.
     ``on_epoch_end(round, epoch)`` is called after each save (tests use it to interrupt).
     """
+    from pipeline.config import with_defaults
+
+    settings = with_defaults(settings, "models.*")
     seed = settings["seed"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -373,7 +376,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
             if round_index > 0:
                 mined = mine_hard_negatives(model, backgrounds,
                                             settings["hard_negatives_per_round"], device,
-                                            settings.get("mining_scenes", 0),
+                                            settings["mining_scenes"],
                                             settings["seed"], round_index)
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])

@@ -129,6 +129,9 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
     them, whatever path a record names; the record keeps its source name in the attribute
     ``source_file``.
     """
+    from pipeline.config import with_defaults
+
+    settings = with_defaults(settings, "variants.*")
     out_dir = check_output_folder(out_dir)  # never a folder of the user's
     function = VARIANTS[settings["kind"]]
     records = []
@@ -136,7 +139,7 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
         for index, record in enumerate(progress(source.images, desc=f"variant {name}",
                                                 unit="img")):
             # One generator per image: a variant of image k does not depend on the others.
-            rng = np.random.default_rng([settings.get("seed", 0), index])
+            rng = np.random.default_rng([settings["seed"], index])
             image = read_gray(source.image_path(record))
             altered = function(image, record.boxes, settings, rng)
             file = paths.image_name(index, record.file)  # never a path from the input

@@ -78,7 +78,7 @@ def detection_inputs(wc):
 def user_cascades(detectors):
     """The cascade XML files that ``detectors`` name by path (not OpenCV's bundled ones)."""
     return [DETECTORS[d]["cascade"] for d in detectors
-            if DETECTORS[d].get("cascade", "default") not in BUNDLED_CASCADES]
+            if DETECTORS[d].get("cascade") not in (None, *BUNDLED_CASCADES)]
 
 
 def calibration_file(wc):
@@ -90,7 +90,7 @@ def calibration_file(wc):
 # The training faces of each matched arm of the verdict table (the report states their count).
 ARM_TRAINING = {
     arm: f"results/data/{dataset}/train.npz"
-    for arm, detectors in config["report"].get("arms", {}).items()
+    for arm, detectors in config["report"]["arms"].items()
     for dataset in arm_training_sets(config, detectors)
 }
 

@@ -22,7 +22,7 @@ rule evaluate:
     params:
         settings=as_json(config["evaluation"]),
         search_min_size=SEARCH_MIN_SIZE,
-        resample_unit=lambda wc: config["datasets"][wc.dataset].get("resample_unit", "image"),
+        resample_unit=lambda wc: config["datasets"][wc.dataset]["resample_unit"],
         calibration=lambda wc, input: (
             f"--calibration {input.calibration}" if input.calibration else ""
         ),

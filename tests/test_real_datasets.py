@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, Manifest
-from pipeline.config import ConfigError, evaluated_datasets, resolve_data_paths
+from pipeline.config import ConfigError, evaluated_datasets, resolve_data_paths, validate_config
 from pipeline.datasets import build_dataset
 from pipeline.metrics import evaluate
 from pipeline.real_datasets import angle_group, crop_square
@@ -132,6 +132,7 @@ def test_data_root_is_required_and_checked(tmp_path, default_config):
     config = copy.deepcopy(default_config)
     config["datasets"]["real"] = {"kind": "face_folders", "faces": "{data_root}/faces",
                                   "scenes": "{data_root}/scenes"}
+    validate_config(config)  # fills in the schema's defaults (evaluate: false)
     with pytest.raises(ConfigError, match="--config data_root=PATH"):
         resolve_data_paths(copy.deepcopy(config))
     config["data_root"] = str(tmp_path / "nowhere")
@@ -182,6 +183,7 @@ def test_output_stage_config_trains_as_the_research_cnn(default_config):
     research = deep_merge(default_config, load_yaml("config/research.yaml"))
     config = deep_merge(research, load_yaml("config/output_stage.yaml"))
     validate_config(config)
+    validate_config(research)  # both with the schema's defaults filled in
     output = dict(config["models"]["output"])
     assert (output.pop("architecture"), output.pop("window")) == ("output", 48)
     assert output == {k: v for k, v in research["models"]["cnn"].items()

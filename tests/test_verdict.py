@@ -139,7 +139,7 @@ def test_evidence_scale_is_stated_without_the_warning_for_large_training_sets():
 
 
 def test_no_arm_no_verdict():
-    settings = {**REPORT_SETTINGS, "config": {**CONFIG, "report": {}}}
+    settings = {**REPORT_SETTINGS, "config": {**CONFIG, "report": {"arms": {}}}}
     assert "No verdict" in _verdict_section(settings, variant_statistics(), {"runs": []}, {})
 
 

@@ -245,12 +245,16 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
     Detection files hold boxes only, so they are identical between runs; wall times vary and go
     to the separate timing file ``{"seconds": {file: s}}``.
     """
+    from pipeline.config import with_defaults
+
+    settings = with_defaults(settings, "detectors.*")
     source = shard(Manifest.load(manifest_path), shard_index, shard_count)
     LOG.info("detector %s (%s) on %s, shard %d of %d: %d images", name, settings["kind"],
              manifest_path, shard_index + 1, shard_count, len(source.images))
     detector = build_detector(settings, model)
+    # only the cnn kind batches images (a settings key of its own); the others take one
     result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1),
-                                   settings.get("max_pixels"))
+                                   settings["max_pixels"])
     result.meta["detector_settings"] = settings
     result.save(out_path)
     write_json(timing_path, {"detector": name, "threads": getattr(detector, "threads", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import cv2
@@ -23,6 +23,7 @@ from pipeline.cnn import (
     split_outputs,
     to_input,
 )
+from pipeline.config import with_defaults
 
 # Proposals overlapping more than this are near-duplicates: only the best is verified.
 PROPOSAL_NMS_IOU = 0.5
@@ -88,6 +89,14 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int,
     return weights @ boxes / weights.sum(axis=1, keepdims=True), scores[keep]
 
 
+def setting_fields(cls: type, settings: dict[str, Any]) -> dict[str, Any]:
+    """The detector ``settings`` that are fields of the dataclass ``cls``, as keyword
+    arguments; the nets, the device and the model names are passed apart."""
+    given = {"model", "proposal", "verifier", "output", "device"}
+    return {f.name: settings[f.name] for f in fields(cls)
+            if f.name in settings and f.name not in given}
+
+
 @dataclass
 class CnnDetector:
     """Pyramid windows scored by a :class:`FaceNet`, thresholded, refined by the net's box
@@ -106,12 +115,10 @@ class CnnDetector:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
+        settings = with_defaults(settings, "detectors.*")
         device = resolve_device("auto")
         model, _ = load_checkpoint(checkpoint, device)
-        return cls(for_inference(model), device, settings["scale_factor"], settings["min_size"],
-                   settings["score_threshold"], settings["nms_iou"], settings["max_detections"],
-                   settings.get("tile_size", TILE_SIZE), settings.get("nms_method", "greedy"),
-                   settings.get("nms_sigma", SOFT_NMS_SIGMA))
+        return cls(model=for_inference(model), device=device, **setting_fields(cls, settings))
 
     @property
     def threads(self) -> int:
@@ -169,18 +176,14 @@ class CnnCascadeDetector:
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
                       checkpoint: str, output_checkpoint: str | None = None
                       ) -> CnnCascadeDetector:
+        settings = with_defaults(settings, "detectors.*")
         device = resolve_device("auto")
         proposal, _ = load_checkpoint(proposal_checkpoint, device)
         verifier, _ = load_checkpoint(checkpoint, device)
         output = (for_inference(load_checkpoint(output_checkpoint, device)[0])
                   if output_checkpoint is not None else None)
-        return cls(for_inference(proposal), for_inference(verifier), device,
-                   settings["scale_factor"], settings["min_size"],
-                   settings["proposal_threshold"], settings["max_proposals"],
-                   settings["score_threshold"], settings["nms_iou"],
-                   settings["max_detections"], settings.get("tile_size", TILE_SIZE),
-                   settings.get("nms_method", "greedy"), settings.get("nms_sigma", SOFT_NMS_SIGMA),
-                   output)
+        return cls(proposal=for_inference(proposal), verifier=for_inference(verifier),
+                   device=device, output=output, **setting_fields(cls, settings))
 
     @property
     def threads(self) -> int:

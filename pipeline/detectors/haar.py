@@ -52,8 +52,9 @@ class HaarDetector:
             raise ValueError(f"{path}: OpenCV could not read this file ({error})") from error
         if classifier.empty():
             raise ValueError(f"{path}: OpenCV could not load this file as a cascade")
-        return cls(classifier, settings["scale_factor"], settings["min_neighbors"],
-                   settings["min_size"], settings["equalize_hist"])
+        return cls(classifier=classifier, scale_factor=settings["scale_factor"],
+                   min_neighbors=settings["min_neighbors"], min_size=settings["min_size"],
+                   equalize_hist=settings["equalize_hist"])
 
     def detect(self, image: np.ndarray) -> list[Box]:
         if self.equalize_hist:
