@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from pipeline.config_limits import (
+    MAX_EXPANDED_VALUES,
+    TOO_LARGE,
+    expanded_size,
+    oversized_key,
+    value_errors,
+)
 from pipeline.defaults import apply_defaults
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 DEFAULT_CONFIG_PATH = SCHEMA_PATH.parent / "default.yaml"
-# Values a configuration may expand to, counting every repeat of a YAML alias (research.yaml
-# merged over the default: about 460): a bound on "billion laughs" alias bombs.
-MAX_EXPANDED_VALUES = 100_000
-# The backstop on every integer setting: no count, size or seed here needs more than 32 bits.
-MAX_INTEGER = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -96,61 +96,14 @@ StrictValidator = jsonschema.validators.extend(
 )
 
 
-def expanded_size(node: Any, sizes: dict[int, int | None] | None = None) -> int:
-    """How many values ``node`` holds, a container shared by YAML aliases counted wherever it
-    appears, a string as one value per 100 characters: linear time (``sizes`` memoises by
-    ``id``); a container inside itself counts as more than :data:`MAX_EXPANDED_VALUES`."""
-    if isinstance(node, str | bytes):
-        return 1 + len(node) // 100
-    if not isinstance(node, dict | list):
-        return 1
-    sizes = {} if sizes is None else sizes
-    if id(node) in sizes:
-        known = sizes[id(node)]
-        return MAX_EXPANDED_VALUES + 1 if known is None else known
-    sizes[id(node)] = None  # in progress: met again below, it contains itself
-    children = node.values() if isinstance(node, dict) else node
-    sizes[id(node)] = size = 1 + sum(expanded_size(child, sizes) for child in children)
-    return size
-
-
-TOO_LARGE = f"expands to more than {MAX_EXPANDED_VALUES:,} values (YAML aliases repeating a block?)"
-
-
-def _size_errors(instance: Any, prefix: tuple[Any, ...]) -> list[str]:
-    """The key (the largest under the top level) of an ``instance`` that expands past
-    :data:`MAX_EXPANDED_VALUES`: checked before anything else walks it."""
-    sizes: dict[int, int | None] = {}
-    if expanded_size(instance, sizes) <= MAX_EXPANDED_VALUES:
-        return []
-    where = prefix
-    if isinstance(instance, dict) and instance:
-        where = (*prefix, max(instance, key=lambda k: expanded_size(instance[k], sizes)))
-    return [f"{_key_path(where)}: {TOO_LARGE}"]
-
-
-def _value_errors(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """(key path, message) of every non-finite number and every integer larger than
-    :data:`MAX_INTEGER` in absolute value in ``node``, whatever its key."""
-    if isinstance(node, dict | list):
-        for key, child in (node.items() if isinstance(node, dict) else enumerate(node)):
-            yield from _value_errors(child, (*path, key))
-    elif isinstance(node, float) and not math.isfinite(node):
-        name = "NaN" if math.isnan(node) else "infinity" if node > 0 else "-infinity"
-        yield path, f"{name} is not a finite number"
-    elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INTEGER:
-        yield path, (f"{node} is out of range (integers are at most {MAX_INTEGER} in "
-                     "absolute value)")
-
-
 def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...] = ()
                    ) -> list[str]:
     """Every bad key of ``instance``: an alias bomb alone (before anything walks it), else
     non-finite numbers and huge integers, and the schema's errors at the other keys."""
-    messages = _size_errors(instance, prefix)
-    if messages:
-        return messages
-    found = list(_value_errors(instance, prefix))
+    where = oversized_key(instance, prefix)
+    if where is not None:
+        return [f"{_key_path(where)}: {TOO_LARGE}"]
+    found = list(value_errors(instance, prefix))
     flagged = {path for path, _ in found}
     errors = _leaf_errors(list(StrictValidator(schema).iter_errors(instance)))
     found += [((*prefix, *e.path), e.message) for e in errors
