@@ -84,7 +84,8 @@ def _isolated(args: list[str]) -> tuple[float, float]:
 def image_of(megapixels: float, out: Path) -> Path:
     """A 4:3 grayscale test image of ``megapixels`` with four faces, and its manifest."""
     from pipeline.boxes import Box, ImageRecord, Manifest
-    from pipeline.datasets import lfw_patches, load_background, paste_face
+    from pipeline.compose import paste_face
+    from pipeline.datasets import lfw_patches, load_background
     from pipeline.io import write_image
 
     width = round((megapixels * 1e6 * 4 / 3) ** 0.5)

@@ -227,7 +227,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     every stage the state is saved beside ``out_path``; a killed run resumes there and ends
     with the same cascade. ``on_stage_end(stage)`` is called after each save.
     """
-    from pipeline.config import with_defaults
+    from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "cascades.*")
     rng = np.random.default_rng(settings["seed"])

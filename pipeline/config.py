@@ -21,9 +21,8 @@ from pipeline.config_limits import (
     oversized_key,
     value_errors,
 )
-from pipeline.defaults import apply_defaults
+from pipeline.defaults import SCHEMA_PATH, apply_defaults, section_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 DEFAULT_CONFIG_PATH = SCHEMA_PATH.parent / "default.yaml"
 
 
@@ -124,17 +123,6 @@ def validate_config(config: Any, source: str = "config") -> None:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(messages))
 
 
-def section_schema(section: str) -> dict[str, Any]:
-    """The part of the schema for ``section``: a top-level key (``evaluation``) or an entry of
-    a named collection (``detectors.*``: any one detector)."""
-    schema = load_yaml(SCHEMA_PATH)
-    top, _, entry = section.partition(".")
-    node = schema["properties"][top]
-    if entry:
-        node = node["additionalProperties"]
-    return {"$defs": schema["$defs"], **node}
-
-
 def validate_section(settings: Any, section: str, source: str = "--settings") -> None:
     """Check one stage's settings against its part of the schema (:func:`section_schema`);
     :class:`ConfigError` naming every bad key. Valid settings get their defaults, in place."""
@@ -145,13 +133,6 @@ def validate_section(settings: Any, section: str, source: str = "--settings") ->
         raise ConfigError(f"{source}: invalid {section.replace('.*', '')} settings:\n  "
                           + "\n  ".join(messages))
     apply_defaults(settings, schema, schema["$defs"])
-
-
-def with_defaults(settings: dict[str, Any], section: str) -> dict[str, Any]:
-    """A copy of one stage's ``settings`` with the defaults of its part of the schema filled
-    in (for stage functions called from Python with settings that may omit them)."""
-    schema = section_schema(section)
-    return apply_defaults(copy.deepcopy(settings), schema, schema["$defs"])
 
 
 def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:

@@ -6,9 +6,39 @@
 from __future__ import annotations
 
 import copy
+import functools
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    """``config/schema.yaml``, read once (the project's own file: plain ``safe_load``)."""
+    with open(SCHEMA_PATH) as handle:
+        return yaml.safe_load(handle)
+
+
+def section_schema(section: str) -> dict[str, Any]:
+    """The part of the schema for ``section``: a top-level key (``evaluation``) or an entry of
+    a named collection (``detectors.*``: any one detector); a fresh copy."""
+    schema = _schema()
+    top, _, entry = section.partition(".")
+    node = schema["properties"][top]
+    if entry:
+        node = node["additionalProperties"]
+    return copy.deepcopy({"$defs": schema["$defs"], **node})
+
+
+def with_defaults(settings: dict[str, Any], section: str) -> dict[str, Any]:
+    """A copy of one stage's ``settings`` with the defaults of its part of the schema filled
+    in (for stage functions called from Python with settings that may omit them)."""
+    schema = section_schema(section)
+    return apply_defaults(copy.deepcopy(settings), schema, schema["$defs"])
 
 
 def apply_defaults(instance: Any, schema: dict[str, Any], defs: dict[str, Any]) -> Any:

@@ -43,7 +43,7 @@ class Criterion:
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Criterion:
         """From ``evaluation:`` settings, their defaults filled in from the schema."""
-        from pipeline.config import with_defaults
+        from pipeline.defaults import with_defaults
 
         settings = with_defaults(settings, "evaluation")
         return cls(settings["criterion"], settings["iou_threshold"],

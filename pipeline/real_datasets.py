@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.datasets import feathered_mask, random_crop, save_training_arrays
+from pipeline.compose import feathered_mask, random_crop, save_training_arrays
 from pipeline.formats import (
     AnnotationError,
     attach_landmarks,

@@ -182,7 +182,7 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
     ``seed`` and ``fp_for_summary``.
     """
-    from pipeline.config import with_defaults
+    from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "statistics")
     confidence, fp = settings["confidence"], settings["fp_for_summary"]

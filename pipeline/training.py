@@ -320,7 +320,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
     killed resumes from there and ends with the same weights as an uninterrupted run.
     ``on_epoch_end(round, epoch)`` is called after each save (tests use it to interrupt).
     """
-    from pipeline.config import with_defaults
+    from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "models.*")
     seed = settings["seed"]

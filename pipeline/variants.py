@@ -129,7 +129,7 @@ def make_variant(source: Manifest, settings: dict[str, Any], out_dir: str | Path
     them, whatever path a record names; the record keeps its source name in the attribute
     ``source_file``.
     """
-    from pipeline.config import with_defaults
+    from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "variants.*")
     out_dir = check_output_folder(out_dir)  # never a folder of the user's

@@ -306,7 +306,8 @@ def test_random_windows_skip_draws_that_cannot_avoid_a_face(caplog):
 
 
 def test_every_detector_kind_takes_max_pixels(default_config):
-    from pipeline.config import section_schema, validate_section
+    from pipeline.config import validate_section
+    from pipeline.defaults import section_schema
 
     kinds = section_schema("detectors.*")["properties"]["kind"]["enum"]
     assert len(kinds) >= 3

@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Manifest, iou_matrix
-from pipeline.datasets import (
-    BACKGROUNDS,
-    build_dataset,
-    feathered_mask,
-    lfw_patches,
-    load_background,
-)
+from pipeline.compose import feathered_mask
+from pipeline.datasets import BACKGROUNDS, build_dataset, lfw_patches, load_background
 from pipeline.io import read_gray
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pipeline.config import SCHEMA_PATH, load_config, load_yaml, validate_section, with_defaults
-from pipeline.defaults import apply_defaults
+from pipeline.config import SCHEMA_PATH, load_config, load_yaml, validate_section
+from pipeline.defaults import apply_defaults, with_defaults
 
 SCHEMA = load_yaml(SCHEMA_PATH)
 

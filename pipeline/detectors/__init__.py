@@ -245,7 +245,7 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
     Detection files hold boxes only, so they are identical between runs; wall times vary and go
     to the separate timing file ``{"seconds": {file: s}}``.
     """
-    from pipeline.config import with_defaults
+    from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "detectors.*")
     source = shard(Manifest.load(manifest_path), shard_index, shard_count)

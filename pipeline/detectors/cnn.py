@@ -23,7 +23,7 @@ from pipeline.cnn import (
     split_outputs,
     to_input,
 )
-from pipeline.config import with_defaults
+from pipeline.defaults import with_defaults
 
 # Proposals overlapping more than this are near-duplicates: only the best is verified.
 PROPOSAL_NMS_IOU = 0.5
