@@ -358,30 +358,23 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
         return node
 
     config["datasets"] = visit(config["datasets"], "datasets")
-    from pipeline.detectors.haar import BUNDLED_CASCADES
+    from pipeline.detectors.haar import BUNDLED_CASCADES, cascade_file, load_cascade
 
     for name, detector in config["detectors"].items():
-        cascade = detector.get("cascade")
-        if cascade is None or cascade in BUNDLED_CASCADES:
+        cascade = cascade_file(detector)
+        if cascade is None:
             continue
         if not Path(cascade).is_file():
             messages.append(f"detectors.{name}.cascade: {cascade} is not a file (expected "
                             f"one of {', '.join(BUNDLED_CASCADES)} or an OpenCV cascade XML)")
-        elif not _loads_as_cascade(cascade):
+            continue
+        try:
+            load_cascade(cascade)
+        except ValueError:
             messages.append(f"detectors.{name}.cascade: {cascade} is not an OpenCV cascade "
                             "XML (OpenCV could not load it)")
     if messages:
         raise ConfigError("missing or unreadable data:\n  " + "\n  ".join(messages))
-
-
-def _loads_as_cascade(path: str) -> bool:
-    """Whether OpenCV loads the file at ``path`` as a cascade classifier."""
-    import cv2
-
-    try:
-        return not cv2.CascadeClassifier(path).empty()
-    except (cv2.error, SystemError):  # SystemError wraps the cv2.error of an unparsable file
-        return False
 
 
 def is_evaluated(dataset: dict[str, Any]) -> bool:

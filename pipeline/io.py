@@ -77,21 +77,28 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
-    """A temporary sibling folder to fill; it replaces ``path`` only when the block succeeds,
-    so a failed stage leaves no partly written folder behind. Mode as ``mkdir`` gives it."""
-    path = Path(path)
+def _sibling_folder(path: Path) -> Iterator[Path]:
+    """A new hidden temporary folder beside ``path`` (mode as ``mkdir`` gives it), removed
+    with whatever it still holds when the block ends, however it ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         tmp.chmod(0o777 & ~current_umask())
         yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling folder to fill; it replaces ``path`` only when the block succeeds,
+    so a failed stage leaves no partly written folder behind. Mode as ``mkdir`` gives it."""
+    path = Path(path)
+    with _sibling_folder(path) as tmp:
+        yield tmp
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # The file that marks a folder as the pipeline's own output folder (check_output_folder).
@@ -130,11 +137,7 @@ def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
     (:func:`check_output_folder`). The sibling is at the same depth as ``out_dir``, so
     relative paths written into the outputs stay valid after the move."""
     out_dir = check_output_folder(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.",
-                                    suffix=".tmp"))
-    try:
-        staging.chmod(0o777 & ~current_umask())
+    with _sibling_folder(out_dir) as staging:
         yield staging
         mark_output_folder(out_dir)
         for entry in sorted(staging.iterdir()):
@@ -142,8 +145,6 @@ def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(entry, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def json_ready(data: Any) -> Any:

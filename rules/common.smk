@@ -8,7 +8,7 @@ from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
 from pipeline.datasets import dataset_inputs
 from pipeline.detectors import model_files, model_names, role, trained_models
-from pipeline.detectors.haar import BUNDLED_CASCADES
+from pipeline.detectors.haar import cascade_file
 from pipeline.figures import FIGURES
 from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
 
@@ -77,8 +77,7 @@ def detection_inputs(wc):
 
 def user_cascades(detectors):
     """The cascade XML files that ``detectors`` name by path (not OpenCV's bundled ones)."""
-    return [DETECTORS[d]["cascade"] for d in detectors
-            if DETECTORS[d].get("cascade") not in (None, *BUNDLED_CASCADES)]
+    return [path for d in detectors if (path := cascade_file(DETECTORS[d])) is not None]
 
 
 def calibration_file(wc):

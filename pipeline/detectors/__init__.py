@@ -176,9 +176,14 @@ def model_files(settings: dict[str, Any], folder: str = paths.MODELS) -> list[st
 
 def build_detector(settings: dict[str, Any], models: str | list[str] | None = None
                    ) -> Detector:
+    """The detector ``settings`` describe (their schema defaults filled in), with its
+    trained model files."""
+    from pipeline.defaults import with_defaults
+
     if isinstance(models, str):
         models = [models]
-    return DETECTORS[settings["kind"]].factory(settings, list(models or []))
+    return DETECTORS[settings["kind"]].factory(with_defaults(settings, "detectors.*"),
+                                               list(models or []))
 
 
 def limit_pixels(image: np.ndarray, max_pixels: int | None) -> tuple[np.ndarray, float]:

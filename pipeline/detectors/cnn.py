@@ -23,7 +23,6 @@ from pipeline.cnn import (
     split_outputs,
     to_input,
 )
-from pipeline.defaults import with_defaults
 
 # Proposals overlapping more than this are near-duplicates: only the best is verified.
 PROPOSAL_NMS_IOU = 0.5
@@ -115,7 +114,6 @@ class CnnDetector:
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], checkpoint: str) -> CnnDetector:
-        settings = with_defaults(settings, "detectors.*")
         device = resolve_device("auto")
         model, _ = load_checkpoint(checkpoint, device)
         return cls(model=for_inference(model), device=device, **setting_fields(cls, settings))
@@ -176,7 +174,6 @@ class CnnCascadeDetector:
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
                       checkpoint: str, output_checkpoint: str | None = None
                       ) -> CnnCascadeDetector:
-        settings = with_defaults(settings, "detectors.*")
         device = resolve_device("auto")
         proposal, _ = load_checkpoint(proposal_checkpoint, device)
         verifier, _ = load_checkpoint(checkpoint, device)

@@ -26,6 +26,28 @@ def cascade_path(cascade: str) -> Path:
     return Path(cascade)
 
 
+def cascade_file(settings: dict[str, Any]) -> str | None:
+    """The cascade XML a haar detector's ``cascade`` names by path; None for OpenCV's bundled
+    cascades, for a cascade trained here, and for other kinds."""
+    cascade = settings.get("cascade")
+    return None if cascade is None or cascade in BUNDLED_CASCADES else cascade
+
+
+def load_cascade(path: str | Path) -> cv2.CascadeClassifier:
+    """The OpenCV cascade in the XML file at ``path``; ``FileNotFoundError`` or
+    ``ValueError`` naming the file when it is missing or not a cascade OpenCV loads."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: Haar cascade XML not found")
+    try:
+        classifier = cv2.CascadeClassifier(str(path))
+    except (cv2.error, SystemError) as error:  # SystemError wraps an unparsable file's error
+        raise ValueError(f"{path}: OpenCV could not read this file ({error})") from error
+    if classifier.empty():
+        raise ValueError(f"{path}: OpenCV could not load this file as a cascade")
+    return classifier
+
+
 @dataclass
 class HaarDetector:
     """``detectMultiScale3`` with ``outputRejectLevels=True``.
@@ -43,16 +65,7 @@ class HaarDetector:
     @classmethod
     def from_file(cls, path: str | Path, settings: dict[str, Any]) -> HaarDetector:
         """The cascade XML at ``path`` with the detector ``settings`` (scale_factor, ...)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: Haar cascade XML not found")
-        try:
-            classifier = cv2.CascadeClassifier(str(path))
-        except (cv2.error, SystemError) as error:
-            raise ValueError(f"{path}: OpenCV could not read this file ({error})") from error
-        if classifier.empty():
-            raise ValueError(f"{path}: OpenCV could not load this file as a cascade")
-        return cls(classifier=classifier, scale_factor=settings["scale_factor"],
+        return cls(classifier=load_cascade(path), scale_factor=settings["scale_factor"],
                    min_neighbors=settings["min_neighbors"], min_size=settings["min_size"],
                    equalize_hist=settings["equalize_hist"])
 
