@@ -21,14 +21,16 @@ Method, one rule per stage (rule files under rules/, in the order of the method)
   8. report         the self-contained HTML report (with complexity: per-layer network table)
 
 Every rule's parameters are the config section it depends on, so changing one setting reruns
-that stage and its descendants only. Each rule calls a sub-command of `python -m pipeline`
-(`pipeline <stage>` in the rules); rules/common.smk holds the names derived from the config.
+that stage and its descendants only. Each rule calls a command of the package's CLI,
+`python -m pipeline`, through its stage's part (`python -m pipeline.<stage> <command>`:
+rules/data.smk calls pipeline.data, and so on); rules/common.smk holds the names derived from
+the config.
 """
 
 from pathlib import Path
 
 from pipeline.config import resolve_data_paths, validate_config
-from pipeline.detectors import require_packages
+from pipeline.detection.detectors import require_packages
 
 
 configfile: Path(workflow.basedir) / "config" / "default.yaml"

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from pipeline import paths
 from pipeline.boxes import Manifest
 from pipeline.config import ConfigError, load_config
-from pipeline.metrics import (
+from pipeline.evaluation.metrics import (
     Criterion,
     average_precision,
     face_sizes,
@@ -41,7 +41,8 @@ def matched_detections(truth: Manifest, detections: Manifest, criterion: Criteri
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Every scored detection's score, true-positive flag, size (pixels) and image index (K,)
     each, and the number of scored faces, matched as the evaluate stage matches them
-    (:func:`pipeline.metrics.match_detections`; faces below ``min_face_size`` not scored)."""
+    (:func:`pipeline.evaluation.metrics.match_detections`; faces below ``min_face_size`` not
+    scored)."""
     found = {r.file: r.boxes for r in detections.images}
     missing = [r.file for r in truth.images if r.file not in found]
     if missing:

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 
 from pipeline.config import load_config
-from pipeline.detectors import model_files
+from pipeline.detection.detectors import model_files
 
 
 def stage(args: list[str]) -> tuple[float, float]:
@@ -84,8 +84,8 @@ def _isolated(args: list[str]) -> tuple[float, float]:
 def image_of(megapixels: float, out: Path) -> Path:
     """A 4:3 grayscale test image of ``megapixels`` with four faces, and its manifest."""
     from pipeline.boxes import Box, ImageRecord, Manifest
-    from pipeline.compose import paste_face
-    from pipeline.datasets import lfw_patches, load_background
+    from pipeline.data.compose import paste_face
+    from pipeline.data.datasets import lfw_patches, load_background
     from pipeline.io import write_image
 
     width = round((megapixels * 1e6 * 4 / 3) ** 0.5)

@@ -37,8 +37,8 @@ from pipeline.config import (
     load_yaml,
     validate_config,
 )
-from pipeline.detectors import build_detector, model_files, run_detector
-from pipeline.metrics import Criterion, evaluate
+from pipeline.detection.detectors import build_detector, model_files, run_detector
+from pipeline.evaluation.metrics import Criterion, evaluate
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:

@@ -33,10 +33,10 @@ import torch
 
 from pipeline import paths
 from pipeline.boxes import Manifest
-from pipeline.cnn import ARCHITECTURES, build_model, resolve_device
 from pipeline.config import deep_merge, load_config, load_yaml
-from pipeline.detectors import build_detector, model_files
+from pipeline.detection.detectors import build_detector, model_files
 from pipeline.io import read_gray
+from pipeline.models.cnn import ARCHITECTURES, build_model, resolve_device
 
 
 def detection_speed(config: dict, manifest_path: Path, models: Path, threads: int,
@@ -76,9 +76,9 @@ def _live_threads() -> int:
 
 def training_throughput(batch: int = 128, steps: int = 30) -> None:
     """Training patches/s of every architecture with box regression, with the trainer's loss
-    (:func:`pipeline.training.batch_loss`), in the default and the channels-last weight layout
-    (the trainer's)."""
-    from pipeline.training import PART_FACE, batch_loss
+    (:func:`pipeline.training.train_cnn.batch_loss`), in the default and the channels-last weight
+    layout (the trainer's)."""
+    from pipeline.training.train_cnn import PART_FACE, batch_loss
 
     device = resolve_device("auto")
     settings = {"box_regression": {"faces_per_face": 2, "weight": 0.5}, "aux_weight": 0.3}
@@ -112,7 +112,7 @@ def training_throughput(batch: int = 128, steps: int = 30) -> None:
 
 def boosting_round(samples: int = 10_000, features: int = 6_000, rounds: int = 5) -> None:
     """Seconds per best-stump search over all features and thresholds (one boosting round)."""
-    from pipeline.boosting import SortedFeatures, best_stump, initial_weights
+    from pipeline.training.boosting import SortedFeatures, best_stump, initial_weights
 
     rng = np.random.default_rng(0)
     values = rng.normal(size=(features, samples)).astype(np.float32)

@@ -146,7 +146,7 @@ def _leaf_errors(errors: list[jsonschema.ValidationError]) -> list[jsonschema.Va
     return leaves
 
 
-# Window side (pixels) each CNN architecture is built for (pipeline.cnn.ARCHITECTURES, whose
+# Window side (pixels) each CNN architecture is built for (pipeline.models.cnn.ARCHITECTURES, whose
 # constructors tests/test_registries.py checks against it); here so that validating a
 # configuration does not import torch.
 ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16, "output": 48}
@@ -154,7 +154,7 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
-    from pipeline.detectors import DETECTORS, TRAINERS
+    from pipeline.detection.detectors import DETECTORS, TRAINERS
 
     messages = []
     for name, detector in config["detectors"].items():
@@ -191,7 +191,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             f"report.fp_for_summary: {config['report']['fp_for_summary']} must be one of "
             f"evaluation.false_positive_points {points}"
         )
-    from pipeline.variants import BASELINE_VARIANT, variant_instances
+    from pipeline.data.variants import BASELINE_VARIANT, variant_instances
 
     if config["variants"].get(BASELINE_VARIANT, {}).get("kind") != "original":
         messages.append(f"variants.{BASELINE_VARIANT}: the baseline variant, of kind original, "
@@ -232,7 +232,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
 
 def arm_training_sets(config: dict[str, Any], arm: dict[str, str]) -> set[str]:
     """The training datasets of an arm's two detectors' trained models."""
-    from pipeline.detectors import trained_models
+    from pipeline.detection.detectors import trained_models
 
     sets = set()
     for name in (arm["haar"], arm["cnn"]):
@@ -245,8 +245,8 @@ def arm_training_sets(config: dict[str, Any], arm: dict[str, str]) -> set[str]:
 
 def _arm_errors(config: dict[str, Any]) -> list[str]:
     """An arm pairs a trained cascade and a CNN detector whose models share a training set
-    (roles from :data:`pipeline.detectors.DETECTORS`)."""
-    from pipeline.detectors import role, trained_models
+    (roles from :data:`pipeline.detection.detectors.DETECTORS`)."""
+    from pipeline.detection.detectors import role, trained_models
 
     messages = []
     detectors = config["detectors"]
@@ -285,7 +285,7 @@ def _arm_errors(config: dict[str, Any]) -> list[str]:
 def _scored_set_errors(where: str, dataset: str, config: dict[str, Any],
                        tested: list[str]) -> list[str]:
     """Why ``dataset`` has no baseline-variant AP to compare (empty: it has one)."""
-    from pipeline.variants import BASELINE_VARIANT
+    from pipeline.data.variants import BASELINE_VARIANT
 
     if dataset not in tested:
         return [f"{where}: '{dataset}' is not a test set (an evaluated dataset)"]
@@ -358,7 +358,7 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
         return node
 
     config["datasets"] = visit(config["datasets"], "datasets")
-    from pipeline.detectors.haar import BUNDLED_CASCADES, cascade_file, load_cascade
+    from pipeline.detection.detectors.haar import BUNDLED_CASCADES, cascade_file, load_cascade
 
     for name, detector in config["detectors"].items():
         cascade = cascade_file(detector)

@@ -6,18 +6,17 @@ import sys
 
 from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
-from pipeline.datasets import dataset_inputs
-from pipeline.detectors import model_files, model_names, role, trained_models
-from pipeline.detectors.haar import cascade_file
-from pipeline.figures import FIGURES
-from pipeline.variants import BASELINE_VARIANT, sweep_name, variant_instances
+from pipeline.data.datasets import dataset_inputs
+from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
+from pipeline.detection.detectors import model_files, model_names, role, trained_models
+from pipeline.detection.detectors.haar import cascade_file
+from pipeline.report.figures import FIGURES
 
-# Every stage is a sub-command of the package's CLI, run by the Python that runs Snakemake
-# (so no virtual environment needs to be active): `pipeline <stage> ...` in the rules.
-# (Snakemake formats the prefix like a shell command, so the function's braces are doubled.)
-shell.prefix(
-    f"set -euo pipefail; pipeline() {{{{ {shlex.quote(sys.executable)} -m pipeline \"$@\"; }}}}; "
-)
+# Every stage is a command of the package's one CLI, `python -m pipeline`; each rule file calls
+# its own stage's part of it, `python -m pipeline.<stage> <command>`, with the Python that runs
+# Snakemake (so no virtual environment needs to be active).
+PYTHON = shlex.quote(sys.executable)
+shell.prefix("set -euo pipefail; ")
 
 DATASETS = evaluated_datasets(config)  # test sets; a model may train on any dataset
 VARIANTS = variant_instances(config)

@@ -18,7 +18,8 @@ rule build_dataset:
     benchmark:
         "results/benchmarks/build_dataset/{dataset}.tsv"
     shell:
-        "pipeline build-dataset --settings {params.settings:q} --out {params.out} 2> {log}"
+        "{PYTHON} -m pipeline.data build-dataset "
+        "--settings {params.settings:q} --out {params.out} 2> {log}"
 
 
 rule make_variant:
@@ -35,5 +36,5 @@ rule make_variant:
     benchmark:
         "results/benchmarks/make_variant/{dataset}/{variant}.tsv"
     shell:
-        "pipeline make-variant --manifest {input} --name {wildcards.variant} "
+        "{PYTHON} -m pipeline.data make-variant --manifest {input} --name {wildcards.variant} "
         "--settings {params.settings:q} --out {params.out} 2> {log}"

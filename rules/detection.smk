@@ -14,7 +14,8 @@ rule detect:
     benchmark:
         "results/benchmarks/detect/{detector}/{dataset}/{variant}/shard{shard}.tsv"
     shell:
-        "pipeline detect --settings {params.settings:q} --manifest {input.manifest} "
+        "{PYTHON} -m pipeline.detection detect "
+        "--settings {params.settings:q} --manifest {input.manifest} "
         "{params.model} --name {wildcards.detector} --shard {wildcards.shard} "
         "--shards {params.shards} --out {output.detections} --timing {output.timing} "
         "--threads {threads} 2> {log}"
@@ -37,7 +38,7 @@ rule merge_detections:
     log:
         "results/logs/merge_detections/{detector}/{dataset}/{variant}.log",
     shell:
-        "pipeline merge-detections --manifest {input.manifest} "
+        "{PYTHON} -m pipeline.detection merge-detections --manifest {input.manifest} "
         "--detections {input.detections} --timings {input.timings} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} "
         "--variant {wildcards.variant} --out {output.detections} "

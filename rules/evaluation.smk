@@ -7,7 +7,8 @@ rule calibrate:
     log:
         "results/logs/calibrate/{detector}/{dataset}.log",
     shell:
-        "pipeline calibrate --truth {input.truth} --detections {input.detections} "
+        "{PYTHON} -m pipeline.evaluation calibrate "
+        "--truth {input.truth} --detections {input.detections} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} --out {output} "
         "2> {log}"
 
@@ -31,7 +32,8 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
     shell:
-        "pipeline evaluate --settings {params.settings:q} --truth {input.truth} "
+        "{PYTHON} -m pipeline.evaluation evaluate "
+        "--settings {params.settings:q} --truth {input.truth} "
         "--detections {input.detections} {params.calibration} "
         "--search-min-size {params.search_min_size} --resample-unit {params.resample_unit} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} "
@@ -52,7 +54,8 @@ rule statistics:
     benchmark:
         "results/benchmarks/statistics.tsv"
     shell:
-        "pipeline statistics --settings {params.settings:q} --metrics {input} "
+        "{PYTHON} -m pipeline.evaluation statistics "
+        "--settings {params.settings:q} --metrics {input} "
         "--out {output} 2> {log}"
 
 
@@ -62,10 +65,11 @@ rule summarise:
         timings=expand("results/timing/{run}.json", run=RUNS),
     output:
         csv=report("results/summary/summary.csv", category="Tables",
-                   caption="../pipeline/captions/summary.rst"),
+                   caption="../pipeline/report/captions/summary.rst"),
         json="results/summary/summary.json",
     log:
         "results/logs/summarise.log",
     shell:
-        "pipeline summarise --metrics {input.metrics} --timings {input.timings} "
+        "{PYTHON} -m pipeline.evaluation summarise "
+        "--metrics {input.metrics} --timings {input.timings} "
         "--out-csv {output.csv} --out-json {output.json} 2> {log}"

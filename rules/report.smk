@@ -10,7 +10,7 @@ rule figures:
     output:
         [
             report(f"results/figures/{name}", category="Figures",
-                   caption=f"../pipeline/captions/{name[:-4]}.rst")
+                   caption=f"../pipeline/report/captions/{name[:-4]}.rst")
             for name in FIGURES
         ],
     params:
@@ -20,7 +20,8 @@ rule figures:
     benchmark:
         "results/benchmarks/figures.tsv"
     shell:
-        "pipeline figures --settings {params.settings:q} --summary {input.summary} "
+        "{PYTHON} -m pipeline.report figures "
+        "--settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --out-dir results/figures 2> {log}"
 
 
@@ -30,7 +31,7 @@ rule complexity:
     log:
         "results/logs/complexity.log",
     shell:
-        "pipeline complexity --out {output} 2> {log}"
+        "{PYTHON} -m pipeline.report complexity --out {output} 2> {log}"
 
 
 rule report:
@@ -48,6 +49,7 @@ rule report:
     log:
         "results/logs/report.log",
     shell:
-        "pipeline report --settings {params.settings:q} --summary {input.summary} "
+        "{PYTHON} -m pipeline.report report "
+        "--settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --complexity {input.complexity} "
         "--figures {input.figures} --cascades {input.cascades} --out {output} 2> {log}"

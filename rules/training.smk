@@ -12,7 +12,8 @@ rule train_cnn:
     benchmark:
         "results/benchmarks/train_cnn/{model}.tsv"
     shell:
-        "pipeline train-cnn --settings {params.settings:q} --train {input.train} "
+        "{PYTHON} -m pipeline.training train-cnn "
+        "--settings {params.settings:q} --train {input.train} "
         "--backgrounds {input.backgrounds} --out {output} --threads {threads} 2> {log}"
 
 
@@ -31,6 +32,7 @@ rule train_haar:
     benchmark:
         "results/benchmarks/train_haar/{model}.tsv"
     shell:
-        "pipeline train-haar --settings {params.settings:q} --train {input.train} "
+        "{PYTHON} -m pipeline.training train-haar "
+        "--settings {params.settings:q} --train {input.train} "
         "--backgrounds {input.backgrounds} --out {output.cascade} "
         "--history {output.history} --threads {threads} 2> {log}"

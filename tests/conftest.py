@@ -40,7 +40,7 @@ def tiny_config(default_config: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded dataset built with the tiny settings: folder with test.json, train.npz."""
-    from pipeline.datasets import build_dataset
+    from pipeline.data.datasets import build_dataset
 
     out = tmp_path_factory.mktemp("data") / "embedded"
     build_dataset(tiny_config["datasets"]["embedded"], out)
@@ -49,7 +49,7 @@ def tiny_dataset(tiny_config: dict[str, Any], tmp_path_factory: pytest.TempPathF
 
 def _train_tiny(name: str, config: dict[str, Any], dataset: Path,
                 factory: pytest.TempPathFactory) -> Path:
-    from pipeline.training import train_cnn
+    from pipeline.training.train_cnn import train_cnn
 
     out = factory.mktemp("models") / f"{name}.pt"
     train_cnn(config["models"][name], dataset / "train.npz",

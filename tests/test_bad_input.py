@@ -36,16 +36,16 @@ def face_free_settings(default_config: dict, **extra: object) -> dict:
 
 
 def test_test_set_without_faces_is_an_error(default_config, tmp_path):
-    from pipeline.datasets import build_dataset
+    from pipeline.data.datasets import build_dataset
 
     with pytest.raises(ValueError, match=r"test.json: the test set has no faces.*negatives_only"):
         build_dataset(face_free_settings(default_config), tmp_path / "empty")
 
 
 def test_negatives_only_set_reports_false_positives_per_image(default_config, tmp_path):
-    from pipeline.datasets import build_dataset
-    from pipeline.metrics import evaluate
-    from pipeline.statistics import analyse
+    from pipeline.data.datasets import build_dataset
+    from pipeline.evaluation.metrics import evaluate
+    from pipeline.evaluation.statistics import analyse
 
     build_dataset(face_free_settings(default_config, negatives_only=True), tmp_path / "neg")
     truth = Manifest.load(tmp_path / "neg/test.json")
@@ -84,7 +84,7 @@ def test_nan_is_written_as_null(tmp_path):
 
 
 def test_report_shows_undefined_not_nan():
-    from pipeline.report import _ci, _fmt
+    from pipeline.report.render import _ci, _fmt
 
     assert _fmt(None) == _fmt(float("nan")) == "undefined"
     assert _ci({"estimate": None, "low": None, "high": None}) == "undefined"
@@ -92,7 +92,7 @@ def test_report_shows_undefined_not_nan():
 
 
 def test_faces_below_the_smallest_search_size_are_counted_and_can_be_excluded():
-    from pipeline.metrics import evaluate
+    from pipeline.evaluation.metrics import evaluate
 
     small, large = Box(0, 0, 12, 12), Box(40, 0, 40, 40)
     truth = Manifest("ground_truth", ".", [ImageRecord("a.png", 100, 100, [small, large])])
@@ -117,7 +117,7 @@ def test_faces_below_the_smallest_search_size_are_counted_and_can_be_excluded():
 @pytest.mark.parametrize("box_regression", [False, True])
 @pytest.mark.parametrize("architecture", ["lenet5", "proposal", "vgg", "googlenet"])
 def test_tiled_scoring_equals_one_pass_and_bounds_each_pass(architecture, box_regression):
-    from pipeline.cnn import build_model, score_level
+    from pipeline.models.cnn import build_model, score_level
 
     window = 16 if architecture == "proposal" else 32
     torch.manual_seed(0)
@@ -193,7 +193,7 @@ def truncated_jpeg(path: Path) -> None:
 
 
 def test_truncated_image_in_an_image_list_stops_the_build(tmp_path):
-    from pipeline.datasets import build_dataset
+    from pipeline.data.datasets import build_dataset
 
     write_image(tmp_path / "face.png", np.full((60, 80), 128, np.uint8))
     truncated_jpeg(tmp_path / "broken.jpg")
@@ -208,7 +208,7 @@ def test_truncated_image_in_an_image_list_stops_the_build(tmp_path):
 
 
 def test_a_failed_variant_leaves_no_partial_images_folder(tmp_path):
-    from pipeline.variants import make_variant
+    from pipeline.data.variants import make_variant
 
     write_image(tmp_path / "good.png", np.full((60, 80), 128, np.uint8))
     truncated_jpeg(tmp_path / "broken.jpg")
@@ -237,14 +237,15 @@ def test_stage_settings_are_checked_against_the_schema(tmp_path):
 # 7. --config of an overlay file -----------------------------------------------------------------
 
 def test_an_overlay_config_is_merged_over_the_default(tmp_path):
-    from pipeline.cli import _settings, build_parser
+    from pipeline.cli import build_parser
+    from pipeline.commands import stage_settings
 
     overlay = tmp_path / "mine.yaml"
     overlay.write_text("detectors:\n  haar:\n    min_neighbors: 5\n")
     args = build_parser().parse_args(["detect", "--config", str(overlay), "--section",
                                       "detectors.haar", "--manifest", "m", "--name", "haar",
                                       "--out", "o", "--timing", "t"])
-    settings = _settings(args)
+    settings = stage_settings(args)
     assert settings["min_neighbors"] == 5
     assert settings["scale_factor"] == load_config()["detectors"]["haar"]["scale_factor"]
 
@@ -269,7 +270,7 @@ class Payload:
 
 @pytest.mark.parametrize("content", ["empty", "garbage", "pickled"])
 def test_bad_checkpoints_get_a_reason_and_no_unsafe_advice(tmp_path, content):
-    from pipeline.cnn import load_checkpoint
+    from pipeline.models.cnn import load_checkpoint
 
     path = tmp_path / "model.pt"
     if content == "empty":
@@ -292,7 +293,7 @@ def test_bad_checkpoints_get_a_reason_and_no_unsafe_advice(tmp_path, content):
 
 def test_random_windows_skip_draws_that_cannot_avoid_a_face(caplog):
     from pipeline.boxes import overlap_matrix
-    from pipeline.samples import MAX_FACE_OVERLAP, Scene, random_windows
+    from pipeline.training.samples import MAX_FACE_OVERLAP, Scene, random_windows
 
     image = np.zeros((40, 40), np.uint8)
     image[4:36, 4:36] = 255  # a face filling nearly the whole scene
@@ -320,8 +321,8 @@ def test_every_detector_kind_takes_max_pixels(default_config):
 
 def test_reference_detectors_leave_max_pixels_to_the_detect_stage():
     from pipeline.config import load_yaml
-    from pipeline.detectors import REFERENCE_CLASSES, build_detector
-    from pipeline.detectors.references import missing_packages
+    from pipeline.detection.detectors import REFERENCE_CLASSES, build_detector
+    from pipeline.detection.detectors.references import missing_packages
 
     research = load_yaml(REPO / "config/research.yaml")["detectors"]
     kinds = [k for k in REFERENCE_CLASSES if not missing_packages([k])]
@@ -333,7 +334,7 @@ def test_reference_detectors_leave_max_pixels_to_the_detect_stage():
 
 
 def test_images_over_max_pixels_are_downscaled_and_boxes_scaled_back(tmp_path):
-    from pipeline.detectors import run_detector
+    from pipeline.detection.detectors import run_detector
 
     class Recorder:
         """Finds one face at a fixed place of whatever image it is given."""

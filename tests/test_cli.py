@@ -65,7 +65,7 @@ def test_module_entry_point_prints_help():
 
 
 def test_train_haar_from_the_command_line(tiny_dataset, tiny_config, tmp_path):
-    from pipeline.cascade import Cascade
+    from pipeline.models.cascade import Cascade
 
     settings = dict(tiny_config["cascades"]["haar_trained"], device="cpu", max_stages=2)
     main(["train-haar", "--settings", json.dumps(settings),

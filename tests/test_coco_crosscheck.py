@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from pipeline.metrics import (
+from pipeline.evaluation.metrics import (
     COCO_RECALL_LEVELS,
     average_precision,
     evaluate,

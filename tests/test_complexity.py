@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.complexity import complexity, layer_table
+from pipeline.report.complexity import complexity, layer_table
 
 
 def test_lenet_first_layer_known_answer():

@@ -26,7 +26,7 @@ from pipeline.config import (
     validate_config,
     validate_section,
 )
-from pipeline.detectors.haar import cascade_path
+from pipeline.detection.detectors.haar import cascade_path
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 NAN, INF = float("nan"), float("inf")

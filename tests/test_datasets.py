@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Manifest, iou_matrix
-from pipeline.compose import feathered_mask
-from pipeline.datasets import BACKGROUNDS, build_dataset, lfw_patches, load_background
+from pipeline.data.compose import feathered_mask
+from pipeline.data.datasets import BACKGROUNDS, build_dataset, lfw_patches, load_background
 from pipeline.io import read_gray
 
 

@@ -5,7 +5,18 @@ import skimage.data
 import torch
 
 from pipeline.boxes import Box, Manifest
-from pipeline.cnn import (
+from pipeline.detection.detectors import (
+    DETECTORS,
+    build_detector,
+    detect_to_file,
+    merge_shards,
+    run_detector,
+)
+from pipeline.detection.detectors.cnn import non_max_suppression
+from pipeline.detection.detectors.haar import BUNDLED_CASCADES, cascade_path
+from pipeline.evaluation.metrics import evaluate
+from pipeline.io import read_gray, read_json
+from pipeline.models.cnn import (
     ARCHITECTURES,
     for_inference,
     load_checkpoint,
@@ -13,11 +24,6 @@ from pipeline.cnn import (
     score_windows,
     to_input,
 )
-from pipeline.detectors import DETECTORS, build_detector, detect_to_file, merge_shards, run_detector
-from pipeline.detectors.cnn import non_max_suppression
-from pipeline.detectors.haar import BUNDLED_CASCADES, cascade_path
-from pipeline.io import read_gray, read_json
-from pipeline.metrics import evaluate
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
 
@@ -62,7 +68,7 @@ def test_bad_cascade_path_is_a_clear_error(tmp_path, default_config):
 
 
 def test_registry_knows_the_detectors():
-    from pipeline.detectors import REFERENCE_CLASSES
+    from pipeline.detection.detectors import REFERENCE_CLASSES
 
     # The schema's list is checked against the registry in tests/test_registries.py.
     assert set(DETECTORS) == {"haar", "cnn", "cnn_cascade", *REFERENCE_CLASSES}
@@ -119,7 +125,7 @@ def test_fully_convolutional_map_equals_patch_scores(architecture):
 def test_weighted_nms_votes_the_suppressed_boxes_in():
     """Known answer: the survivor's box is the score-weighted mean of itself and what it
     suppresses; greedy NMS keeps the survivors' own boxes; scores are the survivors'."""
-    from pipeline.detectors.cnn import suppress
+    from pipeline.detection.detectors.cnn import suppress
 
     boxes = np.array([[0.0, 0, 10, 10], [2, 0, 10, 10], [50, 50, 10, 10]])  # IoU(0, 1) = 2/3
     scores = np.array([0.9, 0.3, 0.5])
@@ -159,7 +165,7 @@ def test_soft_nms_decays_overlapping_scores():
     """Known answer: a box at IoU 0.5 with the best keeps 0.8 exp(-0.25 / 0.5) of its score
     and drops behind a disjoint one; a floor drops it; at most ``limit`` boxes; equal to the
     paper's algorithm written out box by box on random boxes."""
-    from pipeline.detectors.cnn import suppress
+    from pipeline.detection.detectors.cnn import suppress
 
     boxes = np.array([[0.0, 0, 10, 10], [0, 0, 10, 20], [50, 50, 10, 10]])  # IoU(0, 1) = 0.5
     scores = np.array([0.9, 0.8, 0.7])
@@ -286,8 +292,8 @@ def test_cascade_verifies_proposals_with_the_strong_net(tiny_model, tiny_proposa
                                                          tiny_dataset, default_config):
     """Every cascade detection is a proposal, scored by the verifier on that window; and the
     cascade still finds most faces."""
-    from pipeline.cnn import crop_windows
-    from pipeline.detectors.cnn import CnnCascadeDetector
+    from pipeline.detection.detectors.cnn import CnnCascadeDetector
+    from pipeline.models.cnn import crop_windows
 
     settings = default_config["detectors"]["cnn_cascade"]
     cascade = build_detector(settings, [str(tiny_proposal_model), str(tiny_model)])
@@ -342,7 +348,7 @@ def test_box_regression_moves_shifted_windows_onto_the_faces(tiny_box_model, tin
     refined by the net's offsets overlap the faces more than the windows do (measured: mean
     IoU 0.60 -> 0.72, 80% of the windows improved)."""
     from pipeline.boxes import iou_matrix, refine_boxes
-    from pipeline.cnn import crop_windows, for_inference, split_outputs, to_input
+    from pipeline.models.cnn import crop_windows, for_inference, split_outputs, to_input
 
     model, _ = load_checkpoint(tiny_box_model)
     assert model.box_regression
@@ -367,8 +373,8 @@ def test_detectors_refine_windows_before_nms(tiny_box_model, tiny_proposal_model
     refined windows (not of the raw ones), and the cascade's are its proposals refined by the
     verifier's offsets."""
     from pipeline.boxes import refine_boxes
-    from pipeline.cnn import crop_windows, score_windows, split_outputs, to_input
-    from pipeline.detectors.cnn import non_max_suppression, suppress
+    from pipeline.detection.detectors.cnn import non_max_suppression, suppress
+    from pipeline.models.cnn import crop_windows, score_windows, split_outputs, to_input
 
     truth = Manifest.load(tiny_dataset / "test.json")
     image = read_gray(truth.image_path(next(r for r in truth.images if r.boxes)))
@@ -411,9 +417,9 @@ def test_third_stage_rescores_and_refines_the_verified_windows(
     (near-duplicates removed), scored by the 48x48 net on the verified, refined window and
     moved by its offsets, then NMS'd: recomputed here stage by stage from the raw nets."""
     from pipeline.boxes import refine_boxes
-    from pipeline.cnn import crop_windows, split_outputs, to_input
-    from pipeline.detectors import model_names
-    from pipeline.detectors.cnn import PROPOSAL_NMS_IOU, non_max_suppression, suppress
+    from pipeline.detection.detectors import model_names
+    from pipeline.detection.detectors.cnn import PROPOSAL_NMS_IOU, non_max_suppression, suppress
+    from pipeline.models.cnn import crop_windows, split_outputs, to_input
 
     settings = dict(default_config["detectors"]["cnn_cascade"], output_model="output")
     assert model_names(settings) == ["proposal", "cnn", "output"]
@@ -465,7 +471,7 @@ def test_checkpoints_with_code_objects_are_refused(tiny_model, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(BUNDLED_CASCADES))
 def test_stage_features_parse(name):
-    from pipeline.cascade import stage_features
+    from pipeline.models.cascade import stage_features
 
     (width, height), features = stage_features(cascade_path(name))
     assert (width, height) in {(24, 24), (20, 20)} and len(features) >= 2
@@ -477,7 +483,7 @@ def test_stage_features_parse(name):
 
 
 def test_feature_value_known_answer():
-    from pipeline.haar_features import feature_values
+    from pipeline.models.haar_features import feature_values
 
     band = np.array([[(0, 0, 24, 24, -1.0), (0, 8, 24, 8, 3.0), (0, 0, 0, 0, 0.0)]],
                     np.float32)  # middle band brighter than the window

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.config import ConfigError, evaluated_datasets, load_config, load_yaml
-from pipeline.datasets import build_dataset
-from pipeline.formats import ellipse_to_box
-from pipeline.metrics import Criterion, evaluate, face_sizes
+from pipeline.data.datasets import build_dataset
+from pipeline.data.formats import ellipse_to_box
+from pipeline.evaluation.metrics import Criterion, evaluate, face_sizes
 from tests.test_workflow import job_counts, snakemake
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.figures import _mosaic, operating_threshold
+from pipeline.report.figures import _mosaic, operating_threshold
 
 
 def test_mosaic_layout():

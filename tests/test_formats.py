@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box
-from pipeline.formats import (
+from pipeline.data.formats import (
     AnnotationError,
     attach_landmarks,
     ellipse_to_box,
@@ -203,7 +203,7 @@ def test_yale_names_and_light_angle(tmp_path):
 def test_light_at_a_bin_edge_falls_in_the_bin_it_starts(azimuth, elevation):
     """cos and acos gave 19.999999999999993 degrees for light 20 degrees off the axis, so it
     landed in the 0-20 baseline bin."""
-    from pipeline.real_datasets import angle_group
+    from pipeline.data.real_datasets import angle_group
 
     assert light_angle(azimuth, elevation) == 20.0
     assert angle_group(light_angle(azimuth, elevation), [0, 20, 45]) == "20-45 deg"

@@ -7,9 +7,9 @@ import re
 
 import matplotlib.image
 
-from pipeline.figures import plot_light_angle
-from pipeline.report import _ci, _group_section
-from pipeline.statistics import analyse
+from pipeline.evaluation.statistics import analyse
+from pipeline.report.figures import plot_light_angle
+from pipeline.report.render import _ci, _group_section
 from tests.test_statistics import SETTINGS, grouped_runs
 
 

@@ -11,25 +11,25 @@ import pytest
 import skimage.data
 import torch
 
-from pipeline.boosting import (
+from pipeline.boxes import ImageRecord, Manifest
+from pipeline.detection.detectors.haar import cascade_path
+from pipeline.io import write_image
+from pipeline.models.cascade import Cascade, stage_features
+from pipeline.models.haar_features import (
+    FEATURE_TYPES,
+    enumerate_features,
+    feature_values,
+    variance_norm,
+)
+from pipeline.training.boosting import (
     SortedFeatures,
     best_stump,
     initial_weights,
     reweight,
     stump_weight,
 )
-from pipeline.boxes import ImageRecord, Manifest
-from pipeline.cascade import Cascade, stage_features
-from pipeline.cascade_training import mine_negatives, opencv_windows, train_cascade
-from pipeline.detectors.haar import cascade_path
-from pipeline.haar_features import (
-    FEATURE_TYPES,
-    enumerate_features,
-    feature_values,
-    variance_norm,
-)
-from pipeline.io import write_image
-from pipeline.samples import MINING_STREAM
+from pipeline.training.samples import MINING_STREAM
+from pipeline.training.train_cascade import mine_negatives, opencv_windows, train_cascade
 
 
 def opencv_accepts(path: str | Path, patches: np.ndarray) -> np.ndarray:
@@ -337,7 +337,7 @@ def test_opencv_loads_the_trained_cascade_and_decides_like_us(tiny_cascade):
 
 
 def test_trained_cascade_finds_a_pasted_face(tiny_cascade):
-    from pipeline.detectors import build_detector
+    from pipeline.detection.detectors import build_detector
 
     path, _, _ = tiny_cascade
     rng = np.random.default_rng(10)
@@ -366,7 +366,7 @@ def test_rebuilt_opencv_windows_are_exactly_the_accepted_ones(tmp_path):
 
 
 def test_mined_negatives_pass_the_cascade_and_avoid_faces(tiny_cascade):
-    from pipeline.samples import Scene
+    from pipeline.training.samples import Scene
 
     path, _, _ = tiny_cascade
     cascade = Cascade.read_xml(path)
@@ -386,7 +386,7 @@ def test_mined_negatives_pass_the_cascade_and_avoid_faces(tiny_cascade):
 def test_mining_stops_at_the_scenes_it_needs(tiny_cascade):
     """With ``min_scenes`` the miner scans a seeded random subset once it has enough windows;
     its windows are exactly those of an all-scene scan of that subset."""
-    from pipeline.samples import Scene
+    from pipeline.training.samples import Scene
 
     path, _, _ = tiny_cascade
     cascade = Cascade.read_xml(path)

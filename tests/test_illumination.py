@@ -1,12 +1,12 @@
-"""The illumination training augmentation (pipeline.samples.illuminate)."""
+"""The illumination training augmentation (pipeline.training.samples.illuminate)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.datasets import lfw_patches
-from pipeline.samples import (
+from pipeline.data.datasets import lfw_patches
+from pipeline.training.samples import (
     Scene,
     augment_faces,
     illuminate,

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.datasets import build_dataset, dataset_inputs
-from pipeline.formats import AnnotationError
+from pipeline.data.datasets import build_dataset, dataset_inputs
+from pipeline.data.formats import AnnotationError
+from pipeline.data.variants import make_variant
+from pipeline.evaluation.metrics import evaluate
 from pipeline.io import read_gray
-from pipeline.metrics import evaluate
-from pipeline.variants import make_variant
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -216,7 +216,7 @@ def test_a_duplicated_annotation_line_is_one_face(tmp_path, caplog):
 
 
 def test_an_image_in_two_annotation_files_is_one_record(tmp_path, caplog):
-    from pipeline.detectors import merge_shards
+    from pipeline.detection.detectors import merge_shards
     from pipeline.io import write_json
 
     data = tmp_path / "data"
@@ -313,7 +313,7 @@ def test_non_finite_numbers_in_a_manifest_are_refused(tmp_path):
 
 
 def test_dlib_xml_non_finite_box_names_the_image(tmp_path):
-    from pipeline.formats import read_dlib_xml
+    from pipeline.data.formats import read_dlib_xml
 
     colour_photo(tmp_path / "a.jpg", 0)
     (tmp_path / "f.xml").write_text("<dataset><images><image file='a.jpg'><box top='nan' "
@@ -404,7 +404,7 @@ def test_a_users_folder_as_out_is_refused_and_left_whole(tmp_path):
 
 
 def test_coco_image_ids_and_sizes_are_checked(tmp_path):
-    from pipeline.formats import read_coco
+    from pipeline.data.formats import read_coco
 
     colour_photo(tmp_path / "a.jpg", 0)
     colour_photo(tmp_path / "b.jpg", 1)
@@ -450,7 +450,7 @@ def test_an_image_folder_outside_the_root_is_read_by_absolute_path(tmp_path):
 
 def test_landmarks_are_one_set_per_face_whatever_the_spelling(tmp_path, caplog):
     """A duplicated landmark line left its face without landmarks (scored by IoU instead)."""
-    from pipeline.formats import attach_landmarks, read_landmarks
+    from pipeline.data.formats import attach_landmarks, read_landmarks
 
     points = " ".join(["20 50", "40 50", "30 60", "22 70", "30 72", "38 70"])
     (tmp_path / "marks.txt").write_text(f"a.jpg {points}\n./a.jpg {points}\n")

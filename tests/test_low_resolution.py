@@ -1,4 +1,4 @@
-"""The low-resolution training augmentation (pipeline.samples.low_resolution)."""
+"""The low-resolution training augmentation (pipeline.training.samples.low_resolution)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.datasets import lfw_patches
-from pipeline.samples import (
+from pipeline.data.datasets import lfw_patches
+from pipeline.training.samples import (
     LOW_RESOLUTION_STREAM,
     Scene,
     low_resolution,

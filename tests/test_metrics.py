@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.metrics import average_precision, detection_rate_at, evaluate, match_image, pr_curve
+from pipeline.evaluation.metrics import (
+    average_precision,
+    detection_rate_at,
+    evaluate,
+    match_image,
+    pr_curve,
+)
 
 
 def manifest(kind, boxes_per_image):
@@ -113,7 +119,7 @@ def test_missing_detection_file_entries_are_an_error():
 
 
 def test_share_of_ap_kept_is_one_rule_for_scalars_and_resamples():
-    from pipeline.metrics import relative_ap
+    from pipeline.evaluation.metrics import relative_ap
 
     assert relative_ap(0.3, 0.6) == pytest.approx(0.5)
     assert np.isnan(relative_ap(0.3, 0.0)) and np.isnan(relative_ap(0.0, 0.0))
@@ -128,8 +134,8 @@ def test_summary_leaves_an_undefined_share_kept_empty(tmp_path):
     """A baseline AP of 0 makes the share kept undefined: null in JSON, empty in the CSV."""
     import csv
 
+    from pipeline.evaluation.summary import summarise
     from pipeline.io import read_json, write_json
-    from pipeline.summary import summarise
 
     metrics, timings = [], []
     for variant, ap in (("original", 0.0), ("shadow", 0.2)):

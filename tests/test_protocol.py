@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.calibration import BoxCalibration, fit_calibration, pair_faces
-from pipeline.metrics import Criterion, evaluate, match_image
+from pipeline.evaluation.calibration import BoxCalibration, fit_calibration, pair_faces
+from pipeline.evaluation.metrics import Criterion, evaluate, match_image
 
 FACE = Box(20, 20, 40, 40)
 # left eye, right eye, nose, mouth left, mouth centre, mouth right

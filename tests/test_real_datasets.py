@@ -8,9 +8,9 @@ import pytest
 
 from pipeline.boxes import Box, Manifest
 from pipeline.config import ConfigError, evaluated_datasets, resolve_data_paths, validate_config
-from pipeline.datasets import build_dataset
-from pipeline.metrics import evaluate
-from pipeline.real_datasets import angle_group, crop_square
+from pipeline.data.datasets import build_dataset
+from pipeline.data.real_datasets import angle_group, crop_square
+from pipeline.evaluation.metrics import evaluate
 
 
 def scene(path, width=120, height=90, value=100):

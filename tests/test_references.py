@@ -16,16 +16,16 @@ import skimage.data
 import yaml
 
 from pipeline.boxes import Box, Manifest
-from pipeline.detectors import (
+from pipeline.detection.detectors import (
     DETECTORS,
     REFERENCE_CLASSES,
     build_detector,
     detect_to_file,
     require_packages,
 )
-from pipeline.detectors import references as refs
+from pipeline.detection.detectors import references as refs
 from pipeline.io import read_json
-from pipeline.report import reference_detectors
+from pipeline.report.render import reference_detectors
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_workflow_stops_before_running_when_a_package_is_missing(tmp_path):
 
 
 def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
-    from pipeline.report import _reference_section, findings
+    from pipeline.report.render import _reference_section, findings
 
     config = {"detectors": {"haar": {"kind": "haar"}, "cnn": {"kind": "cnn"},
                             "hog": {"kind": "hog"}}}

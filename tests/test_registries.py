@@ -25,11 +25,11 @@ def _kind_blocks(section: str) -> tuple[list[str], list[str]]:
 
 def _registries() -> dict[str, tuple[list[Any], Any]]:
     """Registry name -> (the schema's list, the registry's keys)."""
-    from pipeline.cnn import ARCHITECTURES
-    from pipeline.datasets import BACKGROUNDS, DATASETS
-    from pipeline.detectors import DETECTORS
-    from pipeline.real_datasets import ANNOTATION_FORMATS
-    from pipeline.variants import VARIANTS
+    from pipeline.data.datasets import BACKGROUNDS, DATASETS
+    from pipeline.data.real_datasets import ANNOTATION_FORMATS
+    from pipeline.data.variants import VARIANTS
+    from pipeline.detection.detectors import DETECTORS
+    from pipeline.models.cnn import ARCHITECTURES
 
     defs, properties = SCHEMA["$defs"], SCHEMA["properties"]
     annotated = next(block["then"] for block in
@@ -63,7 +63,7 @@ def test_every_kind_has_exactly_one_settings_block(section):
 
 def test_a_registered_variant_without_a_schema_entry_is_caught(monkeypatch):
     """The check above is what tells a contributor that the schema needs the new kind too."""
-    from pipeline import variants
+    from pipeline.data import variants
 
     monkeypatch.setitem(variants.VARIANTS, "fog", variants.original)
     listed, registry = _registries()["variant kinds"]
@@ -73,8 +73,8 @@ def test_a_registered_variant_without_a_schema_entry_is_caught(monkeypatch):
 def test_configuration_knows_each_architectures_window():
     """The window table that validates ``models:`` entries (torch-free) is the one the
     architectures are built for, and the schema's window enum holds every one of them."""
-    from pipeline.cnn import ARCHITECTURES
     from pipeline.config import ARCHITECTURE_WINDOWS
+    from pipeline.models.cnn import ARCHITECTURES
 
     assert set(ARCHITECTURE_WINDOWS) == set(ARCHITECTURES)
     for name, build in ARCHITECTURES.items():
@@ -86,7 +86,7 @@ def test_configuration_knows_each_architectures_window():
 def test_every_detector_kind_says_its_role_trainer_and_model_keys():
     """The one table of detector kinds: each role is known, each trainer is a training rule
     with a config section, and each model key is a setting of that kind in the schema."""
-    from pipeline.detectors import DETECTORS, ROLES, TRAINERS
+    from pipeline.detection.detectors import DETECTORS, ROLES, TRAINERS
 
     blocks = {block["if"]["properties"]["kind"]["const"]: block["then"]
               for block in SCHEMA["properties"]["detectors"]["additionalProperties"]["allOf"]}
@@ -101,7 +101,7 @@ def test_every_detector_kind_says_its_role_trainer_and_model_keys():
 
 
 def test_model_files_follow_the_kinds_table():
-    from pipeline.detectors import model_files, model_names, role, trained_models
+    from pipeline.detection.detectors import model_files, model_names, role, trained_models
 
     cascade = {"kind": "haar", "trained_cascade": "mine", "scale_factor": 1.1}
     three = {"kind": "cnn_cascade", "proposal_model": "p", "model": "v", "output_model": "o"}

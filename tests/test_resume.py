@@ -1,11 +1,11 @@
-"""The one resume-state loader both trainers use (pipeline/resume.py)."""
+"""The one resume-state loader both trainers use (pipeline/training/resume.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from pipeline.resume import load_resume_state, resume_key, resume_path
+from pipeline.training.resume import load_resume_state, resume_key, resume_path
 
 
 def _read(path):

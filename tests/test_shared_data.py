@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.formats import (
+from pipeline.data.formats import (
     attach_landmarks,
     image_files,
     read_box_list,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.metrics import evaluate, matches_from_metrics
-from pipeline.statistics import (
+from pipeline.evaluation.metrics import evaluate, matches_from_metrics
+from pipeline.evaluation.statistics import (
     CROSS_SET_STREAM,
     analyse,
     bootstrap_run,
@@ -140,7 +140,7 @@ def grouped_runs(detectors: tuple[str, str], dataset: str) -> list[dict]:
 def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
     """Drawing a subject k times counts each of its images k times: the bootstrap AP equals
     evaluating a test set built explicitly from the drawn subjects' images."""
-    from pipeline.statistics import unit_resample_counts
+    from pipeline.evaluation.statistics import unit_resample_counts
 
     rng = np.random.default_rng(seed)
     truth, detections = grouped_case(rng)
@@ -160,7 +160,7 @@ def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
 
 
 def test_image_units_resample_exactly_as_before():
-    from pipeline.statistics import unit_resample_counts
+    from pipeline.evaluation.statistics import unit_resample_counts
 
     files = [f"{k}.png" for k in range(9)]
     assert np.array_equal(unit_resample_counts(files, 50, 4), resample_counts(9, 50, 4))

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from pipeline.boxes import iou_matrix
-from pipeline.cnn import load_checkpoint
-from pipeline.datasets import lfw_patches
-from pipeline.samples import (
+from pipeline.data.datasets import lfw_patches
+from pipeline.models.cnn import load_checkpoint
+from pipeline.training.samples import (
     MINING_STREAM,
     PART_FACE_IOU,
     POSITIVE_IOU,
@@ -17,7 +17,7 @@ from pipeline.samples import (
     scan_scenes,
     scene_faces,
 )
-from pipeline.training import mine_hard_negatives, train_cnn
+from pipeline.training.train_cnn import mine_hard_negatives, train_cnn
 
 
 def test_augmented_faces_stay_faces():
@@ -195,7 +195,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
     """Stop after an epoch of round 0 (with box regression or early stopping: mid-round, so
     that its part faces and targets, or its best epoch's weights, come back from the saved
     state); rerun; weights equal an uninterrupted run."""
-    from pipeline.resume import resume_path
+    from pipeline.training.resume import resume_path
 
     settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, **extra)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
@@ -223,7 +223,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
 def _scripted_epochs(monkeypatch, losses: dict[int, list[float]]) -> None:
     """Replace the trainer's epoch by a script: epoch e of round r sets every weight to
     100 r + e and reports validation loss ``losses[r][e]``."""
-    import pipeline.training as training
+    import pipeline.training.train_cnn as training
 
     def epoch(model, current, tensors, settings, device, generator, bar):
         with torch.no_grad():
@@ -240,7 +240,7 @@ def test_early_stopping_ends_a_round_on_its_best_epoch(tiny_config, tiny_dataset
     """Known answer: round 0's validation loss stops improving after epoch 1 (by more than
     min_delta 0.05: 0.78 is not enough), so with patience 2 it ends after epoch 3 and goes
     on from epoch 1's weights; round 1 improves to its last epoch and runs all six."""
-    from pipeline.resume import resume_path
+    from pipeline.training.resume import resume_path
 
     _scripted_epochs(monkeypatch, {0: [1.0, 0.8, 0.9, 0.78, 0.5, 0.4],
                                    1: [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]})
@@ -280,7 +280,7 @@ def test_early_stopping_keeps_the_best_epoch_even_without_stopping(tiny_config, 
 
 
 def test_validation_objective_weights_the_box_loss():
-    from pipeline.training import validation_objective
+    from pipeline.training.train_cnn import validation_objective
 
     row = {"val_loss": 0.3, "val_box_loss": 0.2}
     assert validation_objective(row, {"box_regression": {"weight": 0.5}}) == pytest.approx(0.4)
@@ -288,7 +288,7 @@ def test_validation_objective_weights_the_box_loss():
 
 
 def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tmp_path):
-    from pipeline.resume import resume_path
+    from pipeline.training.resume import resume_path
 
     settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=1,
                     hard_negative_rounds=0)
@@ -307,7 +307,7 @@ def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
     import cv2
 
     from pipeline.boxes import ImageRecord, Manifest
-    from pipeline.samples import load_backgrounds
+    from pipeline.training.samples import load_backgrounds
 
     cv2.imwrite(str(tmp_path / "good.png"), np.zeros((40, 40), np.uint8))
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")

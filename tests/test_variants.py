@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, Manifest
+from pipeline.data.variants import VARIANTS, make_variant, shadow_mask, variant_instances
 from pipeline.io import read_gray
-from pipeline.variants import VARIANTS, make_variant, shadow_mask, variant_instances
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import yaml
 
 from pipeline.boxes import Box
 from pipeline.config import ConfigError, validate_config
-from pipeline.metrics import evaluate
-from pipeline.report import (
+from pipeline.evaluation.metrics import evaluate
+from pipeline.evaluation.statistics import analyse
+from pipeline.report.render import (
     MIN_BASELINE_AP,
     _ci,
     _verdict_section,
@@ -23,7 +24,6 @@ from pipeline.report import (
     domain_rows,
     verdict_rows,
 )
-from pipeline.statistics import analyse
 from tests.test_metrics import manifest
 from tests.test_statistics import SETTINGS, grouped_runs
 from tests.test_workflow import REPO, job_counts

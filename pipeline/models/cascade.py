@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.haar_features import MAX_RECTS, feature_values, variance_norm
 from pipeline.io import atomic_open
+from pipeline.models.haar_features import MAX_RECTS, feature_values, variance_norm
 
 STAGE_THRESHOLD_EPS = np.float32(1e-5)
 
@@ -129,7 +129,7 @@ class Cascade:
                     ET.SubElement(rect_node, "_").text = (
                         f"{int(x)} {int(y)} {int(w)} {int(h)} {_float(weight)}")
         if params:
-            root.insert(0, ET.Comment(" trained by pipeline.cascade_training: "
+            root.insert(0, ET.Comment(" trained by pipeline.training.train_cascade: "
                                       + " ".join(f"{k}={v}" for k, v in params.items()) + " "))
         ET.indent(root)
         with atomic_open(path, "wb") as handle:

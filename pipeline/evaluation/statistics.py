@@ -4,7 +4,8 @@ One set of resamples of the test images (``samples`` x ``n_images`` image indice
 replacement, seeded) is shared by every detector and variant of a dataset, so differences
 between detectors and ratios between variants are paired: each resample compares the same
 images. Per resample, AP and detection rate are recomputed with the curve arithmetic of
-:mod:`pipeline.metrics` on the resampled image set (an image drawn k times counts k times).
+:mod:`pipeline.evaluation.metrics` on the resampled image set (an image drawn k times counts k
+times).
 
 Intervals are percentile intervals; the two-sided p-value of a difference is
 ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
@@ -26,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.metrics import (
+from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.evaluation.metrics import (
     ImageMatches,
     envelope_area,
     group_order,
@@ -36,7 +38,6 @@ from pipeline.metrics import (
     recall_of,
     relative_ap,
 )
-from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     """Intervals for every run, share of AP kept (relative to the baseline variant), and
     paired detector tests.
 
-    ``runs`` are metrics dicts from :func:`pipeline.metrics.evaluate` with ``detector``,
+    ``runs`` are metrics dicts from :func:`pipeline.evaluation.metrics.evaluate` with ``detector``,
     ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
     ``seed`` and ``fp_for_summary``.
     """

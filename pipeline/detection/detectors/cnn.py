@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pipeline.boxes import Box, iou_matrix, refine_boxes
-from pipeline.cnn import (
+from pipeline.models.cnn import (
     TILE_SIZE,
     FaceNet,
     crop_windows,

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.boxes import Manifest, boxes_to_array, iou_matrix, overlap_matrix
-from pipeline.compose import feathered_mask
+from pipeline.data.compose import feathered_mask
 from pipeline.io import progress, read_gray, resize_image
 
 LOG = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.cnn import ARCHITECTURES
+from pipeline.models.cnn import ARCHITECTURES
 
 BYTES_PER_VALUE = 4  # float32 activations
 

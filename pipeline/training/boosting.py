@@ -58,7 +58,7 @@ class SortedFeatures:
 @dataclass
 class StumpChoice:
     """The stump a boosting round chose, with its weighted ``error`` (the cascade stores it as
-    :class:`pipeline.cascade.Stump`, with leaf values). ``polarity`` +1: value >= threshold
+    :class:`pipeline.models.cascade.Stump`, with leaf values). ``polarity`` +1: value >= threshold
     -> face; -1: value < threshold -> face."""
 
     feature: int

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix
-from pipeline.formats import LANDMARK_NAMES
+from pipeline.data.formats import LANDMARK_NAMES
 
 # The landmarks a matching detection must contain (the landmark criterion).
 CONTAINED_LANDMARKS = [LANDMARK_NAMES.index(name)
@@ -142,7 +142,7 @@ class Curve:
 
 
 # The curve arithmetic below works on the last axis, so that the bootstrap
-# (pipeline.statistics) applies the very same formulas to many resampled curves at once.
+# (pipeline.evaluation.statistics) applies the very same formulas to many resampled curves at once.
 
 def recall_of(true_positives: np.ndarray, n_truth: np.ndarray) -> np.ndarray:
     """TP / number of faces (0 where there are no faces); ``n_truth`` broadcasts."""

@@ -23,19 +23,19 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.boosting import (
+from pipeline.boxes import overlap_matrix
+from pipeline.io import progress, read_json, write_json
+from pipeline.models.cascade import Cascade, Stage, Stump, stage_threshold
+from pipeline.models.haar_features import enumerate_features, feature_values, variance_norm
+from pipeline.training.boosting import (
     SortedFeatures,
     best_stump,
     initial_weights,
     reweight,
     stump_weight,
 )
-from pipeline.boxes import overlap_matrix
-from pipeline.cascade import Cascade, Stage, Stump, stage_threshold
-from pipeline.haar_features import enumerate_features, feature_values, variance_norm
-from pipeline.io import progress, read_json, write_json
-from pipeline.resume import load_resume_state, resume_key, resume_path
-from pipeline.samples import (
+from pipeline.training.resume import load_resume_state, resume_key, resume_path
+from pipeline.training.samples import (
     MAX_FACE_OVERLAP,
     Scene,
     load_training_data,
@@ -112,7 +112,7 @@ def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_fact
     scenes were scanned.
 
     Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
-    hold ``count`` accepted windows (:func:`pipeline.samples.scan_scenes`; 0: every scene).
+    hold ``count`` accepted windows (:func:`pipeline.training.samples.scan_scenes`; 0: every scene).
     OpenCV scans each scene with the cascade (no grouping); the accepted windows are rebuilt
     from their pyramid level and kept when the project's own evaluation accepts them too.
     """

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.evaluation.metrics import relative_ap
 from pipeline.io import atomic_open, read_json, write_json
-from pipeline.metrics import relative_ap
-from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ LABELS = ("detector", "dataset", "variant")
 def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | Path,
               out_json: str | Path) -> list[dict]:
     """One row per detector x dataset x variant; ``relative_ap``: the share of AP kept
-    (:func:`pipeline.metrics.relative_ap`, against the baseline variant; empty if undefined).
+    (:func:`pipeline.evaluation.metrics.relative_ap`, against the baseline variant; empty if
+    undefined).
 
     Rows hold the metrics (without per-image data and curves) and the timing of the same
     detector x dataset x variant; the JSON keeps the curves for the figures.

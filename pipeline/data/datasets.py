@@ -9,7 +9,7 @@ A dataset builder writes, under one output folder:
 - ``train_backgrounds.json``: a manifest of training scenes for negative sampling and
   hard-negative mining; boxes in it mark faces that negatives must avoid.
 
-Real-data builders live in :mod:`pipeline.real_datasets`.
+Real-data builders live in :mod:`pipeline.data.real_datasets`.
 
 The embedded dataset uses scikit-image's ``lfw_subset`` (100 real 25x25 faces, 100 face-free
 patches) and face-free sample scenes of scikit-image and scikit-learn. Test and training faces
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline.boxes import ImageRecord, Manifest
-from pipeline.compose import paste_face, place_boxes, random_crop, save_training_arrays
+from pipeline.data.compose import paste_face, place_boxes, random_crop, save_training_arrays
 from pipeline.io import progress, staged_outputs, to_gray_uint8, write_image
 
 LOG = logging.getLogger(__name__)
@@ -140,9 +140,9 @@ def _save_training_set(out_dir: Path, faces: np.ndarray, nonfaces: np.ndarray,
 
 
 def _real(name: str) -> Callable[..., Any]:
-    """A function of :mod:`pipeline.real_datasets` (imported when called)."""
+    """A function of :mod:`pipeline.data.real_datasets` (imported when called)."""
     def call(*args: Any) -> Any:
-        from pipeline import real_datasets
+        from pipeline.data import real_datasets
 
         return getattr(real_datasets, name)(*args)
 
@@ -152,7 +152,7 @@ def _real(name: str) -> Callable[..., Any]:
 def folder_inputs(*keys: str) -> Callable[[dict[str, Any]], list[Path]]:
     """The image files under the folders that ``settings[key]`` name, for each key present."""
     def inputs(settings: dict[str, Any]) -> list[Path]:
-        from pipeline.formats import image_files
+        from pipeline.data.formats import image_files
 
         return [path for key in keys if settings.get(key) for path in image_files(settings[key])]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.detectors import role, trained_models
+from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.detection.detectors import role, trained_models
 from pipeline.io import atomic_open, read_json
-from pipeline.variants import BASELINE_VARIANT
 
 LOG = logging.getLogger(__name__)
 

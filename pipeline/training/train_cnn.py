@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from pipeline.boxes import edge_offsets, iou_matrix, overlap_matrix
-from pipeline.cnn import (
+from pipeline.io import atomic_open, progress
+from pipeline.models.cnn import (
     FaceNet,
     checkpoint_problem,
     crop_windows,
@@ -33,9 +34,8 @@ from pipeline.cnn import (
     score_windows,
     split_outputs,
 )
-from pipeline.io import atomic_open, progress
-from pipeline.resume import load_resume_state, resume_key, resume_path
-from pipeline.samples import (
+from pipeline.training.resume import load_resume_state, resume_key, resume_path
+from pipeline.training.samples import (
     MAX_FACE_OVERLAP,
     POSITIVE_IOU,
     Scene,
@@ -56,7 +56,7 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
     """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces.
 
     Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
-    hold ``count`` such windows (:func:`pipeline.samples.scan_scenes`; 0: every scene).
+    hold ``count`` such windows (:func:`pipeline.training.samples.scan_scenes`; 0: every scene).
     """
     scorer = for_inference(model)
 
@@ -90,7 +90,7 @@ def round_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A round's positives (P, window, window), part faces (Q, window, window) and the edge
     offsets (P + Q, 4) of their face boxes. Without ``box_regression``: the augmented faces
-    and no part faces; with it, also :func:`pipeline.samples.scene_faces`, split by IoU."""
+    and no part faces; with it, also :func:`pipeline.training.samples.scene_faces`, split by IoU."""
     positives, boxes = training_positives(faces, settings, window, rng, round_index)
     parts = np.zeros((0, window, window), np.uint8)
     whole = np.array([[0.0, 0.0, window, window]])

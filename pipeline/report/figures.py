@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.boxes import Manifest  # noqa: E402
+from pipeline.evaluation.metrics import curve_from_metrics  # noqa: E402
 from pipeline.io import atomic_open, read_gray, read_json  # noqa: E402
-from pipeline.metrics import curve_from_metrics  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def plot_examples(settings: dict[str, Any], runs: dict, out: Path) -> None:
 
 
 def plot_training(settings: dict[str, Any], out: Path) -> None:
-    from pipeline.cnn import load_checkpoint
+    from pipeline.models.cnn import load_checkpoint
 
     models = settings["models"]
     figure, axes = _grid(1, max(len(models), 1), width=5.0)
@@ -321,10 +321,10 @@ def first_layer(model: Any, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_learned(settings: dict[str, Any], out: Path) -> None:
     """Per CNN: first-layer filters and the feature maps of one face in each variant; for the
     Haar cascade: the features of its first stage and the first one's response per variant."""
-    from pipeline.cascade import stage_features
-    from pipeline.cnn import load_checkpoint
-    from pipeline.detectors.haar import cascade_path
-    from pipeline.haar_features import feature_values
+    from pipeline.detection.detectors.haar import cascade_path
+    from pipeline.models.cascade import stage_features
+    from pipeline.models.cnn import load_checkpoint
+    from pipeline.models.haar_features import feature_values
 
     variants = settings["example_variants"]
     cascades = settings.get("haar_cascades", {})

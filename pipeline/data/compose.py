@@ -1,7 +1,8 @@
 """Composing dataset images and files: faces blended into scenes with a feathered rim,
 random background crops, non-overlapping face boxes, and the training arrays file. Used by
-the embedded and the real dataset builders (:mod:`pipeline.datasets`,
-:mod:`pipeline.real_datasets`) and by training-time augmentation (:mod:`pipeline.samples`)."""
+the embedded and the real dataset builders (:mod:`pipeline.data.datasets`,
+:mod:`pipeline.data.real_datasets`) and by training-time augmentation
+(:mod:`pipeline.training.samples`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Builders for real datasets read through :mod:`pipeline.formats`.
+"""Builders for real datasets read through :mod:`pipeline.data.formats`.
 
 - ``annotated``: any annotated format (box lists, dlib XML, FDDB, WIDER FACE, COCO). The test
   manifest points at the original images (nothing is copied); the training part holds the
@@ -24,8 +24,8 @@ import numpy as np
 
 from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.compose import feathered_mask, random_crop, save_training_arrays
-from pipeline.formats import (
+from pipeline.data.compose import feathered_mask, random_crop, save_training_arrays
+from pipeline.data.formats import (
     AnnotationError,
     attach_landmarks,
     image_files,

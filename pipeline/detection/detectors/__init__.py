@@ -30,7 +30,7 @@ class Detector(Protocol):
 
 
 def _haar(settings: dict[str, Any], models: list[str]) -> Detector:
-    from pipeline.detectors.haar import HaarDetector, cascade_path
+    from pipeline.detection.detectors.haar import HaarDetector, cascade_path
 
     if "trained_cascade" in settings:
         if len(models) != 1:
@@ -41,7 +41,7 @@ def _haar(settings: dict[str, Any], models: list[str]) -> Detector:
 
 
 def _cnn(settings: dict[str, Any], models: list[str]) -> Detector:
-    from pipeline.detectors.cnn import CnnDetector
+    from pipeline.detection.detectors.cnn import CnnDetector
 
     if len(models) != 1:
         raise ValueError("the cnn detector needs one trained model checkpoint (--model)")
@@ -49,7 +49,7 @@ def _cnn(settings: dict[str, Any], models: list[str]) -> Detector:
 
 
 def _cnn_cascade(settings: dict[str, Any], models: list[str]) -> Detector:
-    from pipeline.detectors.cnn import CnnCascadeDetector
+    from pipeline.detection.detectors.cnn import CnnCascadeDetector
 
     wanted = 3 if "output_model" in settings else 2
     if len(models) != wanted:
@@ -63,11 +63,11 @@ STAGE_KEYS = {"kind", "max_pixels"}
 
 
 def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
-    """The factory of a reference detector kind (pipeline.detectors.references): its
+    """The factory of a reference detector kind (pipeline.detection.detectors.references): its
     settings less :data:`STAGE_KEYS` are the class's fields; it takes no trained model."""
 
     def factory(settings: dict[str, Any], models: list[str]) -> Detector:
-        from pipeline.detectors import references
+        from pipeline.detection.detectors import references
 
         if models:
             raise ValueError(f"the {kind} detector takes no trained model (--model)")
@@ -81,8 +81,8 @@ def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
     return factory
 
 
-# Reference kinds -> their class in pipeline.detectors.references. Detectors of these kinds
-# come from other libraries (the ``references`` extra); the report lists them apart from the
+# Reference kinds -> their class in pipeline.detection.detectors.references. Detectors of these
+# kinds come from other libraries (the ``references`` extra); the report lists them apart from the
 # matched Haar-vs-CNN arms.
 REFERENCE_CLASSES = {
     "hog": "HogDetector",
@@ -146,7 +146,7 @@ def trained_models(settings: dict[str, Any]) -> list[tuple[str, str]]:
 def require_packages(kinds: list[str]) -> None:
     """Raise ``ModuleNotFoundError`` naming the extra to install when any of these detector
     kinds needs a package that is not installed (call before anything runs)."""
-    from pipeline.detectors.references import (
+    from pipeline.detection.detectors.references import (
         REFERENCE_INSTALL,
         REFERENCE_PACKAGES,
         missing_packages,

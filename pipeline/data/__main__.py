@@ -1,0 +1,3 @@
+from pipeline.data.cli import main
+
+main()

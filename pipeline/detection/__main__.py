@@ -1,0 +1,3 @@
+from pipeline.detection.cli import main
+
+main()

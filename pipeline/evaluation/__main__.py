@@ -1,0 +1,3 @@
+from pipeline.evaluation.cli import main
+
+main()

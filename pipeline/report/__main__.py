@@ -1,0 +1,3 @@
+from pipeline.report.cli import main
+
+main()

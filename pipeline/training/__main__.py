@@ -1,0 +1,3 @@
+from pipeline.training.cli import main
+
+main()
