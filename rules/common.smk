@@ -1,6 +1,7 @@
 """Names derived from the config that the rules share, and their input functions."""
 
 import json
+import os
 import shlex
 import sys
 
@@ -84,6 +85,14 @@ def calibration_file(wc):
     source = config["datasets"][wc.dataset].get("calibration")
     return [f"results/calibration/{wc.detector}/{source}.json"] if source else []
 
+
+# The config files of this run in the order they were merged: the Snakefile's default, then
+# the --configfile overlays; named relative to the working folder where they lie inside it.
+CONFIG_FILES = [
+    os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f)
+    for f in sorted(workflow.configfiles,
+                    key=lambda f: f in workflow.config_settings.configfiles)
+]
 
 # The training faces of each matched arm of the verdict table (the report states their count).
 ARM_TRAINING = {

@@ -45,7 +45,8 @@ rule report:
     output:
         "results/report/index.html",
     params:
-        settings=as_json({**FIGURE_SETTINGS, "config": config, "arm_training": ARM_TRAINING}),
+        settings=as_json({**FIGURE_SETTINGS, "config": config, "arm_training": ARM_TRAINING,
+                          "config_files": CONFIG_FILES}),
     log:
         "results/logs/report.log",
     shell:

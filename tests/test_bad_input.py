@@ -84,7 +84,8 @@ def test_nan_is_written_as_null(tmp_path):
 
 
 def test_report_shows_undefined_not_nan():
-    from pipeline.report.render import _ci, _fmt
+    from pipeline.report.numbers import ci as _ci
+    from pipeline.report.numbers import fmt as _fmt
 
     assert _fmt(None) == _fmt(float("nan")) == "undefined"
     assert _ci({"estimate": None, "low": None, "high": None}) == "undefined"
@@ -117,7 +118,8 @@ def test_faces_below_the_smallest_search_size_are_counted_and_can_be_excluded():
 @pytest.mark.parametrize("box_regression", [False, True])
 @pytest.mark.parametrize("architecture", ["lenet5", "proposal", "vgg", "googlenet"])
 def test_tiled_scoring_equals_one_pass_and_bounds_each_pass(architecture, box_regression):
-    from pipeline.models.cnn import build_model, score_level
+    from pipeline.models.cnn import build_model
+    from pipeline.models.cnn_scoring import score_level
 
     window = 16 if architecture == "proposal" else 32
     torch.manual_seed(0)

@@ -3,13 +3,13 @@ from statistics.json, and say what they resampled."""
 
 from __future__ import annotations
 
-import re
-
 import matplotlib.image
 
+from pipeline.evaluation.contracts import Statistics
 from pipeline.evaluation.statistics import analyse
 from pipeline.report.figures import plot_light_angle
-from pipeline.report.render import _ci, _group_section
+from pipeline.report.numbers import ci as _ci
+from pipeline.report.sections import group_blocks
 from tests.test_statistics import SETTINGS, grouped_runs
 
 
@@ -17,16 +17,15 @@ def grouped_statistics():
     return analyse(grouped_runs(("cnn", "haar"), "yaleb"), SETTINGS)
 
 
-SETTINGS_FOR_REPORT = {"fp_for_summary": 2, "config": {"detectors": {
-    "cnn": {"kind": "cnn"}, "haar": {"kind": "haar"}}}}
+CONFIG = {"detectors": {"cnn": {"kind": "cnn"}, "haar": {"kind": "haar"}}}
 
 
 def test_group_section_cells_are_the_statistics():
     statistics = grouped_statistics()
-    section = _group_section(SETTINGS_FOR_REPORT, statistics)
-    assert "Real shadows" in section and "resample subject units (6 units, 18 images)" in section
-    rows = re.findall(r"<tr>(.*?)</tr>", section)
-    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in rows]
+    [block] = group_blocks(CONFIG, Statistics.parse(statistics))
+    assert block.title == "yaleb"
+    assert "resample subject units (6 units, 18 images)" in block.text
+    cells = [block.table.head] + [[str(c) for c in row] for row in block.table.rows]
     assert cells[0] == ["group", "images", "cnn: AP", "haar: AP", "cnn: share kept",
                         "haar: share kept"]
     by_key = {(r["detector"], r["group"]): r for r in statistics["groups"]["runs"]}
@@ -39,12 +38,13 @@ def test_group_section_cells_are_the_statistics():
         else:
             assert row[5] == _ci(by_key["haar", group]["relative_ap"], percent=True)
     # One claim check per non-baseline group, and the baseline loss of each detector.
-    assert section.count("Claim check") == 2
-    assert section.count("already loses") == 2
+    items = " ".join(block.items)
+    assert items.count("Claim check") == 2
+    assert items.count("already loses") == 2
 
 
 def test_no_group_section_without_grouped_sets():
-    assert _group_section(SETTINGS_FOR_REPORT, {"settings": SETTINGS, "runs": []}) == ""
+    assert group_blocks(CONFIG, Statistics.parse({"settings": SETTINGS, "runs": []})) == []
 
 
 def test_light_angle_figure_is_drawn_with_and_without_groups(tmp_path):

@@ -25,7 +25,7 @@ from pipeline.detection.detectors import (
 )
 from pipeline.detection.detectors import references as refs
 from pipeline.io import read_json
-from pipeline.report.render import reference_detectors
+from pipeline.report.verdicts import reference_detectors
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,9 @@ def test_workflow_stops_before_running_when_a_package_is_missing(tmp_path):
 
 
 def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
-    from pipeline.report.render import _reference_section, findings
+    from pipeline.evaluation.contracts import Statistics
+    from pipeline.report.findings import findings
+    from pipeline.report.sections import run_table
 
     config = {"detectors": {"haar": {"kind": "haar"}, "cnn": {"kind": "cnn"},
                             "hog": {"kind": "hog"}}}
@@ -180,23 +182,21 @@ def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
                     "detection_rate": test, "relative_ap": test}
                    for v in ("original", "shadow") for a, b in
                    (("cnn", "haar"), ("cnn", "hog"), ("haar", "hog"))]
-    statistics = {"settings": {"confidence": 0.95, "bootstrap_samples": 1000,
-                               "fp_for_summary": 10},
-                  "runs": runs, "comparisons": comparisons}
-    sentences = findings({"main_variants": ["original", "shadow"], "config": config},
-                         statistics)
+    statistics = Statistics.parse({"settings": {"confidence": 0.95, "bootstrap_samples": 1000,
+                                                "fp_for_summary": 10},
+                                   "runs": runs, "comparisons": comparisons})
+    sentences = findings(config, ["original", "shadow"], statistics)
     assert len(sentences) == 3  # cnn vs haar on two variants, then the interval note
     assert not any("hog" in s for s in sentences)
     assert "Claim check" in sentences[1]
     row = {"detector": "hog", "dataset": "set", "variant": "shadow", "n_images": 4,
            "n_faces": 5, "n_detections": 9, "average_precision": 0.25,
            "detection_rate_at_fp": {"10": 0.5}, "ms_per_image_mean": 12.0}
-    section = _reference_section([row], config, [10])
-    assert "Reference detectors" in section and "hog (hog)" in section
-    assert "<td>0.250</td>" in section and "haar" not in section
+    table = run_table([row], [10])
+    assert table.rows == [["hog", "set", "shadow", 4, 5, 9, "0.250", "undefined", "0.500",
+                           "undefined", "12.0"]]
 
     # a two-stage CNN is a CNN: its comparison with a Haar cascade gets the claim check too
     config["detectors"]["cnn"] = {"kind": "cnn_cascade"}
-    sentences = findings({"main_variants": ["original", "shadow"], "config": config},
-                         statistics)
+    sentences = findings(config, ["original", "shadow"], statistics)
     assert "Claim check (the CNN holds up better than Haar): supported" in sentences[1]

@@ -14,16 +14,13 @@ import yaml
 
 from pipeline.boxes import Box
 from pipeline.config import ConfigError, validate_config
+from pipeline.evaluation.contracts import PairedTest, Statistics
 from pipeline.evaluation.metrics import evaluate
 from pipeline.evaluation.statistics import analyse
-from pipeline.report.render import (
-    MIN_BASELINE_AP,
-    _ci,
-    _verdict_section,
-    claim_verdict,
-    domain_rows,
-    verdict_rows,
-)
+from pipeline.report.numbers import ci as _ci
+from pipeline.report.render import verdict_view
+from pipeline.report.verdicts import MIN_BASELINE_AP, claim_verdict, domain_rows
+from pipeline.report.verdicts import verdict_rows as typed_verdict_rows
 from tests.test_metrics import manifest
 from tests.test_statistics import SETTINGS, grouped_runs
 from tests.test_workflow import REPO, job_counts
@@ -32,6 +29,33 @@ ARMS = {"photo": {"haar": "haar_trained", "cnn": "cnn"}}
 CONFIG = {"report": {"arms": ARMS}, "detectors": {"haar_trained": {"kind": "haar"},
                                                   "cnn": {"kind": "cnn"}}}
 REPORT_SETTINGS = {"main_variants": ["original", "shadow"], "config": CONFIG}
+
+
+def verdict_rows(settings, statistics):
+    return typed_verdict_rows(settings["config"], settings["main_variants"],
+                              Statistics.parse(statistics))
+
+
+def interval(entry):
+    """An interval dict of statistics.json as the contract reads it (tests compare the two)."""
+    return None if entry is None else {k: entry[k] for k in ("estimate", "low", "high")}
+
+
+def as_dict(value):
+    return None if value is None else {k: getattr(value, k) for k in
+                                       ("estimate", "low", "high", "p_value", "significant")
+                                       if hasattr(value, k)}
+
+
+def verdict_section(settings, statistics, summary, training_faces):
+    """The verdict's view (table, summary, domain table, gains, notes) as one text."""
+    view = verdict_view(settings["config"], settings["main_variants"],
+                        Statistics.parse(statistics), summary["runs"], training_faces)
+    tables = [view["table"], view["domains"]] + [b.table for b in view["gains"]]
+    return "\n".join([view["answer"], view["summary"], *view["notes"],
+                      *(b.title + "\n" + b.text for b in view["gains"]),
+                      *("\t".join(t.head) for t in tables),
+                      *("\t".join(map(str, row)) for t in tables for row in t.rows)])
 
 
 def variant_statistics():
@@ -54,33 +78,38 @@ def variant_statistics():
 def test_verdict_cells_are_the_statistics():
     statistics = variant_statistics()
     rows = verdict_rows(REPORT_SETTINGS, statistics)
-    assert [(r["dataset"], r["variant"], r["group"]) for r in rows] == [("faces", "shadow", None)]
-    cell = rows[0]["cells"]["photo"]
+    assert [(r.condition.dataset, r.condition.variant, r.condition.group)
+            for r in rows] == [("faces", "shadow", None)]
+    cell = rows[0].cells["photo"]
     run = {(r["detector"], r["variant"]): r for r in statistics["runs"]}
     test = next(c for c in statistics["comparisons"] if c["variant"] == "shadow")
     assert (test["a"], test["b"]) == ("cnn", "haar_trained")
-    assert cell["cnn"] == run["cnn", "shadow"]["relative_ap"]
-    assert cell["haar"] == run["haar_trained", "shadow"]["relative_ap"]
-    assert cell["cnn_minus_haar"]["estimate"] == test["relative_ap"]["estimate"] > 0
-    assert cell["p_value"] == test["relative_ap"]["p_value"]
-    assert cell["verdict"] == "supported"
-    html = _verdict_section(REPORT_SETTINGS, statistics,
-                            {"runs": [{"dataset": "faces", "variant": "original",
-                                       "n_images": 30, "n_faces": 30}]}, {"photo": 50})
-    table_cells = re.findall(r"<td>(.*?)</td>", html)
+    assert as_dict(cell.cnn) == run["cnn", "shadow"]["relative_ap"]
+    assert as_dict(cell.haar) == run["haar_trained", "shadow"]["relative_ap"]
+    assert as_dict(cell.cnn_minus_haar) == test["relative_ap"]
+    assert cell.cnn_minus_haar.estimate > 0
+    assert cell.verdict == "supported"
+    view = verdict_view(CONFIG, REPORT_SETTINGS["main_variants"], Statistics.parse(statistics),
+                        [{"dataset": "faces", "variant": "original", "n_images": 30,
+                          "n_faces": 30}], {"photo": 50})
+    html = verdict_section(REPORT_SETTINGS, statistics,
+                           {"runs": [{"dataset": "faces", "variant": "original",
+                                      "n_images": 30, "n_faces": 30}]}, {"photo": 50})
+    table_cells = view["table"].rows[0]
     assert table_cells[:2] == ["faces", "shadow"]
-    assert _ci(cell["cnn"], percent=True) in table_cells[2]
+    assert _ci(cell.cnn, percent=True) in table_cells[2]
     assert table_cells[2].endswith("supported")
     assert "1 supported" in html and "faces 30 images, 30 faces" in html
     assert "photo 50" in html and "not evidence" in html  # 50 training faces: a demonstration
 
 
 def test_cnn_minus_haar_keeps_its_sign_whichever_detector_sorts_first():
-    test = {"estimate": 0.2, "low": 0.1, "high": 0.3, "p_value": 0.01, "significant": True}
+    test = PairedTest(0.2, 0.1, 0.3, p_value=0.01, significant=True)
     assert claim_verdict(test, cnn_is_a=True) == ("supported", 0.2)
     assert claim_verdict(test, cnn_is_a=False) == ("contradicted", -0.2)
-    assert claim_verdict(dict(test, significant=False), True) == ("not resolved", 0.2)
-    assert claim_verdict(dict(test, estimate=None), True) == ("undefined", None)
+    assert claim_verdict(PairedTest(0.2, 0.1, 0.3, 0.2, False), True) == ("not resolved", 0.2)
+    assert claim_verdict(PairedTest(None, None, None), True) == ("undefined", None)
+    assert claim_verdict(None, True) == ("undefined", None)
 
 
 def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
@@ -99,40 +128,40 @@ def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
     arms = {"photo": dict(ARMS["photo"], domain="cartoons")}
     settings = {"main_variants": ["original"],
                 "config": dict(CONFIG, report={"arms": arms})}
-    [row] = domain_rows(settings, statistics)
+    [row] = domain_rows(settings["config"], Statistics.parse(statistics))
     ap = {r["detector"]: r["average_precision"] for r in statistics["runs"]}
     [test] = [c["average_precision"] for c in statistics["comparisons"]]
-    assert (row["cnn"], row["haar"]) == (ap["cnn"], ap["haar_trained"])
-    assert row["cnn_minus_haar"]["estimate"] == pytest.approx(
+    assert (as_dict(row.cnn), as_dict(row.haar)) == (ap["cnn"], ap["haar_trained"])
+    assert row.cnn_minus_haar.estimate == pytest.approx(
         ap["cnn"]["estimate"] - ap["haar_trained"]["estimate"])
-    assert row["cnn_minus_haar"]["estimate"] == test["estimate"] > 0  # cnn sorts first
-    assert row["p_value"] == test["p_value"] and row["verdict"] == "supported"
+    assert row.cnn_minus_haar.estimate == test["estimate"] > 0  # cnn sorts first
+    assert row.cnn_minus_haar.p_value == test["p_value"] and row.verdict == "supported"
     # A CNN that sorts after the cascade: the test is stored as haar_trained - zcnn, and the
     # row keeps the CNN's sign.
     flipped = analyse([dict(r, detector="zcnn") if r["detector"] == "cnn" else r for r in runs],
                       SETTINGS)
     assert [(c["a"], c["b"]) for c in flipped["comparisons"]] == [("haar_trained", "zcnn")]
     renamed = {"photo": dict(arms["photo"], cnn="zcnn")}
-    [again] = domain_rows(dict(settings, config=dict(CONFIG, report={"arms": renamed})),
-                          flipped)
-    assert again["cnn_minus_haar"] == pytest.approx(row["cnn_minus_haar"])
-    assert again["verdict"] == "supported"
-    html = _verdict_section(dict(settings, main_variants=["original", "shadow"]), statistics,
+    [again] = domain_rows(dict(CONFIG, report={"arms": renamed}), Statistics.parse(flipped))
+    assert as_dict(again.cnn_minus_haar) == pytest.approx(as_dict(row.cnn_minus_haar))
+    assert again.verdict == "supported"
+    html = verdict_section(dict(settings, main_variants=["original", "shadow"]), statistics,
                             {"runs": []}, {"photo": 6713})
-    assert "own domain" in html and _ci(ap["cnn"]) in html
+    assert "CNN - Haar\tverdict" in html and _ci(ap["cnn"]) in html
 
 
 def test_light_groups_are_rows_of_the_verdict():
     statistics = analyse(grouped_runs(("cnn", "haar_trained"), "yaleb"), SETTINGS)
     rows = verdict_rows(REPORT_SETTINGS, statistics)
-    assert [r["group"] for r in rows] == ["20-45 deg", "45-70 deg"]
+    assert [r.condition.group for r in rows] == ["20-45 deg", "45-70 deg"]
     groups = {(r["detector"], r["group"]): r for r in statistics["groups"]["runs"]}
     for row in rows:
-        assert row["cells"]["photo"]["haar"] == groups["haar_trained", row["group"]]["relative_ap"]
+        assert (as_dict(row.cells["photo"].haar)
+                == groups["haar_trained", row.condition.group]["relative_ap"])
 
 
 def test_evidence_scale_is_stated_without_the_warning_for_large_training_sets():
-    html = _verdict_section(REPORT_SETTINGS, variant_statistics(),
+    html = verdict_section(REPORT_SETTINGS, variant_statistics(),
                             {"runs": [{"dataset": "faces", "variant": "original",
                                        "n_images": 30, "n_faces": 30}]}, {"photo": 6713})
     assert "photo 6713" in html and "not evidence" not in html
@@ -140,7 +169,8 @@ def test_evidence_scale_is_stated_without_the_warning_for_large_training_sets():
 
 def test_no_arm_no_verdict():
     settings = {**REPORT_SETTINGS, "config": {**CONFIG, "report": {"arms": {}}}}
-    assert "No verdict" in _verdict_section(settings, variant_statistics(), {"runs": []}, {})
+    assert verdict_section(settings, variant_statistics(), {"runs": []}, {}).startswith(
+        "No verdict")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -193,7 +223,8 @@ AUGMENTED = {**REPORT_SETTINGS, "config": {
 def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
     statistics = arms_statistics()
     rows = verdict_rows(AUGMENTED, statistics)
-    assert [(r["dataset"], r["variant"], r["reference_dataset"]) for r in rows] == [
+    assert [(r.condition.dataset, r.condition.variant, r.condition.reference_dataset)
+            for r in rows] == [
         ("photo", "shadow", None), ("toon", "original", "photo")]
     cross = {r["detector"]: r["relative_ap"] for r in statistics["cross_sets"]["runs"]}
     within = {r["detector"]: r["relative_ap"] for r in statistics["runs"]
@@ -202,17 +233,16 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
              for c in statistics["comparisons"] + statistics["cross_sets"]["comparisons"]
              if "relative_ap" in c}
     for row, shares in zip(rows, (within, cross), strict=True):
-        reference = row["reference_dataset"]
-        assert row["reference"] == {"haar": shares["haar"]}  # the bundled cascade only
+        reference = row.condition.reference_dataset
+        assert {k: as_dict(v) for k, v in row.reference.items()} == {"haar": shares["haar"]}
         for arm, haar, cnn in (("photo", "haar_trained", "cnn"), ("photo_lit", "haar_lit",
                                                                    "cnn_lit")):
-            cell = row["cells"][arm]
-            assert (cell["cnn"], cell["haar"]) == (shares[cnn], shares[haar])
+            cell = row.cells[arm]
+            assert (as_dict(cell.cnn), as_dict(cell.haar)) == (shares[cnn], shares[haar])
             test = tests[cnn, haar, reference]           # cnn sorts before haar
-            assert cell["cnn_minus_haar"]["estimate"] == test["estimate"]
-            assert cell["p_value"] == test["p_value"]
-        gains = row["gains"]["photo_lit"]
-        assert set(row["gains"]) == {"photo_lit"}
+            assert as_dict(cell.cnn_minus_haar) == test
+        gains = {k: as_dict(v) for k, v in row.gains["photo_lit"].items()}
+        assert set(row.gains) == {"photo_lit"}
         assert gains["cnn"] == tests["cnn", "cnn_lit", reference] | {
             "estimate": -tests["cnn", "cnn_lit", reference]["estimate"],
             "low": -tests["cnn", "cnn_lit", reference]["high"],
@@ -220,12 +250,12 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
         assert gains["haar"] == tests["haar_lit", "haar_trained", reference]
         assert gains["haar"]["estimate"] == pytest.approx(
             shares["haar_lit"]["estimate"] - shares["haar_trained"]["estimate"])
-    html = _verdict_section(AUGMENTED, statistics, {"runs": []}, {"photo": 5000})
+    html = verdict_section(AUGMENTED, statistics, {"runs": []}, {"photo": 5000})
     assert "reference: haar share kept" in html
     assert "the whole set, against photo original" in html
     assert "Gain from augmentation: arm photo_lit over arm photo" in html
-    counts = {(kind, up): sum(bool(r["gains"]["photo_lit"][kind]["significant"])
-                              and (r["gains"]["photo_lit"][kind]["estimate"] > 0) == up
+    counts = {(kind, up): sum(bool(r.gains["photo_lit"][kind].significant)
+                              and (r.gains["photo_lit"][kind].estimate > 0) == up
                               for r in rows) for kind in ("cnn", "haar") for up in (True, False)}
     assert (f"the augmentation of arm photo_lit raised the CNN share kept significantly in "
             f"{counts['cnn', True]} and lowered it in {counts['cnn', False]}; it raised the Haar "
@@ -234,8 +264,7 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
     assert counts["cnn", True] + counts["haar", True] > 0  # the case has a significant gain
     noted = copy.deepcopy(AUGMENTED)
     noted["config"]["report"]["arms"]["photo"]["note"] = "its own <domain>"
-    assert "<li>arm photo: its own &lt;domain&gt;</li>" in _verdict_section(
-        noted, statistics, {"runs": []}, {})
+    assert "arm photo: its own <domain>" in verdict_section(noted, statistics, {"runs": []}, {})
 
 
 @pytest.mark.parametrize("change, message", [
@@ -326,7 +355,7 @@ def test_a_share_over_a_near_zero_baseline_is_not_judged():
                    if r["detector"] == "haar_trained" and r["variant"] == "original")
     assert haar_ap < MIN_BASELINE_AP
     (row,) = verdict_rows(REPORT_SETTINGS, statistics)
-    cell = row["cells"]["photo"]
-    assert cell["verdict"] == "not judged"
-    assert cell["why"] == f"baseline AP haar_trained {haar_ap:.2f} < {MIN_BASELINE_AP:g}"
-    assert verdict_rows(REPORT_SETTINGS, variant_statistics())[0]["cells"]["photo"]["why"] == ""
+    cell = row.cells["photo"]
+    assert cell.verdict == "not judged"
+    assert cell.why == f"baseline AP haar_trained {haar_ap:.2f} < {MIN_BASELINE_AP:g}"
+    assert verdict_rows(REPORT_SETTINGS, variant_statistics())[0].cells["photo"].why == ""

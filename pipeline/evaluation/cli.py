@@ -29,6 +29,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.boxes import Manifest
     from pipeline.evaluation.calibration import BoxCalibration
+    from pipeline.evaluation.contracts import stamped
     from pipeline.evaluation.metrics import Criterion, evaluate
     from pipeline.io import read_json, write_json
 
@@ -80,14 +81,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             if settings["min_face_size"]
             else "; they count as misses (evaluation.min_face_size excludes them)",
         )
-    write_json(args.out, metrics)
+    write_json(args.out, stamped("metrics", metrics))
 
 
 def cmd_statistics(args: argparse.Namespace) -> None:
+    from pipeline.evaluation.contracts import read_checked, stamped
     from pipeline.evaluation.statistics import analyse
-    from pipeline.io import read_json, write_json
+    from pipeline.io import write_json
 
-    write_json(args.out, analyse([read_json(p) for p in args.metrics], stage_settings(args)))
+    metrics = [read_checked("metrics", path) for path in args.metrics]
+    write_json(args.out, stamped("statistics", analyse(metrics, stage_settings(args))))
 
 
 def cmd_summarise(args: argparse.Namespace) -> None:

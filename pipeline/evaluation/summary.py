@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.evaluation.contracts import read_checked, stamped
 from pipeline.evaluation.metrics import relative_ap
 from pipeline.io import atomic_open, read_json, write_json
 
@@ -32,8 +33,10 @@ def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | P
     timings = {tuple(t[k] for k in LABELS): t for t in map(read_json, timing_files)}
     runs = []
     for path in metric_files:
-        run = read_json(path)
+        run = read_checked("metrics", path)
         run.pop("per_image", None)
+        for key in ("format", "format_version"):
+            del run[key]
         timing = timings.get(tuple(run[k] for k in LABELS))
         if timing is None:
             raise ValueError(f"{path}: no timing file for {[run[k] for k in LABELS]}")
@@ -53,7 +56,8 @@ def summarise(metric_files: list[str], timing_files: list[str], out_csv: str | P
         for run in runs:
             writer.writerow([_cell(run.get(c)) for c in COLUMNS]
                             + [_cell(run["detection_rate_at_fp"].get(k)) for k in fp_keys])
-    write_json(out_json, {"runs": runs, "fp_points": [int(k) for k in fp_keys]})
+    write_json(out_json, stamped("summary", {"runs": runs,
+                                             "fp_points": [int(k) for k in fp_keys]}))
     LOG.info("summarised %d runs into %s", len(runs), out_csv)
     return runs
 

@@ -19,8 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.boxes import Manifest  # noqa: E402
+from pipeline.evaluation.contracts import read_checked  # noqa: E402
 from pipeline.evaluation.metrics import curve_from_metrics  # noqa: E402
-from pipeline.io import atomic_open, read_gray, read_json  # noqa: E402
+from pipeline.io import atomic_open, read_gray  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
@@ -372,8 +373,8 @@ def make_figures(settings: dict[str, Any], summary_path: str | Path,
     ``detections`` {detector: {variant: detections}} on it, and ``models`` {name: checkpoint};
     ``haar_cascades`` {detector: cascade XML or bundled cascade name}."""
     out_dir = Path(out_dir)
-    runs = _runs_by_key(read_json(summary_path))
-    statistics = read_json(statistics_path)
+    runs = _runs_by_key(read_checked("summary", summary_path))
+    statistics = read_checked("statistics", statistics_path)
     plot_curves(settings, runs, out_dir / "pr_curves.png", "pr")
     plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
     plot_ap_by_variant(settings, runs, statistics, out_dir / "ap_by_variant.png")

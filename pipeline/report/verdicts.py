@@ -1,0 +1,246 @@
+"""The claim's verdicts as pure functions of the statistics contract (no HTML).
+
+Per matched arm (a trained cascade and a CNN learned from the same images) and condition (each
+main variant but the baseline, each image group but the baseline group, each cross-set share):
+does the CNN keep more of its AP than the cascade? The report renders what these return.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.detection.detectors import role, trained_models
+from pipeline.evaluation.contracts import Interval, PairedTest, Statistics, StatisticsPart
+
+# Below this many training faces a verdict demonstrates the pipeline; it is not evidence.
+EVIDENCE_FACES = 1000
+
+# A share kept divides by the baseline AP; below this the share is left to noise, so the
+# cell is not judged (the matched cascade's AP on near-frontal Yale B faces is about 0.05).
+MIN_BASELINE_AP = 0.2
+
+VERDICTS = ("supported", "contradicted", "not resolved", "not judged", "undefined")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Where a share kept is measured: a variant of a test set, an image group of it, or the
+    whole set against another set's baseline (``reference_dataset``)."""
+
+    dataset: str
+    variant: str
+    group: str | None = None
+    reference_dataset: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.group is not None:
+            return f"light {self.group}"
+        if self.reference_dataset is not None:
+            return f"the whole set, against {self.reference_dataset} {BASELINE_VARIANT}"
+        return self.variant
+
+
+@dataclass(frozen=True)
+class VerdictCell:
+    """One arm under one condition: both share-kept intervals, CNN minus Haar, the verdict,
+    and why a cell is not judged (empty otherwise)."""
+
+    cnn: Interval | None
+    haar: Interval | None
+    cnn_minus_haar: PairedTest | None
+    verdict: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    condition: Condition
+    cells: dict[str, VerdictCell]
+    # per augmented arm: {"cnn" | "haar": the gain in share kept over the arm it augments}
+    gains: dict[str, dict[str, PairedTest | None]] = field(default_factory=dict)
+    reference: dict[str, Interval] = field(default_factory=dict)  # bundled cascades
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    """An arm on its own domain's held-apart test set: AP of both and CNN minus Haar."""
+
+    arm: str
+    dataset: str
+    cnn: Interval | None
+    haar: Interval | None
+    cnn_minus_haar: PairedTest | None
+    verdict: str
+
+
+def claim_verdict(test: PairedTest | None, cnn_is_a: bool) -> tuple[str, float | None]:
+    """The claim's verdict from a paired test of share kept (a minus b), and CNN minus Haar."""
+    if test is None or test.estimate is None or not math.isfinite(test.estimate):
+        return "undefined", None
+    cnn_minus_haar = test.estimate if cnn_is_a else -test.estimate
+    if not test.significant:
+        return "not resolved", cnn_minus_haar
+    return ("supported" if cnn_minus_haar > 0 else "contradicted"), cnn_minus_haar
+
+
+def reference_detectors(config: dict[str, Any]) -> set[str]:
+    """Detectors of reference kinds (other libraries' pretrained models): reported apart from
+    the matched arms, never in the findings."""
+    return {name for name, d in config["detectors"].items() if role(d) == "reference"}
+
+
+def bundled_cascades(config: dict[str, Any]) -> list[str]:
+    """Cascade detectors not trained here (OpenCV's bundled): the verdict table's reference
+    column."""
+    return [name for name, d in config["detectors"].items()
+            if role(d) == "cascade" and not trained_models(d)]
+
+
+def _condition(entry: Any) -> Condition:
+    return Condition(entry.dataset, entry.variant, entry.group, entry.reference_dataset)
+
+
+def _parts(statistics: Statistics) -> tuple[StatisticsPart, ...]:
+    """Variants, then image groups, then cross-set shares: the order of the verdict rows."""
+    return statistics.main, statistics.groups, statistics.cross_sets
+
+
+def shares_and_tests(statistics: Statistics
+                     ) -> tuple[dict[tuple[str, Condition], Interval],
+                                dict[tuple[str, str, Condition], PairedTest], list[Condition]]:
+    """Share kept per (detector, condition), its paired tests per (a, b, condition), and the
+    conditions in order."""
+    shares: dict[tuple[str, Condition], Interval] = {}
+    tests: dict[tuple[str, str, Condition], PairedTest] = {}
+    conditions: list[Condition] = []
+    for part in _parts(statistics):
+        for run in part.runs:
+            if run.relative_ap is not None:
+                shares[run.detector, _condition(run)] = run.relative_ap
+                conditions.append(_condition(run))
+        for test in part.comparisons:
+            if test.relative_ap is not None:
+                tests[test.a, test.b, _condition(test)] = test.relative_ap
+    return shares, tests, list(dict.fromkeys(conditions))
+
+
+def difference(tests: dict[tuple[str, str, Condition], PairedTest], x: str, y: str,
+               condition: Condition) -> PairedTest | None:
+    """The paired test of x minus y; tests are stored with a, b sorted."""
+    a, b = sorted((x, y))
+    test = tests.get((a, b, condition))
+    if test is None or test.estimate is None or a == x:
+        return test
+    return test.negated()
+
+
+def baseline_ap(statistics: Statistics, detector: str, condition: Condition) -> float | None:
+    """The AP in the denominator of a detector's share kept under ``condition``: the baseline
+    group's, else the baseline variant's of the other set (cross-set) or of its own set."""
+    if condition.group is not None:
+        runs = [r for r in statistics.groups.runs if r.group == r.baseline_group
+                and (r.detector, r.dataset, r.variant)
+                == (detector, condition.dataset, condition.variant)]
+    else:
+        dataset = condition.reference_dataset or condition.dataset
+        runs = [r for r in statistics.runs if r.variant == BASELINE_VARIANT
+                and (r.detector, r.dataset) == (detector, dataset)]
+    ap = runs[0].average_precision if runs else None
+    return None if ap is None else ap.estimate
+
+
+def verdict_rows(config: dict[str, Any], main_variants: list[str], statistics: Statistics
+                 ) -> list[VerdictRow]:
+    """One row per condition with at least one judged arm (see :class:`VerdictRow`)."""
+    arms = config["report"]["arms"]
+    shares, tests, conditions = shares_and_tests(statistics)
+    rows = []
+    for condition in conditions:
+        if (condition.group is None and condition.reference_dataset is None
+                and condition.variant not in main_variants):
+            continue
+        cells: dict[str, VerdictCell] = {}
+        gains: dict[str, dict[str, PairedTest | None]] = {}
+        for name, arm in arms.items():
+            haar, cnn = arm["haar"], arm["cnn"]
+            if (cnn, condition) not in shares or (haar, condition) not in shares:
+                continue
+            test = difference(tests, cnn, haar, condition)
+            verdict, _ = claim_verdict(test, True)
+            weak = {d: ap for d in (cnn, haar)
+                    if (ap := baseline_ap(statistics, d, condition)) is not None
+                    and ap < MIN_BASELINE_AP}
+            why = ("baseline AP " + ", ".join(f"{d} {ap:.2f}" for d, ap in weak.items())
+                   + f" < {MIN_BASELINE_AP:g}") if weak else ""
+            cells[name] = VerdictCell(shares[cnn, condition], shares[haar, condition], test,
+                                      "not judged" if weak else verdict, why)
+            base = arms.get(arm.get("augments"))
+            if base is not None:
+                gains[name] = {kind: difference(tests, arm[kind], base[kind], condition)
+                               for kind in ("cnn", "haar")}
+        if cells:
+            reference = {d: shares[d, condition] for d in bundled_cascades(config)
+                         if (d, condition) in shares}
+            rows.append(VerdictRow(condition, cells, gains, reference))
+    return rows
+
+
+def domain_rows(config: dict[str, Any], statistics: Statistics) -> list[DomainRow]:
+    """Per arm with a ``domain`` test set: both detectors' AP on its baseline variant and the
+    paired test of CNN minus Haar AP, with its verdict."""
+    runs = {(r.detector, r.dataset, r.variant): r for r in statistics.runs}
+    tests = {(c.a, c.b, _condition(c)): c.average_precision for c in statistics.comparisons
+             if c.average_precision is not None}  # face-free sets have none
+    rows = []
+    for name, arm in config["report"].get("arms", {}).items():
+        domain = arm.get("domain")
+        if domain is None:
+            continue
+        cnn, haar = arm["cnn"], arm["haar"]
+        test = difference(tests, cnn, haar, Condition(domain, BASELINE_VARIANT))
+        verdict, _ = claim_verdict(test, True)
+
+        def ap(detector: str, dataset: str = domain) -> Interval | None:
+            run = runs.get((detector, dataset, BASELINE_VARIANT))
+            return None if run is None else run.average_precision
+        rows.append(DomainRow(name, domain, ap(cnn), ap(haar), test, verdict))
+    return rows
+
+
+def tally(verdicts: list[str]) -> str:
+    """Verdict counts in words, e.g. '2 not resolved, 1 supported'."""
+    counts = Counter(verdicts)
+    return ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+
+
+def arm_tallies(arms: dict[str, Any], rows: list[VerdictRow]) -> dict[str, str]:
+    """Per arm with judged cells: its verdict counts in words."""
+    return {name: tally([r.cells[name].verdict for r in rows if name in r.cells])
+            for name in arms if any(name in r.cells for r in rows)}
+
+
+def small_arms(training_faces: dict[str, int]) -> list[str]:
+    """Arms that learned from fewer than :data:`EVIDENCE_FACES` faces: their verdicts
+    demonstrate the pipeline and are not evidence about the claim."""
+    return [name for name, n in training_faces.items() if n < EVIDENCE_FACES]
+
+
+def one_line_answer(arms: dict[str, Any], rows: list[VerdictRow],
+                    training_faces: dict[str, int]) -> str:
+    """The answer in one sentence: per arm, its verdict counts, and the scale caveat."""
+    if not rows:
+        return ("No verdict: the configuration names no matched arm with a condition to "
+                "judge.")
+    tallies = arm_tallies(arms, rows)
+    text = "; ".join(f"arm {name}: {counts}" for name, counts in tallies.items())
+    text = f"Does the CNN hold up where Viola-Jones breaks? Over {len(rows)} conditions: {text}."
+    small = [name for name in small_arms(training_faces) if name in tallies]
+    if small:
+        text += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} faces: "
+                 "a demonstration of the pipeline, not evidence about the claim.")
+    return text

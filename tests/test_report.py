@@ -1,0 +1,119 @@
+"""The report is the contracts rendered by a template: versions are checked, every value is
+escaped, and the first screen holds the answer, the verdict table, the index and provenance."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import matplotlib.pyplot as plt
+import pytest
+
+from pipeline.evaluation.contracts import (
+    STATISTICS_VERSION,
+    ContractError,
+    Statistics,
+    read_statistics,
+    read_summary,
+    stamped,
+)
+from pipeline.io import read_json, write_json
+from pipeline.report.render import seeds, write_report
+from tests.test_verdict import CONFIG, variant_statistics
+
+SUMMARY_RUNS = [{"detector": d, "dataset": "faces", "variant": v, "n_images": 30, "n_faces": 30,
+                 "n_detections": 31, "average_precision": 0.9, "detection_rate_at_fp": {"2": 0.8}}
+                for d in ("cnn", "haar_trained") for v in ("original", "shadow")]
+
+
+@pytest.fixture
+def report_inputs(tmp_path):
+    statistics, summary = tmp_path / "statistics.json", tmp_path / "summary.json"
+    write_json(statistics, stamped("statistics", variant_statistics()))
+    write_json(summary, stamped("summary", {"runs": SUMMARY_RUNS, "fp_points": [2]}))
+    figure = tmp_path / "pr_curves.png"
+    plt.figure(figsize=(1, 1))
+    plt.savefig(figure)
+    plt.close()
+    config = copy.deepcopy(CONFIG)
+    config["evaluation"] = {"iou_threshold": 0.5}
+    config["report"]["arms"]["photo"]["note"] = "<script>alert(1)</script> & more"
+    config["models"] = {"cnn": {"seed": 7}}
+    settings = {"main_variants": ["original", "shadow"], "config": config,
+                "sweep": {"strengths": []}, "config_files": ["config/default.yaml",
+                                                             "config/mine <b>.yaml"]}
+    return settings, summary, statistics, [str(figure)], tmp_path / "index.html"
+
+
+def test_the_first_screen_is_answer_verdict_index_provenance(report_inputs):
+    settings, summary, statistics, figures, out = report_inputs
+    write_report(settings, summary, statistics, figures, out)
+    page = out.read_text()
+    order = [page.index(marker) for marker in (
+        'class="answer"', '<h2 id="verdict">', "<nav>", "Provenance of this run",
+        'id="verdict-details"', 'id="findings"', 'id="figures"')]
+    assert order == sorted(order)
+    answer = re.search(r'class="answer" id="answer">(.*?)</p>', page).group(1)
+    assert answer.startswith("Does the CNN hold up where Viola-Jones breaks? Over 1 conditions")
+    assert "arm photo: 1 supported" in answer
+    first_screen = page[:page.index('id="verdict-details"')]
+    assert "supported" in re.search(r"<table>.*?</table>", first_screen, re.S).group(0)
+    for anchor in re.findall(r'<a href="#([\w-]+)">', first_screen):
+        assert f'id="{anchor}"' in page  # every index entry has its section
+    provenance = first_screen[first_screen.index("Provenance of this run"):]
+    assert re.search(r"<dt>commit</dt><dd>([0-9a-f]{10}|unknown)", provenance)
+    assert "config/default.yaml, config/mine &lt;b&gt;.yaml" in provenance
+    assert "models.cnn.seed 7" in provenance
+    assert re.search(r"<dt>date</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d UTC", provenance)
+
+
+def test_every_value_is_escaped(report_inputs):
+    settings, summary, statistics, figures, out = report_inputs
+    write_report(settings, summary, statistics, figures, out)
+    page = out.read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+    assert page.count("<img ") == 1 and "data:image/png;base64," in page
+
+
+def test_stage_outputs_carry_and_check_their_format_version(report_inputs, tmp_path):
+    _, summary, statistics, _, _ = report_inputs
+    assert read_json(statistics)["format_version"] == STATISTICS_VERSION
+    assert isinstance(read_statistics(statistics), Statistics)
+    assert read_summary(summary).fp_points == [2]
+    old = read_json(statistics)
+    old["format_version"] = STATISTICS_VERSION + 1
+    write_json(tmp_path / "old.json", old)
+    with pytest.raises(ContractError, match=r"old.json: statistics format version 2, this code "
+                                            r"reads version 1; rerun the stage"):
+        read_statistics(tmp_path / "old.json")
+    with pytest.raises(ContractError, match="summary.json: not a statistics file .its format: "
+                                            "summary"):
+        read_statistics(summary)
+
+
+def test_a_stage_cannot_write_what_the_next_cannot_read():
+    with pytest.raises(ContractError, match="summary output breaks its contract"):
+        stamped("summary", {"runs": [{"detector": "cnn"}], "fp_points": [2]})
+    with pytest.raises(ContractError, match="statistics output breaks its contract"):
+        stamped("statistics", {"runs": []})  # no settings
+
+
+def test_seeds_are_found_at_any_depth():
+    config = {"statistics": {"seed": 0}, "models": {"cnn": {"seed": 3}, "other": {"seeds": [1, 2]}},
+              "datasets": {"a": {"n": 1}}}
+    assert seeds(config) == {"statistics.seed": 0, "models.cnn.seed": 3,
+                             "models.other.seeds": [1, 2]}
+
+
+def test_the_typed_statistics_agree_with_the_file(report_inputs):
+    _, _, statistics, _, _ = report_inputs
+    raw, typed = read_json(statistics), read_statistics(statistics)
+    assert len(typed.runs) == len(raw["runs"]) and len(typed.comparisons) == len(raw["comparisons"])
+    for run, record in zip(typed.runs, raw["runs"], strict=True):
+        assert run.average_precision.estimate == record["average_precision"]["estimate"]
+        assert (run.relative_ap is None) == ("relative_ap" not in record)
+    flipped = typed.comparisons[0].average_precision.negated()
+    original = raw["comparisons"][0]["average_precision"]
+    assert (flipped.estimate, flipped.low, flipped.high) == (
+        -original["estimate"], -original["high"], -original["low"])
