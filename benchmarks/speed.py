@@ -76,9 +76,9 @@ def _live_threads() -> int:
 
 def training_throughput(batch: int = 128, steps: int = 30) -> None:
     """Training patches/s of every architecture with box regression, with the trainer's loss
-    (:func:`pipeline.training.train_cnn.batch_loss`), in the default and the channels-last weight
+    (:func:`pipeline.training.cnn_loss.batch_loss`), in the default and the channels-last weight
     layout (the trainer's)."""
-    from pipeline.training.train_cnn import PART_FACE, batch_loss
+    from pipeline.training.cnn_loss import PART_FACE, batch_loss
 
     device = resolve_device("auto")
     settings = {"box_regression": {"faces_per_face": 2, "weight": 0.5}, "aux_weight": 0.3}

@@ -88,7 +88,7 @@ def test_the_code_s_constants_are_the_schema_s_defaults():
     """Library functions keep keyword defaults for calls without settings; they must be the
     schema's, so that a stage and a direct call agree."""
     from pipeline.detection.detectors.cnn import SOFT_NMS_SIGMA, CnnDetector
-    from pipeline.models.cnn import TILE_SIZE
+    from pipeline.models.cnn_scoring import TILE_SIZE
 
     filled = with_defaults({"kind": "cnn"}, "detectors.*")
     assert filled["tile_size"] == TILE_SIZE and filled["nms_sigma"] == SOFT_NMS_SIGMA

@@ -16,14 +16,8 @@ from pipeline.detection.detectors.cnn import non_max_suppression
 from pipeline.detection.detectors.haar import BUNDLED_CASCADES, cascade_path
 from pipeline.evaluation.metrics import evaluate
 from pipeline.io import read_gray, read_json
-from pipeline.models.cnn import (
-    ARCHITECTURES,
-    for_inference,
-    load_checkpoint,
-    pyramid_scales,
-    score_windows,
-    to_input,
-)
+from pipeline.models.cnn import ARCHITECTURES, load_checkpoint
+from pipeline.models.cnn_scoring import for_inference, pyramid_scales, score_windows, to_input
 
 ASTRONAUT_FACE = Box(170, 55, 110, 110)  # Eileen Collins' face in skimage's astronaut image
 
@@ -293,7 +287,7 @@ def test_cascade_verifies_proposals_with_the_strong_net(tiny_model, tiny_proposa
     """Every cascade detection is a proposal, scored by the verifier on that window; and the
     cascade still finds most faces."""
     from pipeline.detection.detectors.cnn import CnnCascadeDetector
-    from pipeline.models.cnn import crop_windows
+    from pipeline.models.cnn_scoring import crop_windows
 
     settings = default_config["detectors"]["cnn_cascade"]
     cascade = build_detector(settings, [str(tiny_proposal_model), str(tiny_model)])
@@ -348,7 +342,8 @@ def test_box_regression_moves_shifted_windows_onto_the_faces(tiny_box_model, tin
     refined by the net's offsets overlap the faces more than the windows do (measured: mean
     IoU 0.60 -> 0.72, 80% of the windows improved)."""
     from pipeline.boxes import iou_matrix, refine_boxes
-    from pipeline.models.cnn import crop_windows, for_inference, split_outputs, to_input
+    from pipeline.models.cnn import split_outputs
+    from pipeline.models.cnn_scoring import crop_windows, for_inference, to_input
 
     model, _ = load_checkpoint(tiny_box_model)
     assert model.box_regression
@@ -374,7 +369,8 @@ def test_detectors_refine_windows_before_nms(tiny_box_model, tiny_proposal_model
     verifier's offsets."""
     from pipeline.boxes import refine_boxes
     from pipeline.detection.detectors.cnn import non_max_suppression, suppress
-    from pipeline.models.cnn import crop_windows, score_windows, split_outputs, to_input
+    from pipeline.models.cnn import split_outputs
+    from pipeline.models.cnn_scoring import crop_windows, score_windows, to_input
 
     truth = Manifest.load(tiny_dataset / "test.json")
     image = read_gray(truth.image_path(next(r for r in truth.images if r.boxes)))
@@ -419,7 +415,8 @@ def test_third_stage_rescores_and_refines_the_verified_windows(
     from pipeline.boxes import refine_boxes
     from pipeline.detection.detectors import model_names
     from pipeline.detection.detectors.cnn import PROPOSAL_NMS_IOU, non_max_suppression, suppress
-    from pipeline.models.cnn import crop_windows, split_outputs, to_input
+    from pipeline.models.cnn import split_outputs
+    from pipeline.models.cnn_scoring import crop_windows, to_input
 
     settings = dict(default_config["detectors"]["cnn_cascade"], output_model="output")
     assert model_names(settings) == ["proposal", "cnn", "output"]

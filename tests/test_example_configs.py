@@ -14,7 +14,7 @@ import pytest
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.config import ConfigError, evaluated_datasets, load_config, load_yaml
 from pipeline.data.datasets import build_dataset
-from pipeline.data.formats import ellipse_to_box
+from pipeline.data.formats_fddb_wider import ellipse_to_box
 from pipeline.evaluation.metrics import Criterion, evaluate, face_sizes
 from tests.test_workflow import job_counts, snakemake
 

@@ -8,22 +8,16 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box
-from pipeline.data.formats import (
-    AnnotationError,
-    attach_landmarks,
+from pipeline.data.formats import AnnotationError, image_files
+from pipeline.data.formats_box_list import attach_landmarks, read_box_list, read_landmarks
+from pipeline.data.formats_dlib_coco import read_coco, read_dlib_xml, write_coco
+from pipeline.data.formats_fddb_wider import (
     ellipse_to_box,
-    image_files,
-    light_angle,
-    read_box_list,
-    read_coco,
-    read_dlib_xml,
     read_fddb,
-    read_landmarks,
     read_wider,
-    read_yale_b,
-    write_coco,
     write_fddb_detections,
 )
+from pipeline.data.formats_yale import light_angle, read_yale_b
 
 
 def image(path, width=100, height=80):

@@ -313,7 +313,7 @@ def test_non_finite_numbers_in_a_manifest_are_refused(tmp_path):
 
 
 def test_dlib_xml_non_finite_box_names_the_image(tmp_path):
-    from pipeline.data.formats import read_dlib_xml
+    from pipeline.data.formats_dlib_coco import read_dlib_xml
 
     colour_photo(tmp_path / "a.jpg", 0)
     (tmp_path / "f.xml").write_text("<dataset><images><image file='a.jpg'><box top='nan' "
@@ -404,7 +404,7 @@ def test_a_users_folder_as_out_is_refused_and_left_whole(tmp_path):
 
 
 def test_coco_image_ids_and_sizes_are_checked(tmp_path):
-    from pipeline.data.formats import read_coco
+    from pipeline.data.formats_dlib_coco import read_coco
 
     colour_photo(tmp_path / "a.jpg", 0)
     colour_photo(tmp_path / "b.jpg", 1)
@@ -450,7 +450,7 @@ def test_an_image_folder_outside_the_root_is_read_by_absolute_path(tmp_path):
 
 def test_landmarks_are_one_set_per_face_whatever_the_spelling(tmp_path, caplog):
     """A duplicated landmark line left its face without landmarks (scored by IoU instead)."""
-    from pipeline.data.formats import attach_landmarks, read_landmarks
+    from pipeline.data.formats_box_list import attach_landmarks, read_landmarks
 
     points = " ".join(["20 50", "40 50", "30 60", "22 70", "30 72", "38 70"])
     (tmp_path / "marks.txt").write_text(f"a.jpg {points}\n./a.jpg {points}\n")

@@ -62,7 +62,7 @@ def test_windows_are_enlarged_smoothly_and_shrunk_by_area():
     resampling at 2x repeats each pixel in a 2x2 block); a shrunk one is area-averaged, so
     its mean grey level is kept. crop_windows resamples this way too."""
     from pipeline.io import resize_image
-    from pipeline.models.cnn import crop_windows
+    from pipeline.models.cnn_scoring import crop_windows
 
     patch = np.random.default_rng(0).integers(0, 256, (24, 24)).astype(np.uint8)
 

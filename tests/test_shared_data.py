@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.formats import (
-    attach_landmarks,
-    image_files,
-    read_box_list,
-    read_dlib_xml,
-    read_fddb,
-    read_landmarks,
-    read_yale_b,
-)
+from pipeline.data.formats import image_files
+from pipeline.data.formats_box_list import attach_landmarks, read_box_list, read_landmarks
+from pipeline.data.formats_dlib_coco import read_dlib_xml
+from pipeline.data.formats_fddb_wider import read_fddb
+from pipeline.data.formats_yale import read_yale_b
 
 DATA = Path(os.environ.get("FACECOMPARE_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data"))

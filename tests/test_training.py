@@ -5,6 +5,7 @@ import torch
 from pipeline.boxes import iou_matrix
 from pipeline.data.datasets import lfw_patches
 from pipeline.models.cnn import load_checkpoint
+from pipeline.training.cnn_samples import mine_hard_negatives
 from pipeline.training.samples import (
     MINING_STREAM,
     PART_FACE_IOU,
@@ -17,7 +18,7 @@ from pipeline.training.samples import (
     scan_scenes,
     scene_faces,
 )
-from pipeline.training.train_cnn import mine_hard_negatives, train_cnn
+from pipeline.training.train_cnn import train_cnn
 
 
 def test_augmented_faces_stay_faces():
@@ -280,7 +281,7 @@ def test_early_stopping_keeps_the_best_epoch_even_without_stopping(tiny_config, 
 
 
 def test_validation_objective_weights_the_box_loss():
-    from pipeline.training.train_cnn import validation_objective
+    from pipeline.training.cnn_loss import validation_objective
 
     row = {"val_loss": 0.3, "val_box_loss": 0.2}
     assert validation_objective(row, {"box_regression": {"weight": 0.5}}) == pytest.approx(0.4)

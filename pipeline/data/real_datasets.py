@@ -25,21 +25,11 @@ import numpy as np
 from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.data.compose import feathered_mask, random_crop, save_training_arrays
-from pipeline.data.formats import (
-    AnnotationError,
-    attach_landmarks,
-    image_files,
-    image_size,
-    join_image_name,
-    light_angle,
-    read_box_list,
-    read_coco,
-    read_dlib_xml,
-    read_fddb,
-    read_landmarks,
-    read_wider,
-    read_yale_b,
-)
+from pipeline.data.formats import AnnotationError, image_files, image_size, join_image_name
+from pipeline.data.formats_box_list import attach_landmarks, read_box_list, read_landmarks
+from pipeline.data.formats_dlib_coco import read_coco, read_dlib_xml
+from pipeline.data.formats_fddb_wider import read_fddb, read_wider
+from pipeline.data.formats_yale import light_angle, read_yale_b
 from pipeline.io import progress, read_gray, write_image
 
 LOG = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix
-from pipeline.data.formats import LANDMARK_NAMES
+from pipeline.data.formats_box_list import LANDMARK_NAMES
 
 # The landmarks a matching detection must contain (the landmark criterion).
 CONTAINED_LANDMARKS = [LANDMARK_NAMES.index(name)

@@ -5,6 +5,11 @@ face-free patches; each further round runs the current model over the face-free 
 its highest-scoring windows (all false positives by construction) to the negatives and trains on.
 Each round holds out 10% of its patches for validation; with ``early_stopping`` a round ends
 when the validation objective stops improving, on the weights of its best epoch.
+
+This module is the loop (epochs, early stopping, resume state); a round's patches come from
+:mod:`~pipeline.training.cnn_samples`, its optimiser state is a
+:class:`~pipeline.training.cnn_rounds.Round`, its objective is in
+:mod:`~pipeline.training.cnn_loss`.
 """
 
 from __future__ import annotations
@@ -13,215 +18,28 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from pipeline.boxes import edge_offsets, iou_matrix, overlap_matrix
 from pipeline.io import atomic_open, progress
 from pipeline.models.cnn import (
     FaceNet,
     checkpoint_problem,
-    crop_windows,
-    for_inference,
     model_for,
     resolve_device,
     save_checkpoint,
-    score_windows,
     split_outputs,
 )
+from pipeline.training.cnn_loss import batch_loss, batch_losses, validation_objective
+from pipeline.training.cnn_rounds import Round, new_round, steps_per_epoch
+from pipeline.training.cnn_samples import mine_hard_negatives, round_faces
 from pipeline.training.resume import load_resume_state, resume_key, resume_path
-from pipeline.training.samples import (
-    MAX_FACE_OVERLAP,
-    POSITIVE_IOU,
-    Scene,
-    load_training_data,
-    random_windows,
-    resize_patches,
-    scan_scenes,
-    scene_faces,
-    training_positives,
-)
+from pipeline.training.samples import load_training_data, random_windows, resize_patches
 
 LOG = logging.getLogger(__name__)
-
-
-def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
-                        device: torch.device, min_scenes: int = 0, seed: int = 0,
-                        round_index: int = 0) -> np.ndarray:
-    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces.
-
-    Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
-    hold ``count`` such windows (:func:`pipeline.training.samples.scan_scenes`; 0: every scene).
-    """
-    scorer = for_inference(model)
-
-    def face_like(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-        found, probs = score_windows(scorer, scene.image, min_size=24, scale_factor=1.25,
-                                     threshold=0.5, device=device, refine=False)
-        if len(scene.faces) and len(found):
-            away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP
-            found, probs = found[away], probs[away]
-        return found, probs
-
-    scanned = scan_scenes(scenes, face_like, count, min_scenes, seed, round_index,
-                          found=lambda result: len(result[1]))
-    if len(scanned) < len(scenes):
-        LOG.info("round %d: mined %d of %d scenes", round_index, len(scanned), len(scenes))
-    indices = list(scanned)
-    all_scores = np.concatenate([scanned[i][1] for i in indices]) if indices else np.zeros(0)
-    if all_scores.size == 0:
-        return np.zeros((0, model.window, model.window), np.uint8)
-    order = np.argsort(-all_scores, kind="stable")[:count]
-    all_boxes = np.concatenate([scanned[i][0] for i in indices])
-    all_sources = np.concatenate([np.full(len(scanned[i][1]), i) for i in indices])
-    return np.concatenate([
-        crop_windows(scenes[i].image, all_boxes[order[all_sources[order] == i]], model.window)
-        for i in indices
-    ])
-
-
-def round_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any],
-                window: int, rng: np.random.Generator, round_index: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A round's positives (P, window, window), part faces (Q, window, window) and the edge
-    offsets (P + Q, 4) of their face boxes. Without ``box_regression``: the augmented faces
-    and no part faces; with it, also :func:`pipeline.training.samples.scene_faces`, split by IoU."""
-    positives, boxes = training_positives(faces, settings, window, rng, round_index)
-    parts = np.zeros((0, window, window), np.uint8)
-    whole = np.array([[0.0, 0.0, window, window]])
-    if "box_regression" in settings:
-        extra, extra_boxes = scene_faces(faces, scenes, settings, window, round_index)
-        positive = iou_matrix(extra_boxes, whole)[:, 0] >= POSITIVE_IOU
-        positives = np.concatenate([positives, extra[positive]])
-        parts, boxes = extra[~positive], np.concatenate(
-            [boxes, extra_boxes[positive], extra_boxes[~positive]])
-    windows = np.repeat(whole, len(boxes), axis=0)
-    return positives, parts, edge_offsets(windows, boxes).astype(np.float32)
-
-
-def _optimizer(model: FaceNet, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    if settings["optimizer"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"],
-                                 weight_decay=settings["weight_decay"])
-    return torch.optim.SGD(model.parameters(), lr=settings["learning_rate"],
-                           momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-
-
-# Label of a part face: trains the box offsets only, never the face/non-face logit.
-PART_FACE = -1.0
-
-
-@dataclass
-class Round:
-    """One training round: its patches, labels, validation split and optimiser state.
-
-    Patches are positives, then part faces (box regression only; none without it), then
-    negatives; ``targets`` (P + Q, 4) are the edge offsets of the positives' and part faces'
-    face boxes (:func:`pipeline.boxes.edge_offsets`). ``order`` is a permutation of
-    range(P + Q + N) whose first 10% is the validation set. With early stopping,
-    ``best_objective``, ``best_epoch`` and ``best_state`` are the round's best validation
-    objective so far, its epoch and the model's weights after it.
-    """
-
-    index: int
-    positives: np.ndarray
-    negatives: np.ndarray
-    order: np.ndarray
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    parts: np.ndarray
-    targets: np.ndarray
-    next_epoch: int = 0
-    best_objective: float = float("inf")
-    best_epoch: int = -1
-    best_state: dict[str, torch.Tensor] | None = None
-
-    @property
-    def n_val(self) -> int:
-        return validation_size(len(self.order))
-
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Patches (N, 1, window, window) float, labels (N,) (1 face, 0 non-face,
-        :data:`PART_FACE`) and offset targets (N, 4), zero for the negatives."""
-        patches = np.concatenate([self.positives, self.parts, self.negatives])
-        labels = np.r_[np.ones(len(self.positives)), np.full(len(self.parts), PART_FACE),
-                       np.zeros(len(self.negatives))]
-        targets = np.concatenate([self.targets, np.zeros((len(self.negatives), 4))])
-        return (torch.from_numpy(patches).float()[:, None],
-                torch.from_numpy(labels.astype(np.float32)),
-                torch.from_numpy(targets.astype(np.float32)))
-
-
-def validation_size(n_patches: int) -> int:
-    """How many of a round's patches are held out for validation (10%, at least one)."""
-    return max(n_patches // 10, 1)
-
-
-def steps_per_epoch(n_patches: int, batch_size: int) -> int:
-    """Optimiser steps in one pass over a round's training (non-validation) patches."""
-    return int(np.ceil((n_patches - validation_size(n_patches)) / batch_size))
-
-
-def new_round(index: int, model: FaceNet, positives: np.ndarray, negatives: np.ndarray,
-              settings: dict[str, Any], generator: torch.Generator, device: torch.device,
-              parts: np.ndarray, targets: np.ndarray, order: np.ndarray | None = None
-              ) -> Round:
-    """A round with a fresh optimiser; ``order`` is drawn from ``generator`` unless given."""
-    n = len(positives) + len(parts) + len(negatives)
-    if order is None:
-        order = torch.randperm(n, generator=generator).numpy()
-    optimizer = _optimizer(model, settings)
-    steps = settings["epochs"] * steps_per_epoch(n, settings["batch_size"])
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    return Round(index, positives, negatives, order, optimizer, schedule, scaler, parts,
-                 targets)
-
-
-def batch_losses(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.Tensor,
-                 targets: torch.Tensor, settings: dict[str, Any]
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The class loss of one batch and, with box regression, its box loss.
-
-    Class: binary cross-entropy over the labelled patches (GoogLeNet's auxiliary classifier
-    added with ``aux_weight``, 0.3 as in the paper). Box (MTCNN): the mean squared error of
-    the four offsets over positives and part faces; 0 for a batch without any.
-    """
-    loss_fn = nn.BCEWithLogitsLoss()
-    logits, offsets = split_outputs(outputs)
-    labelled = labels >= 0
-    loss = loss_fn(logits.reshape(-1)[labelled], labels[labelled])
-    if aux is not None:
-        loss = loss + settings["aux_weight"] * loss_fn(aux.reshape(-1)[labelled],
-                                                       labels[labelled])
-    if offsets is None:
-        return loss, None
-    faces = labels != 0
-    box = (((offsets.reshape(len(labels), 4)[faces] - targets[faces]) ** 2).sum(1).mean()
-           if faces.any() else offsets.sum() * 0)
-    return loss, box
-
-
-def batch_loss(outputs: torch.Tensor, aux: torch.Tensor | None, labels: torch.Tensor,
-               targets: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
-    """What training minimises: the class loss plus ``box_regression.weight`` x the box loss
-    (:func:`batch_losses`)."""
-    loss, box = batch_losses(outputs, aux, labels, targets, settings)
-    return loss if box is None else loss + settings["box_regression"]["weight"] * box
-
-
-def validation_objective(row: dict[str, float], settings: dict[str, Any]) -> float:
-    """What training minimises (:func:`batch_loss`), on the validation split of an epoch's
-    history row: the class loss plus ``box_regression.weight`` x the box loss."""
-    box = row.get("val_box_loss")
-    return row["val_loss"] if box is None else (
-        row["val_loss"] + settings["box_regression"]["weight"] * box)
 
 
 def track_best(model: FaceNet, current: Round, row: dict[str, float],

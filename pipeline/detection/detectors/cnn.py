@@ -10,17 +10,14 @@ import numpy as np
 import torch
 
 from pipeline.boxes import Box, iou_matrix, refine_boxes
-from pipeline.models.cnn import (
+from pipeline.models.cnn import FaceNet, load_checkpoint, resolve_device, split_outputs
+from pipeline.models.cnn_scoring import (
     TILE_SIZE,
-    FaceNet,
     crop_windows,
     face_probability,
     for_inference,
-    load_checkpoint,
-    resolve_device,
     score_windows,
     score_windows_batch,
-    split_outputs,
     to_input,
 )
 
