@@ -47,7 +47,12 @@ rule statistics:
         "results/summary/statistics.json",
     params:
         settings=as_json(
-            {**config["statistics"], "fp_for_summary": config["report"]["fp_for_summary"]}
+            {
+                **config["statistics"],
+                "fp_for_summary": config["report"]["fp_for_summary"],
+                "arms": config["report"]["arms"],
+                "main_variants": MAIN_VARIANTS,
+            }
         ),
     log:
         "results/logs/statistics.log",

@@ -39,7 +39,7 @@ def test_group_section_cells_are_the_statistics():
             assert row[5] == _ci(by_key["haar", group]["relative_ap"], percent=True)
     # One claim check per non-baseline group, and the baseline loss of each detector.
     items = " ".join(block.items)
-    assert items.count("Claim check") == 2
+    assert items.count("Share kept, CNN vs Haar") == 2
     assert items.count("already loses") == 2
 
 

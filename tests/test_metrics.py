@@ -134,6 +134,7 @@ def test_summary_leaves_an_undefined_share_kept_empty(tmp_path):
     """A baseline AP of 0 makes the share kept undefined: null in JSON, empty in the CSV."""
     import csv
 
+    from pipeline.evaluation.contracts import stamped
     from pipeline.evaluation.summary import summarise
     from pipeline.io import read_json, write_json
 
@@ -142,9 +143,9 @@ def test_summary_leaves_an_undefined_share_kept_empty(tmp_path):
         labels = {"detector": "d", "dataset": "s", "variant": variant}
         metrics.append(tmp_path / f"m_{variant}.json")
         timings.append(tmp_path / f"t_{variant}.json")
-        write_json(metrics[-1], {**labels, "n_images": 1, "n_faces": 1, "n_detections": 1,
-                                 "average_precision": ap, "max_recall": ap,
-                                 "detection_rate_at_fp": {"1": ap}})
+        write_json(metrics[-1], stamped("metrics", {
+            **labels, "n_images": 1, "n_faces": 1, "n_detections": 1, "average_precision": ap,
+            "max_recall": ap, "detection_rate_at_fp": {"1": ap}, "per_image": []}))
         write_json(timings[-1], {**labels, "ms_per_image_mean": 1.0, "ms_per_image_median": 1.0})
     summarise([str(p) for p in metrics], [str(p) for p in timings], tmp_path / "s.csv",
               tmp_path / "s.json")

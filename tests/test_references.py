@@ -188,7 +188,7 @@ def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
     sentences = findings(config, ["original", "shadow"], statistics)
     assert len(sentences) == 3  # cnn vs haar on two variants, then the interval note
     assert not any("hog" in s for s in sentences)
-    assert "Claim check" in sentences[1]
+    assert "Share kept, CNN vs Haar" in sentences[1]
     row = {"detector": "hog", "dataset": "set", "variant": "shadow", "n_images": 4,
            "n_faces": 5, "n_detections": 9, "average_precision": 0.25,
            "detection_rate_at_fp": {"10": 0.5}, "ms_per_image_mean": 12.0}
@@ -199,4 +199,4 @@ def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
     # a two-stage CNN is a CNN: its comparison with a Haar cascade gets the claim check too
     config["detectors"]["cnn"] = {"kind": "cnn_cascade"}
     sentences = findings(config, ["original", "shadow"], statistics)
-    assert "Claim check (the CNN holds up better than Haar): supported" in sentences[1]
+    assert "Share kept, CNN vs Haar: the CNN keeps significantly more" in sentences[1]

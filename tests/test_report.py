@@ -54,7 +54,8 @@ def test_the_first_screen_is_answer_verdict_index_provenance(report_inputs):
         'id="verdict-details"', 'id="findings"', 'id="figures"')]
     assert order == sorted(order)
     answer = re.search(r'class="answer" id="answer">(.*?)</p>', page).group(1)
-    assert answer.startswith("Does the CNN hold up where Viola-Jones breaks? Over 1 conditions")
+    assert answer.startswith("Does Viola-Jones break where the CNN holds up? Over 1 conditions")
+    assert "(1 cells tested, each at level 0.05, bonferroni)" in answer
     assert "arm photo: 1 supported" in answer
     first_screen = page[:page.index('id="verdict-details"')]
     assert "supported" in re.search(r"<table>.*?</table>", first_screen, re.S).group(0)

@@ -5,14 +5,10 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
+from pipeline.evaluation.bootstrap import bootstrap_run, paired_test, resample_counts
+from pipeline.evaluation.conditions import CROSS_SET_STREAM
 from pipeline.evaluation.metrics import evaluate, matches_from_metrics
-from pipeline.evaluation.statistics import (
-    CROSS_SET_STREAM,
-    analyse,
-    bootstrap_run,
-    paired_test,
-    resample_counts,
-)
+from pipeline.evaluation.statistics import analyse
 from tests.test_metrics import manifest, random_case
 
 SETTINGS = {"bootstrap_samples": 200, "confidence": 0.95, "seed": 3, "fp_for_summary": 2}
@@ -140,7 +136,7 @@ def grouped_runs(detectors: tuple[str, str], dataset: str) -> list[dict]:
 def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
     """Drawing a subject k times counts each of its images k times: the bootstrap AP equals
     evaluating a test set built explicitly from the drawn subjects' images."""
-    from pipeline.evaluation.statistics import unit_resample_counts
+    from pipeline.evaluation.bootstrap import unit_resample_counts
 
     rng = np.random.default_rng(seed)
     truth, detections = grouped_case(rng)
@@ -160,7 +156,7 @@ def test_subject_bootstrap_equals_evaluating_resampled_subject_sets(seed):
 
 
 def test_image_units_resample_exactly_as_before():
-    from pipeline.evaluation.statistics import unit_resample_counts
+    from pipeline.evaluation.bootstrap import unit_resample_counts
 
     files = [f"{k}.png" for k in range(9)]
     assert np.array_equal(unit_resample_counts(files, 50, 4), resample_counts(9, 50, 4))

@@ -14,12 +14,13 @@ import yaml
 
 from pipeline.boxes import Box
 from pipeline.config import ConfigError, validate_config
-from pipeline.evaluation.contracts import PairedTest, Statistics
+from pipeline.evaluation.contracts import Interval, PairedTest, Statistics
 from pipeline.evaluation.metrics import evaluate
 from pipeline.evaluation.statistics import analyse
+from pipeline.evaluation.verdict_rule import verdict_of
 from pipeline.report.numbers import ci as _ci
 from pipeline.report.render import verdict_view
-from pipeline.report.verdicts import MIN_BASELINE_AP, claim_verdict, domain_rows
+from pipeline.report.verdicts import difference_verdict, domain_rows
 from pipeline.report.verdicts import verdict_rows as typed_verdict_rows
 from tests.test_metrics import manifest
 from tests.test_statistics import SETTINGS, grouped_runs
@@ -31,9 +32,13 @@ CONFIG = {"report": {"arms": ARMS}, "detectors": {"haar_trained": {"kind": "haar
 REPORT_SETTINGS = {"main_variants": ["original", "shadow"], "config": CONFIG}
 
 
+def judged(arms=ARMS, **extra):
+    """Statistics settings that judge ``arms`` (the rule's margin and floor: defaults)."""
+    return {**SETTINGS, "arms": arms, "main_variants": ["original", "shadow"], **extra}
+
+
 def verdict_rows(settings, statistics):
-    return typed_verdict_rows(settings["config"], settings["main_variants"],
-                              Statistics.parse(statistics))
+    return typed_verdict_rows(settings["config"], Statistics.parse(statistics))
 
 
 def interval(entry):
@@ -49,8 +54,8 @@ def as_dict(value):
 
 def verdict_section(settings, statistics, summary, training_faces):
     """The verdict's view (table, summary, domain table, gains, notes) as one text."""
-    view = verdict_view(settings["config"], settings["main_variants"],
-                        Statistics.parse(statistics), summary["runs"], training_faces)
+    view = verdict_view(settings["config"], Statistics.parse(statistics), summary["runs"],
+                        training_faces)
     tables = [view["table"], view["domains"]] + [b.table for b in view["gains"]]
     return "\n".join([view["answer"], view["summary"], *view["notes"],
                       *(b.title + "\n" + b.text for b in view["gains"]),
@@ -60,6 +65,10 @@ def verdict_section(settings, statistics, summary, training_faces):
 
 def variant_statistics():
     """cnn finds every face in both variants; haar_trained loses about half under shadow."""
+    return analyse(variant_statistics_runs(), judged())
+
+
+def variant_statistics_runs():
     rng = np.random.default_rng(1)
     truth = [[Box(*rng.uniform(0, 60, 2), 30, 30)] for _ in range(30)]
     found = {"cnn": {v: [[Box(b.x, b.y, b.w, b.h, 1.0) for b in t] for t in truth]
@@ -72,7 +81,7 @@ def variant_statistics():
     runs = [{"detector": d, "dataset": "faces", "variant": v,
              **evaluate(manifest("ground_truth", truth), manifest("detections", boxes), 0.5, [2])}
             for d, by_variant in found.items() for v, boxes in by_variant.items()]
-    return analyse(runs, SETTINGS)
+    return runs
 
 
 def test_verdict_cells_are_the_statistics():
@@ -86,10 +95,14 @@ def test_verdict_cells_are_the_statistics():
     assert (test["a"], test["b"]) == ("cnn", "haar_trained")
     assert as_dict(cell.cnn) == run["cnn", "shadow"]["relative_ap"]
     assert as_dict(cell.haar) == run["haar_trained", "shadow"]["relative_ap"]
-    assert as_dict(cell.cnn_minus_haar) == test["relative_ap"]
+    assert as_dict(cell.cnn_minus_haar) == interval(test["relative_ap"])
     assert cell.cnn_minus_haar.estimate > 0
+    # one cell tested: its level is the uncorrected one, so its intervals are the statistics'
+    assert statistics["verdict"]["cells_tested"] == 1
+    assert statistics["verdict"]["level"] == pytest.approx(0.05)
+    assert cell.questions == {"haar_breaks": "yes", "cnn_holds": "yes", "cnn_better": "yes"}
     assert cell.verdict == "supported"
-    view = verdict_view(CONFIG, REPORT_SETTINGS["main_variants"], Statistics.parse(statistics),
+    view = verdict_view(CONFIG, Statistics.parse(statistics),
                         [{"dataset": "faces", "variant": "original", "n_images": 30,
                           "n_faces": 30}], {"photo": 50})
     html = verdict_section(REPORT_SETTINGS, statistics,
@@ -105,11 +118,12 @@ def test_verdict_cells_are_the_statistics():
 
 def test_cnn_minus_haar_keeps_its_sign_whichever_detector_sorts_first():
     test = PairedTest(0.2, 0.1, 0.3, p_value=0.01, significant=True)
-    assert claim_verdict(test, cnn_is_a=True) == ("supported", 0.2)
-    assert claim_verdict(test, cnn_is_a=False) == ("contradicted", -0.2)
-    assert claim_verdict(PairedTest(0.2, 0.1, 0.3, 0.2, False), True) == ("not resolved", 0.2)
-    assert claim_verdict(PairedTest(None, None, None), True) == ("undefined", None)
-    assert claim_verdict(None, True) == ("undefined", None)
+    assert difference_verdict(test, cnn_is_a=True) == ("CNN higher", 0.2)
+    assert difference_verdict(test, cnn_is_a=False) == ("Haar higher", -0.2)
+    assert difference_verdict(PairedTest(0.2, 0.1, 0.3, 0.2, False), True) == (
+        "not resolved", 0.2)
+    assert difference_verdict(PairedTest(None, None, None), True) == ("undefined", None)
+    assert difference_verdict(None, True) == ("undefined", None)
 
 
 def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
@@ -124,8 +138,8 @@ def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
     runs = [{"detector": d, "dataset": "cartoons", "variant": "original",
              **evaluate(manifest("ground_truth", truth), manifest("detections", boxes), 0.5, [2])}
             for d, boxes in found.items()]
-    statistics = analyse(runs, SETTINGS)
     arms = {"photo": dict(ARMS["photo"], domain="cartoons")}
+    statistics = analyse(runs, judged(arms))
     settings = {"main_variants": ["original"],
                 "config": dict(CONFIG, report={"arms": arms})}
     [row] = domain_rows(settings["config"], Statistics.parse(statistics))
@@ -135,23 +149,23 @@ def test_an_arm_is_compared_in_its_own_domain_as_the_statistics_say():
     assert row.cnn_minus_haar.estimate == pytest.approx(
         ap["cnn"]["estimate"] - ap["haar_trained"]["estimate"])
     assert row.cnn_minus_haar.estimate == test["estimate"] > 0  # cnn sorts first
-    assert row.cnn_minus_haar.p_value == test["p_value"] and row.verdict == "supported"
+    assert row.cnn_minus_haar.p_value == test["p_value"] and row.verdict == "CNN higher"
     # A CNN that sorts after the cascade: the test is stored as haar_trained - zcnn, and the
     # row keeps the CNN's sign.
     flipped = analyse([dict(r, detector="zcnn") if r["detector"] == "cnn" else r for r in runs],
-                      SETTINGS)
+                      judged(arms))
     assert [(c["a"], c["b"]) for c in flipped["comparisons"]] == [("haar_trained", "zcnn")]
     renamed = {"photo": dict(arms["photo"], cnn="zcnn")}
     [again] = domain_rows(dict(CONFIG, report={"arms": renamed}), Statistics.parse(flipped))
     assert as_dict(again.cnn_minus_haar) == pytest.approx(as_dict(row.cnn_minus_haar))
-    assert again.verdict == "supported"
+    assert again.verdict == "CNN higher"
     html = verdict_section(dict(settings, main_variants=["original", "shadow"]), statistics,
                             {"runs": []}, {"photo": 6713})
     assert "CNN - Haar\tverdict" in html and _ci(ap["cnn"]) in html
 
 
 def test_light_groups_are_rows_of_the_verdict():
-    statistics = analyse(grouped_runs(("cnn", "haar_trained"), "yaleb"), SETTINGS)
+    statistics = analyse(grouped_runs(("cnn", "haar_trained"), "yaleb"), judged())
     rows = verdict_rows(REPORT_SETTINGS, statistics)
     assert [r.condition.group for r in rows] == ["20-45 deg", "45-70 deg"]
     groups = {(r["detector"], r["group"]): r for r in statistics["groups"]["runs"]}
@@ -189,7 +203,7 @@ def test_arms_must_be_matched(default_config, change, message):
         validate_config(config)
 
 
-def arms_statistics():
+def arms_runs():
     """Five detectors on a photo set (original, shadow) and a cartoon set (original) that is a
     condition of it; each keeps its own share of faces under shadow and on cartoons."""
     rng = np.random.default_rng(2)
@@ -209,12 +223,16 @@ def arms_statistics():
              **evaluate(manifest("ground_truth", t), manifest("detections", found(t, share(d))),
                         0.5, [2])}
             for s, v, t, share in cases for d in keep]
-    return analyse(runs, {**SETTINGS, "cross_set_shares": {"toon": "photo"}})
+    return runs
 
 
+def arms_statistics():
+    return analyse(arms_runs(), judged(AUGMENTED_ARMS, cross_set_shares={"toon": "photo"}))
+
+
+AUGMENTED_ARMS = {**ARMS, "photo_lit": {"haar": "haar_lit", "cnn": "cnn_lit", "augments": "photo"}}
 AUGMENTED = {**REPORT_SETTINGS, "config": {
-    "report": {"arms": {**ARMS, "photo_lit": {"haar": "haar_lit", "cnn": "cnn_lit",
-                                              "augments": "photo"}}},
+    "report": {"arms": AUGMENTED_ARMS},
     "detectors": {"haar_trained": {"kind": "haar", "trained_cascade": "haar_trained"},
                   "haar_lit": {"kind": "haar", "trained_cascade": "haar_lit"},
                   "haar": {"kind": "haar"}, "cnn": {"kind": "cnn"}, "cnn_lit": {"kind": "cnn"}}}}
@@ -238,9 +256,12 @@ def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
         for arm, haar, cnn in (("photo", "haar_trained", "cnn"), ("photo_lit", "haar_lit",
                                                                    "cnn_lit")):
             cell = row.cells[arm]
-            assert (as_dict(cell.cnn), as_dict(cell.haar)) == (shares[cnn], shares[haar])
             test = tests[cnn, haar, reference]           # cnn sorts before haar
-            assert as_dict(cell.cnn_minus_haar) == test
+            # the same estimates; intervals at the corrected level (4 cells), so wider
+            for judged_share, plain in ((cell.cnn, shares[cnn]), (cell.haar, shares[haar]),
+                                        (cell.cnn_minus_haar, test)):
+                assert judged_share.estimate == pytest.approx(plain["estimate"])
+                assert judged_share.low <= plain["low"] and judged_share.high >= plain["high"]
         gains = {k: as_dict(v) for k, v in row.gains["photo_lit"].items()}
         assert set(row.gains) == {"photo_lit"}
         assert gains["cnn"] == tests["cnn", "cnn_lit", reference] | {
@@ -350,12 +371,78 @@ def test_a_share_over_a_near_zero_baseline_is_not_judged():
                                                 + [Box(70, 70, 20, 20, 0.9)] for t in boxes]),
                         0.5, [2])}
             for d, by_variant in found.items() for v, boxes in by_variant.items()]
-    statistics = analyse(runs, SETTINGS)
-    haar_ap = next(r["average_precision"]["estimate"] for r in statistics["runs"]
+    statistics = analyse(runs, judged())
+    haar_ap = next(r["average_precision"] for r in statistics["runs"]
                    if r["detector"] == "haar_trained" and r["variant"] == "original")
-    assert haar_ap < MIN_BASELINE_AP
+    assert haar_ap["low"] < 0.2  # the floor (config default)
     (row,) = verdict_rows(REPORT_SETTINGS, statistics)
     cell = row.cells["photo"]
-    assert cell.verdict == "not judged"
-    assert cell.why == f"baseline AP haar_trained {haar_ap:.2f} < {MIN_BASELINE_AP:g}"
+    assert cell.verdict == "not judged" and cell.questions == {}
+    assert cell.why == ("baseline AP interval reaches below the floor 0.2: haar_trained "
+                        f"{haar_ap['low']:.2f}")
+    assert statistics["verdict"]["cells_tested"] == 0  # a cell not judged is not counted
     assert verdict_rows(REPORT_SETTINGS, variant_statistics())[0].cells["photo"].why == ""
+
+
+def cell(cnn, haar, difference, margin=0.2):
+    """The verdict of intervals given as (low, high) pairs."""
+    return verdict_of(*(Interval(sum(i) / 2, *i) for i in (cnn, haar, difference)), margin)[0]
+
+
+@pytest.mark.parametrize("cnn, haar, difference, expected", [
+    ((0.85, 0.95), (0.3, 0.6), (0.3, 0.6), "supported"),           # all three yes
+    ((0.80, 0.95), (0.3, 0.6), (0.3, 0.6), "supported"),           # holds: at least 1 - margin
+    ((0.60, 0.75), (0.2, 0.4), (0.1, 0.4), "partly supported"),    # CNN better but also breaks
+    ((0.70, 0.90), (0.2, 0.4), (0.1, 0.4), "partly supported"),    # CNN holding up not shown
+    ((0.85, 0.95), (0.82, 0.99), (-0.1, 0.1), "contradicted"),     # Haar holds up
+    ((0.40, 0.60), (0.6, 0.75), (-0.3, -0.1), "contradicted"),     # Haar keeps more
+    ((0.40, 0.60), (0.4, 0.6), (-0.1, 0.1), "contradicted"),       # CNN breaks, no better
+    ((0.85, 0.95), (0.5, 0.9), (0.0, 0.3), "not resolved"),        # Haar breaking not shown
+    ((0.85, 0.95), (0.3, 0.6), (-0.05, 0.5), "not resolved"),      # CNN better not shown
+])
+def test_the_three_questions_give_the_verdict(cnn, haar, difference, expected):
+    assert cell(cnn, haar, difference) == expected
+
+
+def test_an_undefined_interval_answers_nothing():
+    verdict, questions = verdict_of(Interval(None, None, None), Interval(0.4, 0.3, 0.5),
+                                    Interval(None, None, None), 0.2)
+    assert verdict == "not resolved"
+    assert questions == {"haar_breaks": "yes", "cnn_holds": "open", "cnn_better": "open"}
+
+
+def test_each_cell_is_judged_at_alpha_over_the_cells_tested():
+    """Two arms on the same condition: two cells, each at 0.05 / 2, so its intervals are the
+    97.5% percentile intervals of the same resamples (wider than the 95% ones)."""
+    arms = {"photo": ARMS["photo"], "again": ARMS["photo"]}
+    statistics = analyse(variant_statistics_runs(), judged(arms))
+    rule = statistics["verdict"]
+    assert (rule["cells_tested"], rule["correction"]) == (2, "bonferroni")
+    assert rule["level"] == pytest.approx(0.025)
+    assert rule["tail_resamples"] == pytest.approx(200 * 0.025 / 2)
+    single = analyse(variant_statistics_runs(), judged())["verdict"]["cells"][0]
+    for judged_cell in rule["cells"]:
+        for kind in ("cnn", "haar", "cnn_minus_haar"):
+            wide, narrow = judged_cell[kind], single[kind]
+            assert wide["estimate"] == narrow["estimate"]
+            assert wide["low"] <= narrow["low"] and wide["high"] >= narrow["high"]
+        assert judged_cell["haar"]["high"] > single["haar"]["high"] or (
+            judged_cell["haar"]["low"] < single["haar"]["low"])
+
+
+def test_a_cross_set_share_of_two_protocols_leaves_the_verdict():
+    """Cartoon frames scored by IoU against photos scored by landmarks: their APs measure
+    different things, so the share is not formed and its cell is not judged at all."""
+    landmarks = {"kind": "landmarks", "iou_threshold": 0.5, "size_factor": 2.0,
+                 "faces_judged_by_landmarks": 40}
+    runs = [dict(r, criterion=landmarks) if r["dataset"] == "photo" else r for r in arms_runs()]
+    statistics = analyse(runs, judged(AUGMENTED_ARMS, cross_set_shares={"toon": "photo"}))
+    assert statistics["cross_sets"]["runs"] == statistics["cross_sets"]["comparisons"] == []
+    [excluded] = statistics["cross_sets"]["excluded"]
+    assert (excluded["dataset"], excluded["reference_dataset"]) == ("toon", "photo")
+    assert "IoU >= 0.5 vs landmark criterion (size within 2x)" in excluded["why"]
+    assert {c["dataset"] for c in statistics["verdict"]["cells"]} == {"photo"}
+    assert statistics["verdict"]["cells_tested"] == 2  # two arms on the photo shadow row
+    view = verdict_view(AUGMENTED["config"], Statistics.parse(statistics), [], {})
+    assert any(note.startswith("toon against photo original: left out of the verdict")
+               for note in view["notes"])

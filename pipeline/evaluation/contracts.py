@@ -121,13 +121,17 @@ def _parse_record(cls: type, data: dict[str, Any], test: type) -> Any:
 class StatisticsPart:
     runs: list[RunStatistics] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    # conditions left out, each {dataset, reference_dataset, why} (cross-set shares whose two
+    # APs were scored under different protocols)
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> StatisticsPart:
         data = data or {}
         return cls([_parse_record(RunStatistics, r, Interval) for r in data.get("runs", [])],
                    [_parse_record(Comparison, c, PairedTest)
-                    for c in data.get("comparisons", [])])
+                    for c in data.get("comparisons", [])],
+                   list(data.get("excluded", [])))
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,55 @@ class Resampling:
     unit: str
     n_units: int
     n_images: int
+
+
+@dataclass(frozen=True)
+class JudgedCell:
+    """The claim's verdict for one arm under one condition (:mod:`verdict_rule`): both shares
+    kept and CNN minus Haar, at the corrected level; the three questions' answers."""
+
+    arm: str
+    dataset: str
+    variant: str
+    group: str | None
+    reference_dataset: str | None
+    cnn: Interval
+    haar: Interval
+    cnn_minus_haar: Interval
+    questions: dict[str, str]
+    verdict: str
+    why: str
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> JudgedCell:
+        values = {f.name: data[f.name] for f in fields(cls)}
+        for name in ("cnn", "haar", "cnn_minus_haar"):
+            values[name] = Interval.parse(data[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict rule's outcome: ``cells_tested`` judged cells, each at ``level`` =
+    ``alpha`` / ``cells_tested`` (``correction``), with its ``margin`` and ``floor``;
+    ``tail_resamples``: bootstrap resamples beyond each interval end at that level."""
+
+    cells_tested: int
+    alpha: float
+    correction: str
+    level: float
+    margin: float
+    floor: float
+    tail_resamples: float
+    cells: list[JudgedCell]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None) -> Verdict | None:
+        if data is None:
+            return None
+        values = {f.name: data[f.name] for f in fields(cls)}
+        values["cells"] = [JudgedCell.parse(c) for c in data["cells"]]
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -151,6 +204,7 @@ class Statistics:
     main: StatisticsPart
     groups: StatisticsPart
     cross_sets: StatisticsPart
+    verdict: Verdict | None = None  # present when the configuration names matched arms
 
     @property
     def runs(self) -> list[RunStatistics]:
@@ -179,7 +233,8 @@ class Statistics:
                    resampling={k: Resampling(**v) for k, v in data.get("resampling", {}).items()},
                    main=StatisticsPart.parse(data),
                    groups=StatisticsPart.parse(data.get("groups")),
-                   cross_sets=StatisticsPart.parse(data.get("cross_sets")))
+                   cross_sets=StatisticsPart.parse(data.get("cross_sets")),
+                   verdict=Verdict.parse(data.get("verdict")))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Generated sentences on every pairwise comparison of matched detectors, and the claim check
-per variant and image group, from the statistics contract."""
+"""Generated sentences on every pairwise comparison of matched detectors, with the CNN-vs-Haar
+share-kept comparison per variant and image group, from the statistics contract."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.detection.detectors import role
 from pipeline.evaluation.contracts import Comparison, PairedTest, Statistics
 from pipeline.report.numbers import ci, fmt, p_value
-from pipeline.report.verdicts import claim_verdict, reference_detectors
+from pipeline.report.verdicts import difference_verdict, reference_detectors
 
 
 def paired_sentence(test: PairedTest, a: str, b: str, what: str, statistics: Statistics) -> str:
@@ -23,22 +23,22 @@ def paired_sentence(test: PairedTest, a: str, b: str, what: str, statistics: Sta
     return f"no significant difference in {what} ({numbers}; not significant at {level}%)"
 
 
-def claim_check(comparison: Comparison, cnn: str, statistics: Statistics,
-                baseline: str = f"{BASELINE_VARIANT} images") -> str:
-    """Whether the CNN kept more of its AP than the Haar cascade on this variant (or group),
-    relative to its AP on the ``baseline``."""
+def share_comparison(comparison: Comparison, cnn: str, statistics: Statistics,
+                     baseline: str = f"{BASELINE_VARIANT} images") -> str:
+    """Which of the CNN and the Haar cascade kept more of its AP (relative to its AP on the
+    ``baseline``), at the uncorrected level; the verdict table asks this with the claim's two
+    other questions, corrected for the number of cells."""
     test = comparison.relative_ap
-    verdict, cnn_minus_haar = claim_verdict(test, comparison.a == cnn)
-    if verdict == "undefined":
-        return ("Claim check (the CNN holds up better than Haar): undefined here, since a "
-                f"detector's AP on the {baseline} is 0.")
-    outcome = {"not resolved": "not resolved by these data: the difference is not significant",
-               "supported": "supported: the CNN keeps significantly more of its AP",
-               "contradicted": "contradicted: the Haar cascade keeps significantly more of "
-                               "its AP"}[verdict]
-    return (f"Claim check (the CNN holds up better than Haar): {outcome} "
-            f"(CNN minus Haar share kept {fmt(cnn_minus_haar)}, "
-            f"{p_value(test.p_value, statistics.samples)}, {statistics.level}% level).")
+    outcome, cnn_minus_haar = difference_verdict(test, comparison.a == cnn)
+    if outcome == "undefined":
+        return (f"Share kept, CNN vs Haar: undefined here, since a detector's AP on the "
+                f"{baseline} is 0.")
+    words = {"not resolved": "no significant difference",
+             "CNN higher": "the CNN keeps significantly more of its AP",
+             "Haar higher": "the Haar cascade keeps significantly more of its AP"}[outcome]
+    return (f"Share kept, CNN vs Haar: {words} (CNN minus Haar {fmt(cnn_minus_haar)}, "
+            f"{p_value(test.p_value, statistics.samples)}, {statistics.level}% level, "
+            "uncorrected; the verdict table corrects for the number of cells).")
 
 
 def cnn_of_pair(config: dict[str, Any], a: str, b: str) -> str | None:
@@ -82,7 +82,7 @@ def findings(config: dict[str, Any], main_variants: list[str], statistics: Stati
                      f"{ci(b.relative_ap, percent=True)}.")
             cnn = cnn_of_pair(config, c.a, c.b)
             if cnn is not None:
-                text += " " + claim_check(c, cnn, statistics)
+                text += " " + share_comparison(c, cnn, statistics)
         sentences.append(text)
     sentences.append(
         f"Intervals are {round(100 * statistics.confidence)}% percentile bootstrap intervals "

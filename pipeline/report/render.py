@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.contracts import Statistics, read_statistics, read_summary
+from pipeline.evaluation.verdict_rule import MIN_TAIL_RESAMPLES
 from pipeline.io import atomic_open, read_json
 from pipeline.report import sections
 from pipeline.report.findings import findings, folded_findings
@@ -89,12 +90,12 @@ def seeds(config: Any, path: str = "") -> dict[str, Any]:
     return found
 
 
-def verdict_view(config: dict[str, Any], main_variants: list[str], statistics: Statistics,
+def verdict_view(config: dict[str, Any], statistics: Statistics,
                  summary_runs: list[dict[str, Any]], training_faces: dict[str, int]
                  ) -> dict[str, Any]:
     """The verdict table and its notes as text for the template."""
     arms = config["report"].get("arms", {})
-    rows = verdict_rows(config, main_variants, statistics) if arms else []
+    rows = verdict_rows(config, statistics) if arms else []
     samples = statistics.samples
     references = list(dict.fromkeys(d for row in rows for d in row.reference))
     table = sections.Table(["test set", "condition"] + [f"arm {name}" for name in arms]
@@ -106,11 +107,9 @@ def verdict_view(config: dict[str, Any], main_variants: list[str], statistics: S
             if cell is None:
                 texts.append("")
                 continue
-            test = cell.cnn_minus_haar
-            p = "" if test is None else f", {p_value(test.p_value, samples)}"
             why = f" ({cell.why})" if cell.why else ""
             texts.append(f"CNN {ci(cell.cnn, percent=True)}; Haar {ci(cell.haar, percent=True)};"
-                         f" CNN - Haar {ci(test)}{p}: {cell.verdict}{why}")
+                         f" CNN - Haar {ci(cell.cnn_minus_haar)}: {cell.verdict}{why}")
         texts += [ci(row.reference[d], percent=True) if d in row.reference else ""
                   for d in references]
         table.rows.append([row.condition.dataset, row.condition.label] + texts)
@@ -137,10 +136,13 @@ def verdict_view(config: dict[str, Any], main_variants: list[str], statistics: S
              else f", {p_value(d.cnn_minus_haar.p_value, samples)}")
         domains.rows.append([d.arm, f"{d.dataset} ({BASELINE_VARIANT})", ci(d.cnn), ci(d.haar),
                              ci(d.cnn_minus_haar) + p, d.verdict])
-    return {"answer": one_line_answer(arms, rows, training_faces), "table": table,
+    return {"answer": one_line_answer(arms, rows, training_faces, statistics), "table": table,
+            "rule": statistics.verdict,
             "rows": rows, "summary": summary, "domains": domains,
             "notes": [f"arm {name}: {arm['note']}" for name, arm in arms.items()
-                      if arm.get("note")],
+                      if arm.get("note")]
+            + [f"{e['dataset']} against {e['reference_dataset']} {BASELINE_VARIANT}: left out of "
+               f"the verdict, since {e['why']}" for e in statistics.cross_sets.excluded],
             "gains": gain_blocks(arms, rows, samples)}
 
 
@@ -225,8 +227,8 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
     blocks, rest = folded_findings(findings(config, main_variants, statistics),
                                    sorted({r["dataset"] for r in summary.runs}))
     context = {
-        "verdict": verdict_view(config, main_variants, statistics, summary.runs,
-                                training_faces),
+        "verdict": verdict_view(config, statistics, summary.runs, training_faces),
+        "min_tail_resamples": MIN_TAIL_RESAMPLES,
         "level": statistics.level,
         "baseline": BASELINE_VARIANT,
         "iou_threshold": config["evaluation"]["iou_threshold"],

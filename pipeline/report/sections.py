@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.contracts import Statistics
-from pipeline.report.findings import claim_check, cnn_of_pair
+from pipeline.report.findings import cnn_of_pair, share_comparison
 from pipeline.report.numbers import ci, fmt
 from pipeline.report.verdicts import reference_detectors
 
@@ -105,7 +105,7 @@ def protocol(runs: list[dict[str, Any]]) -> list[str]:
 def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
     """Per grouped test set (e.g. Yale B light-angle bins): each detector's AP and share of
     the baseline group's AP kept per group; what each has already lost in the baseline group;
-    the claim check (CNN vs Haar share kept) per group."""
+    the CNN-vs-Haar share-kept comparison per group."""
     runs = statistics.groups.runs
     references = reference_detectors(config)
     blocks = []
@@ -137,7 +137,7 @@ def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
                     or test.a in references or test.b in references):
                 continue
             items.append(f"{test.group}, {test.a} vs {test.b}: "
-                         + claim_check(test, cnn, statistics, f"{baseline} group"))
+                         + share_comparison(test, cnn, statistics, f"{baseline} group"))
         resampled = (f"{unit.unit} units ({unit.n_units} units, {unit.n_images} images)"
                      if unit else "image units")
         blocks.append(Block(dataset, f"Baseline group: {baseline}; share kept = AP in a group "

@@ -1,8 +1,10 @@
-"""The claim's verdicts as pure functions of the statistics contract (no HTML).
+"""The verdict table and its companions as pure functions of the statistics contract (no HTML).
 
 Per matched arm (a trained cascade and a CNN learned from the same images) and condition (each
-main variant but the baseline, each image group but the baseline group, each cross-set share):
-does the CNN keep more of its AP than the cascade? The report renders what these return.
+main variant but the baseline, each image group but the baseline group, each cross-set share),
+the verdict is the statistics stage's (:mod:`pipeline.evaluation.verdict_rule`: does Haar
+break, does the CNN hold up, is the CNN better); here it is arranged in rows, with the bundled
+cascade's share kept, each augmented arm's gains, and each arm's own-domain control.
 """
 
 from __future__ import annotations
@@ -19,11 +21,7 @@ from pipeline.evaluation.contracts import Interval, PairedTest, Statistics, Stat
 # Below this many training faces a verdict demonstrates the pipeline; it is not evidence.
 EVIDENCE_FACES = 1000
 
-# A share kept divides by the baseline AP; below this the share is left to noise, so the
-# cell is not judged (the matched cascade's AP on near-frontal Yale B faces is about 0.05).
-MIN_BASELINE_AP = 0.2
-
-VERDICTS = ("supported", "contradicted", "not resolved", "not judged", "undefined")
+VERDICTS = ("supported", "partly supported", "contradicted", "not resolved", "not judged")
 
 
 @dataclass(frozen=True)
@@ -47,14 +45,16 @@ class Condition:
 
 @dataclass(frozen=True)
 class VerdictCell:
-    """One arm under one condition: both share-kept intervals, CNN minus Haar, the verdict,
-    and why a cell is not judged (empty otherwise)."""
+    """One arm under one condition: both share-kept intervals and CNN minus Haar at the
+    corrected level, the three questions' answers, the verdict, and why a cell is not judged
+    (empty otherwise)."""
 
     cnn: Interval | None
     haar: Interval | None
-    cnn_minus_haar: PairedTest | None
+    cnn_minus_haar: Interval | None
     verdict: str
     why: str = ""
+    questions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,15 @@ class DomainRow:
     verdict: str
 
 
-def claim_verdict(test: PairedTest | None, cnn_is_a: bool) -> tuple[str, float | None]:
-    """The claim's verdict from a paired test of share kept (a minus b), and CNN minus Haar."""
+def difference_verdict(test: PairedTest | None, cnn_is_a: bool) -> tuple[str, float | None]:
+    """Which detector is higher by a paired test of ``a - b`` (``CNN higher``, ``Haar higher``
+    or ``not resolved``; ``undefined`` without an estimate), and CNN minus Haar."""
     if test is None or test.estimate is None or not math.isfinite(test.estimate):
         return "undefined", None
     cnn_minus_haar = test.estimate if cnn_is_a else -test.estimate
     if not test.significant:
         return "not resolved", cnn_minus_haar
-    return ("supported" if cnn_minus_haar > 0 else "contradicted"), cnn_minus_haar
+    return ("CNN higher" if cnn_minus_haar > 0 else "Haar higher"), cnn_minus_haar
 
 
 def reference_detectors(config: dict[str, Any]) -> set[str]:
@@ -139,55 +140,30 @@ def difference(tests: dict[tuple[str, str, Condition], PairedTest], x: str, y: s
     return test.negated()
 
 
-def baseline_ap(statistics: Statistics, detector: str, condition: Condition) -> float | None:
-    """The AP in the denominator of a detector's share kept under ``condition``: the baseline
-    group's, else the baseline variant's of the other set (cross-set) or of its own set."""
-    if condition.group is not None:
-        runs = [r for r in statistics.groups.runs if r.group == r.baseline_group
-                and (r.detector, r.dataset, r.variant)
-                == (detector, condition.dataset, condition.variant)]
-    else:
-        dataset = condition.reference_dataset or condition.dataset
-        runs = [r for r in statistics.runs if r.variant == BASELINE_VARIANT
-                and (r.detector, r.dataset) == (detector, dataset)]
-    ap = runs[0].average_precision if runs else None
-    return None if ap is None else ap.estimate
-
-
-def verdict_rows(config: dict[str, Any], main_variants: list[str], statistics: Statistics
-                 ) -> list[VerdictRow]:
-    """One row per condition with at least one judged arm (see :class:`VerdictRow`)."""
+def verdict_rows(config: dict[str, Any], statistics: Statistics) -> list[VerdictRow]:
+    """One row per condition with a judged arm, in the statistics' order (see
+    :class:`VerdictRow`); none without matched arms."""
+    if statistics.verdict is None:
+        return []
     arms = config["report"]["arms"]
-    shares, tests, conditions = shares_and_tests(statistics)
-    rows = []
-    for condition in conditions:
-        if (condition.group is None and condition.reference_dataset is None
-                and condition.variant not in main_variants):
-            continue
-        cells: dict[str, VerdictCell] = {}
-        gains: dict[str, dict[str, PairedTest | None]] = {}
-        for name, arm in arms.items():
-            haar, cnn = arm["haar"], arm["cnn"]
-            if (cnn, condition) not in shares or (haar, condition) not in shares:
-                continue
-            test = difference(tests, cnn, haar, condition)
-            verdict, _ = claim_verdict(test, True)
-            weak = {d: ap for d in (cnn, haar)
-                    if (ap := baseline_ap(statistics, d, condition)) is not None
-                    and ap < MIN_BASELINE_AP}
-            why = ("baseline AP " + ", ".join(f"{d} {ap:.2f}" for d, ap in weak.items())
-                   + f" < {MIN_BASELINE_AP:g}") if weak else ""
-            cells[name] = VerdictCell(shares[cnn, condition], shares[haar, condition], test,
-                                      "not judged" if weak else verdict, why)
-            base = arms.get(arm.get("augments"))
-            if base is not None:
-                gains[name] = {kind: difference(tests, arm[kind], base[kind], condition)
-                               for kind in ("cnn", "haar")}
-        if cells:
+    shares, tests, _ = shares_and_tests(statistics)
+    rows: dict[Condition, VerdictRow] = {}
+    for judged in statistics.verdict.cells:
+        condition = Condition(judged.dataset, judged.variant, judged.group,
+                              judged.reference_dataset)
+        if condition not in rows:
             reference = {d: shares[d, condition] for d in bundled_cascades(config)
                          if (d, condition) in shares}
-            rows.append(VerdictRow(condition, cells, gains, reference))
-    return rows
+            rows[condition] = VerdictRow(condition, {}, {}, reference)
+        row = rows[condition]
+        row.cells[judged.arm] = VerdictCell(judged.cnn, judged.haar, judged.cnn_minus_haar,
+                                            judged.verdict, judged.why, judged.questions)
+        arm = arms.get(judged.arm, {})
+        base = arms.get(arm.get("augments"))
+        if base is not None:
+            row.gains[judged.arm] = {kind: difference(tests, arm[kind], base[kind], condition)
+                                     for kind in ("cnn", "haar")}
+    return list(rows.values())
 
 
 def domain_rows(config: dict[str, Any], statistics: Statistics) -> list[DomainRow]:
@@ -203,7 +179,7 @@ def domain_rows(config: dict[str, Any], statistics: Statistics) -> list[DomainRo
             continue
         cnn, haar = arm["cnn"], arm["haar"]
         test = difference(tests, cnn, haar, Condition(domain, BASELINE_VARIANT))
-        verdict, _ = claim_verdict(test, True)
+        verdict, _ = difference_verdict(test, True)
 
         def ap(detector: str, dataset: str = domain) -> Interval | None:
             run = runs.get((detector, dataset, BASELINE_VARIANT))
@@ -231,14 +207,18 @@ def small_arms(training_faces: dict[str, int]) -> list[str]:
 
 
 def one_line_answer(arms: dict[str, Any], rows: list[VerdictRow],
-                    training_faces: dict[str, int]) -> str:
-    """The answer in one sentence: per arm, its verdict counts, and the scale caveat."""
-    if not rows:
+                    training_faces: dict[str, int], statistics: Statistics) -> str:
+    """The answer in one sentence: per arm, its verdict counts; how many cells were tested at
+    which level; and the scale caveat."""
+    if not rows or statistics.verdict is None:
         return ("No verdict: the configuration names no matched arm with a condition to "
                 "judge.")
     tallies = arm_tallies(arms, rows)
+    rule = statistics.verdict
     text = "; ".join(f"arm {name}: {counts}" for name, counts in tallies.items())
-    text = f"Does the CNN hold up where Viola-Jones breaks? Over {len(rows)} conditions: {text}."
+    text = (f"Does Viola-Jones break where the CNN holds up? Over {len(rows)} conditions: "
+            f"{text} ({rule.cells_tested} cells tested, each at level {rule.level:.2g}, "
+            f"{rule.correction}).")
     small = [name for name in small_arms(training_faces) if name in tallies]
     if small:
         text += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} faces: "

@@ -1,0 +1,178 @@
+"""Conditions beyond the variants: image groups of a test set (Yale B light-angle bins) and
+cross-set shares (a test set as a condition of another), with intervals and paired tests.
+
+A test set may be a condition of another (``cross_set_shares``: real cartoon frames against
+the photo test set): its share kept divides its AP by the other set's baseline-variant AP. The
+two sets hold different images, so they are resampled independently (the other set with its
+own stream), and the detectors stay paired within each set; the share is formed only when both
+sets are scored under the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.variants import BASELINE_VARIANT
+from pipeline.evaluation.bootstrap import (
+    bootstrap_run,
+    detector_pairs,
+    image_units,
+    interval,
+    paired_test,
+    unit_resample_counts,
+)
+from pipeline.evaluation.metrics import (
+    group_order,
+    matches_from_metrics,
+    relative_ap,
+)
+from pipeline.evaluation.verdict_rule import ShareSamples
+
+LOG = logging.getLogger(__name__)
+
+# The reference sets of cross-set shares are resampled from [seed, CROSS_SET_STREAM, crc32].
+CROSS_SET_STREAM = 7919
+
+
+def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                       baseline_ap: dict[tuple[str, str, str], np.ndarray],
+                       settings: dict[str, Any],
+                       samples: dict[tuple[str, tuple[Any, ...]], ShareSamples] | None = None
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """Share kept of each test set named in ``settings["cross_set_shares"]`` (set: reference
+    set): AP on the set's baseline variant over AP on the reference set's, per detector run on
+    both, with intervals, and paired detector tests of it. ``baseline_ap`` holds each
+    baseline-variant run's bootstrap AP on its own set's resamples; the reference set is
+    resampled again from the stream ``[seed, CROSS_SET_STREAM, crc32("<set>/<reference>")]``,
+    independent
+    of the set's own resamples and the same whichever other pairs are configured."""
+    confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    runs, tests, excluded = [], [], []
+    for dataset, reference in sorted(settings["cross_set_shares"].items()):
+        detectors = sorted(d for d, s, v in baseline_ap if s == dataset
+                           and (d, reference, BASELINE_VARIANT) in by_key)
+        if not detectors:
+            LOG.warning("cross-set share %s over %s: no detector ran on both baseline variants; "
+                        "skipped", dataset, reference)
+            continue
+        protocols = {protocol(by_key[d, s, BASELINE_VARIANT]) for d in detectors
+                     for s in (dataset, reference)}
+        if len(protocols) > 1:
+            why = ("the two sets are scored under different protocols: "
+                   + " vs ".join(sorted(protocols)) + "; a share kept divides two APs scored "
+                   "alike")
+            LOG.warning("cross-set share %s over %s left out: %s", dataset, reference, why)
+            excluded.append({"dataset": dataset, "reference_dataset": reference, "why": why})
+            continue
+        units = image_units(by_key[detectors[0], reference, BASELINE_VARIANT])
+        stream = [settings["seed"], CROSS_SET_STREAM, zlib.crc32(f"{dataset}/{reference}".encode())]
+        counts = unit_resample_counts(units, settings["bootstrap_samples"],
+                                      np.random.SeedSequence(stream))
+        share, estimate = {}, {}
+        for detector in detectors:
+            here, there = by_key[detector, dataset, BASELINE_VARIANT], by_key[
+                detector, reference, BASELINE_VARIANT]
+            reference_boot = bootstrap_run(matches_from_metrics(there), counts, [fp])
+            share[detector] = relative_ap(baseline_ap[detector, dataset, BASELINE_VARIANT],
+                                          reference_boot.average_precision)
+            estimate[detector] = relative_ap(here["average_precision"],
+                                             there["average_precision"])
+            if samples is not None:
+                samples[detector, (dataset, BASELINE_VARIANT, None, reference)] = ShareSamples(
+                    share[detector], estimate[detector], reference_boot.average_precision,
+                    there["average_precision"])
+            runs.append({"detector": detector, "dataset": dataset, "variant": BASELINE_VARIANT,
+                         "reference_dataset": reference,
+                         "relative_ap": interval(share[detector], estimate[detector],
+                                                 confidence)})
+        for a, b in combinations(detectors, 2):
+            tests.append({"dataset": dataset, "variant": BASELINE_VARIANT,
+                          "reference_dataset": reference, "a": a, "b": b,
+                          "relative_ap": paired_test(share[a], share[b],
+                                                     estimate[a] - estimate[b], confidence)})
+    return {"runs": runs, "comparisons": tests, "excluded": excluded}
+
+
+def protocol(metrics: dict[str, Any]) -> str:
+    """How a run's detections were scored, in words: the matching criterion that judged its
+    faces (landmarks only where some faces had them) and the smallest face scored."""
+    criterion = metrics.get("criterion", {})
+    if criterion.get("kind") == "landmarks" and criterion.get("faces_judged_by_landmarks"):
+        words = f"landmark criterion (size within {criterion['size_factor']:g}x)"
+    else:
+        words = f"IoU >= {criterion.get('iou_threshold', 'n/a')}"
+    if metrics.get("min_face_size"):
+        words += f", faces from {metrics['min_face_size']:g} px"
+    return words
+
+
+def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                   keys: list[tuple[str, str, str]], counts: np.ndarray,
+                   settings: dict[str, Any],
+                   samples: dict[tuple[str, tuple[Any, ...]], ShareSamples] | None = None
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per image group (e.g. Yale B light-angle bins) of one dataset: each run's AP and
+    detection rate with intervals, its share kept of the baseline group's AP (the first group
+    in order: the near-frontal bin), and paired detector tests of both; ([], []) when the
+    images carry no group. The resamples are the dataset's own (``counts``)."""
+    labels = [m.get("group") for m in by_key[keys[0]]["per_image"]]
+    if any(label is None for label in labels):
+        return [], []
+    confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    order = sorted(set(labels), key=group_order)
+    baseline = order[0]
+    members = {g: np.flatnonzero([label == g for label in labels]) for g in order}
+    boot, estimate = {}, {}
+    for key in keys:
+        matches = matches_from_metrics(by_key[key])
+        for g in order:
+            boot[key, g] = bootstrap_run([matches[i] for i in members[g]],
+                                         counts[:, members[g]], [fp])
+            estimate[key, g] = by_key[key]["groups"][g]
+    # Share of the baseline group's AP kept: per resample, and its point estimate.
+    share = {(key, g): relative_ap(boot[key, g].average_precision,
+                                   boot[key, baseline].average_precision)
+             for key in keys for g in order[1:]}
+    share_estimate = {(key, g): relative_ap(estimate[key, g]["average_precision"],
+                                            estimate[key, baseline]["average_precision"])
+                      for key in keys for g in order[1:]}
+    runs = []
+    for key in keys:
+        for g in order:
+            values, point = boot[key, g], estimate[key, g]
+            entry = {"detector": key[0], "dataset": key[1], "variant": key[2], "group": g,
+                     "baseline_group": baseline, "n_images": len(members[g]),
+                     "average_precision": interval(values.average_precision,
+                                                   point["average_precision"], confidence),
+                     "detection_rate": interval(values.detection_rate[fp],
+                                                point["detection_rate_at_fp"][str(fp)],
+                                                confidence)}
+            if g != baseline:
+                entry["relative_ap"] = interval(share[key, g], share_estimate[key, g],
+                                                confidence)
+                if samples is not None:
+                    samples[key[0], (key[1], key[2], g, None)] = ShareSamples(
+                        share[key, g], share_estimate[key, g],
+                        boot[key, baseline].average_precision,
+                        estimate[key, baseline]["average_precision"])
+            runs.append(entry)
+    tests = []
+    for ka, kb in detector_pairs(keys, by_key):
+        for g in order:
+            a_ap, b_ap = estimate[ka, g]["average_precision"], estimate[kb, g]["average_precision"]
+            test = {"dataset": ka[1], "variant": ka[2], "group": g, "baseline_group": baseline,
+                    "a": ka[0], "b": kb[0],
+                    "average_precision": paired_test(boot[ka, g].average_precision,
+                                                     boot[kb, g].average_precision,
+                                                     a_ap - b_ap, confidence)}
+            if g != baseline:
+                test["relative_ap"] = paired_test(
+                    share[ka, g], share[kb, g],
+                    share_estimate[ka, g] - share_estimate[kb, g], confidence)
+            tests.append(test)
+    return runs, tests
