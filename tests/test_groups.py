@@ -4,13 +4,17 @@ from statistics.json, and say what they resampled."""
 from __future__ import annotations
 
 import matplotlib.image
+import numpy as np
+import pytest
 
+from pipeline.boxes import ImageRecord, Manifest
 from pipeline.evaluation.contracts import Statistics
+from pipeline.evaluation.metrics import evaluate, matches_from_metrics
 from pipeline.evaluation.statistics import analyse
 from pipeline.report.figures import plot_light_angle
 from pipeline.report.numbers import ci as _ci
 from pipeline.report.sections import group_blocks
-from tests.test_statistics import SETTINGS, grouped_runs
+from tests.test_statistics import SETTINGS, grouped_case, grouped_runs
 
 
 def grouped_statistics():
@@ -53,3 +57,87 @@ def test_light_angle_figure_is_drawn_with_and_without_groups(tmp_path):
     for name in ("groups.png", "none.png"):
         image = matplotlib.image.imread(tmp_path / name)
         assert image.shape[0] > 100 and image.std() > 0
+
+
+def test_side_and_top_light_are_grouped_apart():
+    from pipeline.data.real_datasets import light_group
+    from pipeline.evaluation.metrics import group_order
+
+    edges = [0, 20, 45, 70, 90, 135]
+    assert light_group(10, 5, edges, "axis") == "0-20 deg"  # the baseline bin has no axis
+    assert light_group(50, 10, edges, "axis") == "azimuth 45-70 deg"
+    assert light_group(-10, 50, edges, "axis") == "elevation 45-70 deg"
+    assert light_group(20, 0, edges, "axis") == "azimuth 20-45 deg"  # 20.0, not 19.999
+    assert light_group(50, 10, edges, "angle") == "45-70 deg"
+    labels = ["elevation 20-45 deg", "azimuth 45-70 deg", "0-20 deg", "azimuth 20-45 deg",
+              "elevation 90-135 deg", "azimuth >135 deg"]
+    assert sorted(labels, key=group_order) == [
+        "0-20 deg", "azimuth 20-45 deg", "azimuth 45-70 deg", "azimuth >135 deg",
+        "elevation 20-45 deg", "elevation 90-135 deg"]
+
+
+def permutation_case():
+    """Two detectors on 4 subjects x 3 light groups: matches and the subject of each image."""
+    rng = np.random.default_rng(5)
+    truth, detections = grouped_case(rng, n_subjects=4)
+    worse = Manifest("detections", ".", [
+        ImageRecord(r.file, r.width, r.height, [b for b in r.boxes if rng.random() < 0.5])
+        for r in detections.images])
+    return truth, detections, worse
+
+
+def share_by_evaluation(truth, found, group):
+    """Share kept, group / baseline group, by evaluating the explicit image sets."""
+    def ap(label):
+        keep = [r.attributes["group"] == label for r in truth.images]
+        subset = [Manifest(m.kind, ".", [r for r, k in zip(m.images, keep, strict=True) if k])
+                  for m in (truth, found)]
+        return evaluate(*subset, 0.5, [2])["average_precision"]
+    return ap(group) / ap("0-20 deg")
+
+
+def test_permutation_test_equals_swapping_subjects_by_hand():
+    """Every one of the 2**4 patterns swaps whole subjects between the detectors; the p-value
+    is the share of patterns at least as extreme, computed here by evaluating each swapped
+    pair of detection sets explicitly."""
+    from pipeline.evaluation.conditions import permutation_share_test
+
+    truth, a, b = permutation_case()
+    metrics = [evaluate(truth, found, 0.5, [2], resample_unit="subject") for found in (a, b)]
+    units = [m["unit"] for m in metrics[0]["per_image"]]
+    labels = [r.attributes["group"] for r in truth.images]
+    members = {g: np.flatnonzero([label == g for label in labels]) for g in set(labels)}
+    observed = share_by_evaluation(truth, a, "45-70 deg") - share_by_evaluation(
+        truth, b, "45-70 deg")
+    result = permutation_share_test(*(matches_from_metrics(m) for m in metrics), units,
+                                    members["45-70 deg"], members["0-20 deg"], observed, 0)
+    assert (result["permutations"], result["exact"], result["units"]) == (16, True, 4)
+    subjects = sorted(set(units))
+    extreme = 0
+    for pattern in range(16):
+        flipped = {s for k, s in enumerate(subjects) if pattern >> k & 1}
+        sides = [Manifest("detections", ".", [
+            (y if units[i] in flipped else x).images[i] for i in range(len(units))])
+            for x, y in ((a, b), (b, a))]
+        difference = (share_by_evaluation(truth, sides[0], "45-70 deg")
+                      - share_by_evaluation(truth, sides[1], "45-70 deg"))
+        extreme += abs(difference) >= abs(observed) - 1e-12
+    assert result["p_value"] == pytest.approx(extreme / 16)
+    # identical detectors: every pattern gives the observed difference, 0
+    same = permutation_share_test(matches_from_metrics(metrics[0]),
+                                  matches_from_metrics(metrics[0]), units,
+                                  members["45-70 deg"], members["0-20 deg"], 0.0, 0)
+    assert same["p_value"] == 1.0
+
+
+def test_matched_arms_on_subject_sets_get_a_permutation_test():
+    settings = {**SETTINGS, "arms": {"photo": {"haar": "haar", "cnn": "cnn"}}}
+    statistics = analyse(grouped_runs(("cnn", "haar"), "yaleb"), settings)
+    tests = [t for t in statistics["groups"]["comparisons"] if "relative_ap" in t]
+    assert tests and all(t["relative_ap_permutation"]["permutations"] == 64 for t in tests)
+    assert all(0 < t["relative_ap_permutation"]["p_value"] <= 1 for t in tests)
+    [block] = group_blocks(CONFIG, Statistics.parse(statistics))
+    assert sum("exact permutation test over 6 subject units" in item for item in block.items) \
+        == len(tests)
+    unmatched = analyse(grouped_runs(("cnn", "haar"), "yaleb"), SETTINGS)  # no arms
+    assert all("relative_ap_permutation" not in t for t in unmatched["groups"]["comparisons"])

@@ -238,6 +238,16 @@ def angle_group(angle: float, edges: list[float]) -> str:
     return f">{edges[-1]:g} deg"
 
 
+def light_group(azimuth: float, elevation: float, edges: list[float], by: str) -> str:
+    """The group of a Yale B image: its angle bin (``by="angle"``), or beyond the first bin
+    also the axis the light moved along most (``by="axis"``: ``azimuth 45-70 deg`` for side
+    light, ``elevation 45-70 deg`` for light from above or below)."""
+    label = angle_group(light_angle(azimuth, elevation), edges)
+    if by == "angle" or label == angle_group(edges[0], edges):
+        return label
+    return f"{'azimuth' if abs(azimuth) >= abs(elevation) else 'elevation'} {label}"
+
+
 def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
     rng = np.random.default_rng(settings["seed"])
     width, height = settings["canvas_size"]
@@ -271,8 +281,10 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
         write_image(out_dir / "test" / file, canvas)
         records.append(ImageRecord(file, width, height, [Box(x, y, face_w, face_h)],
                                    attributes={**light, "light_angle": round(angle, 2),
-                                               "group": angle_group(angle,
-                                                                    settings["angle_bins"])}))
+                                               "group": light_group(
+                                                   light["azimuth"], light["elevation"],
+                                                   settings["angle_bins"],
+                                                   settings.get("light_groups", "angle"))}))
     Manifest("ground_truth", out_dir / "test", records,
              meta={"source": str(settings["folder"])}).save(out_dir / "test.json")
     save_training_arrays(out_dir, _empty(), _empty())

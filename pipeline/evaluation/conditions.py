@@ -27,6 +27,7 @@ from pipeline.evaluation.bootstrap import (
     unit_resample_counts,
 )
 from pipeline.evaluation.metrics import (
+    ImageMatches,
     group_order,
     matches_from_metrics,
     relative_ap,
@@ -34,6 +35,12 @@ from pipeline.evaluation.metrics import (
 from pipeline.evaluation.verdict_rule import ShareSamples
 
 LOG = logging.getLogger(__name__)
+
+# Unit-level permutation tests of share kept: exact up to 2**MAX_EXACT_UNITS sign patterns
+# (Yale B test subjects: 10), else PERMUTATIONS patterns from [seed, PERMUTATION_STREAM].
+MAX_EXACT_UNITS = 12
+PERMUTATIONS = 4096
+PERMUTATION_STREAM = 104729
 
 # The reference sets of cross-set shares are resampled from [seed, CROSS_SET_STREAM, crc32].
 CROSS_SET_STREAM = 7919
@@ -119,11 +126,15 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
     """Per image group (e.g. Yale B light-angle bins) of one dataset: each run's AP and
     detection rate with intervals, its share kept of the baseline group's AP (the first group
     in order: the near-frontal bin), and paired detector tests of both; ([], []) when the
-    images carry no group. The resamples are the dataset's own (``counts``)."""
+    images carry no group. The resamples are the dataset's own (``counts``). Where a set is
+    resampled by units (subjects), each matched arm's share-kept difference also gets a
+    unit-level permutation test (:func:`permutation_share_test`) beside the bootstrap."""
     labels = [m.get("group") for m in by_key[keys[0]]["per_image"]]
     if any(label is None for label in labels):
         return [], []
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
+    unit, units = by_key[keys[0]].get("resample_unit", "image"), image_units(by_key[keys[0]])
+    arm_pairs = {frozenset((arm["cnn"], arm["haar"])) for arm in settings.get("arms", {}).values()}
     order = sorted(set(labels), key=group_order)
     baseline = order[0]
     members = {g: np.flatnonzero([label == g for label in labels]) for g in order}
@@ -171,8 +182,55 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
                                                      boot[kb, g].average_precision,
                                                      a_ap - b_ap, confidence)}
             if g != baseline:
-                test["relative_ap"] = paired_test(
-                    share[ka, g], share[kb, g],
-                    share_estimate[ka, g] - share_estimate[kb, g], confidence)
+                observed = share_estimate[ka, g] - share_estimate[kb, g]
+                test["relative_ap"] = paired_test(share[ka, g], share[kb, g], observed,
+                                                  confidence)
+                if frozenset((ka[0], kb[0])) in arm_pairs and unit != "image":
+                    test["relative_ap_permutation"] = permutation_share_test(
+                        matches_from_metrics(by_key[ka]), matches_from_metrics(by_key[kb]),
+                        units, members[g], members[baseline], observed, settings["seed"])
             tests.append(test)
     return runs, tests
+
+
+def permutation_share_test(a: list[ImageMatches], b: list[ImageMatches], units: list[str],
+                           group: np.ndarray, baseline: np.ndarray, observed: float | None,
+                           seed: int) -> dict[str, Any]:
+    """Unit-level permutation test of detector ``a`` minus ``b`` share kept (AP on the
+    ``group`` images / AP on the ``baseline`` images; index arrays into the per-image
+    matches). Under the null the two detectors are exchangeable within a unit (a Yale B
+    subject), so each pattern swaps all of a unit's images between them; with few units every
+    pattern is enumerated (exact). Two-sided p: the share of patterns whose difference is at
+    least the observed one in size."""
+    names = sorted(set(units))
+    unit_of = np.array([names.index(u) for u in units])
+    patterns, exact = flip_patterns(len(names), seed)
+    shares = []
+    for side in (False, True):  # a's share kept under each pattern, then b's
+        aps = []
+        for members in (group, baseline):
+            take_b = patterns[:, unit_of[members]]  # (P, n): this side gets b's image
+            if side:
+                take_b = ~take_b
+            counts = np.hstack([~take_b, take_b]).astype(np.int64)
+            matches = [a[i] for i in members] + [b[i] for i in members]
+            aps.append(bootstrap_run(matches, counts, []).average_precision)
+        shares.append(relative_ap(aps[0], aps[1]))
+    difference = shares[0] - shares[1]
+    finite = difference[np.isfinite(difference)]
+    defined = observed is not None and np.isfinite(observed) and finite.size > 0
+    p_value = float(np.mean(np.abs(finite) >= abs(observed) - 1e-12)) if defined else None
+    return {"p_value": p_value, "permutations": int(len(patterns)), "exact": exact,
+            "units": len(names)}
+
+
+def flip_patterns(n_units: int, seed: int) -> tuple[np.ndarray, bool]:
+    """Which units swap detectors, one row per pattern: all 2**n_units patterns (exact),
+    or for more than MAX_EXACT_UNITS units the identity and PERMUTATIONS - 1 random ones
+    drawn from the stream ``[seed, PERMUTATION_STREAM]``."""
+    if n_units <= MAX_EXACT_UNITS:
+        rows = np.arange(2 ** n_units)[:, None] >> np.arange(n_units)[None, :] & 1
+        return rows.astype(bool), True
+    rng = np.random.default_rng([seed, PERMUTATION_STREAM])
+    rows = rng.random((PERMUTATIONS - 1, n_units)) < 0.5
+    return np.vstack([np.zeros((1, n_units), bool), rows]), False

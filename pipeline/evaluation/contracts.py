@@ -103,6 +103,8 @@ class Comparison:
     group: str | None = None
     baseline_group: str | None = None
     reference_dataset: str | None = None
+    # grouped sets resampled by units, matched arms only: {p_value, permutations, exact, units}
+    relative_ap_permutation: dict[str, Any] | None = None
 
 
 INTERVAL_FIELDS = ("average_precision", "detection_rate", "relative_ap",

@@ -12,6 +12,7 @@ COCO's 101-point interpolated AP is reported beside it for comparison with COCO-
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -357,13 +358,13 @@ def resample_units(truth: Manifest, unit: str) -> list[str]:
     return [str(r.attributes[unit]) for r in truth.images]
 
 
-def group_order(label: str) -> tuple[float, str]:
-    """Groups such as ``20-45 deg`` sort by their leading number, others by name."""
-    head = label.split("-")[0].split()[0].lstrip("<>")
-    try:
-        return float(head), label
-    except ValueError:
-        return float("inf"), label
+def group_order(label: str) -> tuple[str, float, str]:
+    """Groups such as ``20-45 deg`` sort by their first number, after those of a named kind
+    (``azimuth 20-45 deg``) and then by that kind; labels without a number by name, last."""
+    number = re.search(r"\d+(?:\.\d+)?", label)
+    if number is None:
+        return "~", float("inf"), label
+    return label[:number.start()].strip(" <>"), float(number.group()), label
 
 
 def matches_from_metrics(metrics: dict[str, Any]) -> list[ImageMatches]:

@@ -113,6 +113,7 @@ def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
         rows = [r for r in runs if r.dataset == dataset]
         baseline = rows[0].baseline_group
         unit = statistics.resampling.get(dataset)
+        resampled_unit = unit.unit if unit else "image"
         detectors = list(dict.fromkeys(r.detector for r in rows))
         cell = {(r.detector, r.group): r for r in rows}
         table = Table(["group", "images"] + [f"{d}: AP" for d in detectors]
@@ -136,8 +137,16 @@ def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
             if (test.dataset != dataset or test.relative_ap is None or cnn is None
                     or test.a in references or test.b in references):
                 continue
-            items.append(f"{test.group}, {test.a} vs {test.b}: "
-                         + share_comparison(test, cnn, statistics, f"{baseline} group"))
+            text = (f"{test.group}, {test.a} vs {test.b}: "
+                    + share_comparison(test, cnn, statistics, f"{baseline} group"))
+            permutation = test.relative_ap_permutation
+            if permutation and permutation["p_value"] is not None:
+                kind = "exact" if permutation["exact"] else "sampled"
+                text += (f" Beside the bootstrap, a {kind} permutation test over "
+                         f"{permutation['units']} {resampled_unit} units (each swaps whole "
+                         f"units between the two detectors; {permutation['permutations']} "
+                         f"patterns): p = {fmt(permutation['p_value'])}.")
+            items.append(text)
         resampled = (f"{unit.unit} units ({unit.n_units} units, {unit.n_images} images)"
                      if unit else "image units")
         blocks.append(Block(dataset, f"Baseline group: {baseline}; share kept = AP in a group "
