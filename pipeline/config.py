@@ -154,6 +154,7 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
+    from pipeline.data.roles import role_conflicts
     from pipeline.detection.detectors import DETECTORS, TRAINERS
 
     messages = []
@@ -171,6 +172,7 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
         if model["window"] != expected:
             messages.append(f"models.{name}.window: {model['architecture']} takes "
                             f"{expected}x{expected} windows, not {model['window']}")
+    messages += role_conflicts(config["datasets"])
     for section in ("models", "cascades"):
         for name, model in config[section].items():
             if model["train_dataset"] not in config["datasets"]:

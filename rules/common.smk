@@ -8,6 +8,7 @@ import sys
 from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
 from pipeline.data.datasets import dataset_inputs
+from pipeline.data.roles import roles as dataset_roles
 from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
 from pipeline.detection.detectors import model_files, model_names, role, trained_models
 from pipeline.detection.detectors.haar import cascade_file

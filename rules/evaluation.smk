@@ -52,6 +52,7 @@ rule statistics:
                 "fp_for_summary": config["report"]["fp_for_summary"],
                 "arms": config["report"]["arms"],
                 "main_variants": MAIN_VARIANTS,
+                "roles": dataset_roles(config),
             }
         ),
     log:

@@ -39,6 +39,7 @@ def report_inputs(tmp_path):
     config["evaluation"] = {"iou_threshold": 0.5}
     config["report"]["arms"]["photo"]["note"] = "<script>alert(1)</script> & more"
     config["models"] = {"cnn": {"seed": 7}}
+    config["datasets"] = {"faces": {"kind": "embedded", "evaluate": True, "role": "test"}}
     settings = {"main_variants": ["original", "shadow"], "config": config,
                 "sweep": {"strengths": []}, "config_files": ["config/default.yaml",
                                                              "config/mine <b>.yaml"]}
@@ -118,3 +119,16 @@ def test_the_typed_statistics_agree_with_the_file(report_inputs):
     original = raw["comparisons"][0]["average_precision"]
     assert (flipped.estimate, flipped.low, flipped.high) == (
         -original["estimate"], -original["high"], -original["low"])
+
+
+def test_a_tune_set_is_shown_as_development_only(report_inputs):
+    settings, summary, statistics, figures, out = report_inputs
+    settings["config"]["datasets"]["faces"]["role"] = "tune"
+    write_report(settings, summary, statistics, figures, out)
+    page = out.read_text()
+    assert "<dt>tuned on</dt><dd>faces (role tune" in page
+    development = page[page.index('id="development"'):page.index('id="protocol"')]
+    assert development.count("<td>faces</td>") == len(SUMMARY_RUNS)
+    main = page[page.index('id="main"'):page.index('id="development"')]
+    assert "<td>faces</td>" not in main and "faces:" not in page[
+        page.index('id="findings"'):page.index('id="main"')]

@@ -192,6 +192,7 @@ def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
     none, and the mark goes into ``test.json`` for the evaluation); ``ValueError`` otherwise.
     """
     from pipeline.config import is_evaluated
+    from pipeline.data.roles import keep_part
     from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "datasets.*")
@@ -199,6 +200,12 @@ def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
         DATASETS[settings["kind"]].build(settings, staging)
         for folder in ("test", "train_backgrounds"):
             (staging / folder).mkdir(parents=True, exist_ok=True)
+        if is_evaluated(settings) and settings.get("split"):
+            test = Manifest.load(staging / "test.json")
+            part = keep_part(test, settings["split"], settings.get("resample_unit", "image"))
+            LOG.info("split part %s: %d of %d test images", settings["split"]["part"],
+                     len(part.images), len(test.images))
+            part.save(staging / "test.json")
         if is_evaluated(settings):
             # a kind without the key (yale_b) always holds faces
             mark_negatives_only(staging / "test.json", settings.get("negatives_only", False),

@@ -153,6 +153,10 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
         # variants, then image groups, then cross-set shares (each in the order analysed)
         conditions = sorted(dict.fromkeys(condition for _, condition in samples),
                             key=lambda c: 1 if c[2] is not None else 2 if c[3] else 0)
+        # only test sets are judged (a tune set, or a share over one, chose something)
+        roles = settings.get("roles", {})
+        conditions = [c for c in conditions if all(roles.get(d, "test") == "test"
+                                                   for d in (c[0], c[3]) if d is not None)]
         result["verdict"] = judge(settings["arms"], conditions, samples, settings)
         LOG.info("verdict: %d cells tested at level %.4g (%s)",
                  result["verdict"]["cells_tested"], result["verdict"]["level"],

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from pipeline.data.roles import roles
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.contracts import Statistics, read_statistics, read_summary
 from pipeline.evaluation.verdict_rule import MIN_TAIL_RESAMPLES
@@ -222,10 +223,14 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
             training_faces[arm] = len(data["faces"])
     config, main_variants = settings["config"], settings["main_variants"]
     references = reference_detectors(config)
-    matched = [r for r in summary.runs if r["detector"] not in references]
+    dataset_roles = roles(config)
+    tuned = {name for name, r in dataset_roles.items() if r == "tune"}
+    tested = [r for r in summary.runs if r["dataset"] not in tuned]
+    matched = [r for r in tested if r["detector"] not in references]
     swept = bool(settings["sweep"]["strengths"])
     blocks, rest = folded_findings(findings(config, main_variants, statistics),
                                    sorted({r["dataset"] for r in summary.runs}))
+    blocks = {name: items for name, items in blocks.items() if name not in tuned}
     context = {
         "verdict": verdict_view(config, statistics, summary.runs, training_faces),
         "min_tail_resamples": MIN_TAIL_RESAMPLES,
@@ -241,14 +246,22 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
                        dict.fromkeys(r["detector"] for r in summary.runs
                                      if r["detector"] in references)],
         "reference_table": sections.run_table(
-            [r for r in summary.runs if r["detector"] in references], summary.fp_points),
-        "groups": sections.group_blocks(config, statistics),
+            [r for r in tested if r["detector"] in references], summary.fp_points),
+        "development": sections.run_table(
+            [r for r in summary.runs if r["dataset"] in tuned], summary.fp_points)
+        if tuned else None,
+        "groups": [b for b in sections.group_blocks(config, statistics)
+                   if b.title not in tuned],
         "protocol": sections.protocol(summary.runs),
         "cascades": sections.cascade_blocks(histories),
         "complexity": sections.complexity_blocks(
             read_json(complexity_path) if complexity_path else None),
         "figures": figure_views(figures, bool(statistics.groups.runs), swept),
         "provenance": {
+            "test_sets": [n for n, r in dataset_roles.items() if r == "test"],
+            "tune_sets": sorted(tuned),
+            "calibration_sets": sorted({d["calibration"] for d in config["datasets"].values()
+                                        if d.get("calibration")}),
             "commit": code_commit(),
             "config_files": settings.get("config_files") or ["config/default.yaml"],
             "seeds": seeds(config),
