@@ -154,7 +154,7 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
-    from pipeline.data.roles import role_conflicts
+    from pipeline.data.roles import dataset_role, role_conflicts
     from pipeline.detection.detectors import DETECTORS, TRAINERS
 
     messages = []
@@ -205,7 +205,8 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
                 messages.append(f"datasets.{name}.variants: '{variant}' is not a variant "
                                 f"({', '.join(sorted(instances))})")
     messages += _arm_errors(config)
-    tested = evaluated_datasets(config)
+    evaluated = evaluated_datasets(config)
+    tested = [n for n in evaluated if dataset_role(config["datasets"][n]) == "test"]
     for name, dataset in config["datasets"].items():
         source = dataset.get("calibration")
         if source is None:
@@ -213,11 +214,14 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
         if source not in config["datasets"]:
             messages.append(f"datasets.{name}.calibration: '{source}' is not a dataset")
         elif source in tested:
-            messages.append(f"datasets.{name}.calibration: '{source}' is a test set "
-                            "(evaluated); fit calibrations on training or development data "
-                            "only (evaluate: false)")
-    if not tested:
+            messages.append(f"datasets.{name}.calibration: '{source}' is a test set; fit "
+                            "calibrations on a tune set (role: tune) or on development data "
+                            "(evaluate: false)")
+    if not evaluated:
         messages.append("datasets: no dataset is evaluated (all have evaluate: false)")
+    elif not tested:
+        messages.append("datasets: no evaluated dataset has role test: nothing would be "
+                        "judged")
     messages += _cross_set_errors(config, tested)
     for name, dataset in config["datasets"].items():
         if dataset["kind"] != "embedded":
@@ -290,8 +294,8 @@ def _scored_set_errors(where: str, dataset: str, config: dict[str, Any],
     from pipeline.data.variants import BASELINE_VARIANT
 
     if dataset not in tested:
-        return [f"{where}: '{dataset}' is not a test set (an evaluated dataset)"]
-    if config["datasets"][dataset]["negatives_only"]:
+        return [f"{where}: '{dataset}' is not a test set (an evaluated dataset with role test)"]
+    if config["datasets"][dataset].get("negatives_only", False):
         return [f"{where}: '{dataset}' is face-free (negatives_only): it has no AP to compare"]
     if BASELINE_VARIANT not in config["datasets"][dataset].get("variants", [BASELINE_VARIANT]):
         return [f"{where}: '{dataset}' has no {BASELINE_VARIANT} variant"]

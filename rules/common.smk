@@ -8,10 +8,11 @@ import sys
 from pipeline import paths
 from pipeline.config import arm_training_sets, evaluated_datasets
 from pipeline.data.datasets import dataset_inputs
-from pipeline.data.roles import roles as dataset_roles
+from pipeline.data.roles import dataset_roles
 from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
 from pipeline.detection.detectors import model_files, model_names, role, trained_models
 from pipeline.detection.detectors.haar import cascade_file
+from pipeline.evaluation.verdict_rule import judged_arms
 from pipeline.report.figures import FIGURES
 
 # Every stage is a command of the package's one CLI, `python -m pipeline`; each rule file calls
@@ -20,7 +21,7 @@ from pipeline.report.figures import FIGURES
 PYTHON = shlex.quote(sys.executable)
 shell.prefix("set -euo pipefail; ")
 
-DATASETS = evaluated_datasets(config)  # test sets; a model may train on any dataset
+DATASETS = evaluated_datasets(config)  # tune and test sets; a model may train on any dataset
 VARIANTS = variant_instances(config)
 MAIN_VARIANTS = list(config["variants"])
 DATASET_VARIANTS = {

@@ -50,7 +50,7 @@ rule statistics:
             {
                 **config["statistics"],
                 "fp_for_summary": config["report"]["fp_for_summary"],
-                "arms": config["report"]["arms"],
+                "arms": judged_arms(config),
                 "main_variants": MAIN_VARIANTS,
                 "roles": dataset_roles(config),
             }

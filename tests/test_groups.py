@@ -6,8 +6,9 @@ from __future__ import annotations
 import matplotlib.image
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
-from pipeline.boxes import ImageRecord, Manifest
+from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.evaluation.contracts import Statistics
 from pipeline.evaluation.metrics import evaluate, matches_from_metrics
 from pipeline.evaluation.statistics import analyse
@@ -86,6 +87,16 @@ def permutation_case():
     return truth, detections, worse
 
 
+def quantile_scored(found):
+    """The detections with each score replaced by its quantile among the detector's own."""
+    scores = [box.score for record in found.images for box in record.boxes]
+    quantiles = iter(rankdata(scores) / len(scores))
+    return Manifest("detections", ".", [
+        ImageRecord(r.file, r.width, r.height,
+                    [Box(b.x, b.y, b.w, b.h, float(next(quantiles))) for b in r.boxes])
+        for r in found.images])
+
+
 def share_by_evaluation(truth, found, group):
     """Share kept, group / baseline group, by evaluating the explicit image sets."""
     def ap(label):
@@ -114,15 +125,26 @@ def test_permutation_test_equals_swapping_subjects_by_hand():
     assert (result["permutations"], result["exact"], result["units"]) == (16, True, 4)
     subjects = sorted(set(units))
     extreme = 0
+    ranked_a, ranked_b = quantile_scored(a), quantile_scored(b)
     for pattern in range(16):
         flipped = {s for k, s in enumerate(subjects) if pattern >> k & 1}
         sides = [Manifest("detections", ".", [
             (y if units[i] in flipped else x).images[i] for i in range(len(units))])
-            for x, y in ((a, b), (b, a))]
+            for x, y in ((ranked_a, ranked_b), (ranked_b, ranked_a))]
         difference = (share_by_evaluation(truth, sides[0], "45-70 deg")
                       - share_by_evaluation(truth, sides[1], "45-70 deg"))
         extreme += abs(difference) >= abs(observed) - 1e-12
     assert result["p_value"] == pytest.approx(extreme / 16)
+    # the detectors' score scales do not matter: rescale b's scores, p stays
+    rescaled = Manifest("detections", ".", [
+        ImageRecord(r.file, r.width, r.height,
+                    [Box(x.x, x.y, x.w, x.h, 100 + 0.01 * x.score) for x in r.boxes])
+        for r in b.images])
+    moved = evaluate(truth, rescaled, 0.5, [2], resample_unit="subject")
+    again = permutation_share_test(matches_from_metrics(metrics[0]),
+                                   matches_from_metrics(moved), units, members["45-70 deg"],
+                                   members["0-20 deg"], observed, 0)
+    assert again["p_value"] == result["p_value"]
     # identical detectors: every pattern gives the observed difference, 0
     same = permutation_share_test(matches_from_metrics(metrics[0]),
                                   matches_from_metrics(metrics[0]), units,

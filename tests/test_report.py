@@ -17,9 +17,10 @@ from pipeline.evaluation.contracts import (
     read_summary,
     stamped,
 )
+from pipeline.evaluation.statistics import analyse
 from pipeline.io import read_json, write_json
 from pipeline.report.render import seeds, write_report
-from tests.test_verdict import CONFIG, variant_statistics
+from tests.test_verdict import CONFIG, judged, variant_statistics, variant_statistics_runs
 
 SUMMARY_RUNS = [{"detector": d, "dataset": "faces", "variant": v, "n_images": 30, "n_faces": 30,
                  "n_detections": 31, "average_precision": 0.9, "detection_rate_at_fp": {"2": 0.8}}
@@ -86,8 +87,8 @@ def test_stage_outputs_carry_and_check_their_format_version(report_inputs, tmp_p
     old = read_json(statistics)
     old["format_version"] = STATISTICS_VERSION + 1
     write_json(tmp_path / "old.json", old)
-    with pytest.raises(ContractError, match=r"old.json: statistics format version 2, this code "
-                                            r"reads version 1; rerun the stage"):
+    with pytest.raises(ContractError, match=r"old.json: statistics format version 3, this code "
+                                            r"reads version 2; rerun the stage"):
         read_statistics(tmp_path / "old.json")
     with pytest.raises(ContractError, match="summary.json: not a statistics file .its format: "
                                             "summary"):
@@ -124,6 +125,11 @@ def test_the_typed_statistics_agree_with_the_file(report_inputs):
 def test_a_tune_set_is_shown_as_development_only(report_inputs):
     settings, summary, statistics, figures, out = report_inputs
     settings["config"]["datasets"]["faces"]["role"] = "tune"
+    with pytest.raises(ContractError, match="computed for other dataset roles than the "
+                                            "configuration's; rerun the statistics stage"):
+        write_report(settings, summary, statistics, figures, out)  # judged when faces was test
+    write_json(statistics, stamped("statistics", analyse(variant_statistics_runs(),
+                                                         judged(roles={"faces": "tune"}))))
     write_report(settings, summary, statistics, figures, out)
     page = out.read_text()
     assert "<dt>tuned on</dt><dd>faces (role tune" in page

@@ -11,7 +11,7 @@ import pytest
 from pipeline.boxes import Box, ImageRecord, Manifest
 from pipeline.config import ConfigError, validate_config
 from pipeline.data.datasets import build_dataset
-from pipeline.data.roles import in_part, keep_part, role_conflicts
+from pipeline.data.roles import in_part, keep_part, role_conflicts, split_key
 from pipeline.evaluation.contracts import Statistics
 from pipeline.evaluation.statistics import analyse
 from pipeline.report.render import verdict_view
@@ -64,15 +64,22 @@ def annotated(**extra):
     ({"split": {"part": "a"}}, {"split": {"part": "a"}}, True),  # the same half twice
     ({"split": {"part": "a"}}, {}, True),                       # a half and the whole
     ({"split": {"part": "a"}}, {"split": {"part": "b"}}, False),
+    ({"split": {"part": "a", "fraction": 0.3}}, {"split": {"part": "b"}}, False),
+    ({"split": {"part": "a", "fraction": 0.7}}, {"split": {"part": "b"}}, True),  # 0.5-0.7
+    ({"split": {"part": "a"}, "resample_unit": "subject"}, {"split": {"part": "b"}}, True),
+    ({"root": "/data/set/"}, {}, True),                         # the same folder, spelled apart
+    ({"sources": [{"annotations": "/data/set/other.txt"}]}, {}, False),  # other images
 ])
 def test_a_set_both_tuned_and_tested_on_is_refused(tune, test, refused):
     datasets = {"dev": annotated(role="tune", **tune), "final": annotated(role="test", **test)}
     messages = role_conflicts(datasets)
     assert bool(messages) == refused
-    if refused:
+    if refused and not tune.get("root") and "resample_unit" not in tune and tune.get(
+            "split", {}).get("fraction") is None:
         assert messages == ["datasets.dev (tune) and datasets.final (test) hold the same images: "
                             "a set that chose anything cannot be judged; give them a split "
-                            "with different parts (split: {part: a} and {part: b})"]
+                            "with different parts by the same unit (split: {part: a} and "
+                            "{part: b}, part a's fraction at most part b's)"]
 
 
 def test_yale_b_entries_of_other_subjects_may_tune_and_test():
@@ -114,3 +121,17 @@ def test_a_split_build_keeps_its_part(default_config, tmp_path):
     files = [{r.file for r in m.images} for m in (whole, a, b)]
     assert files[1] | files[2] == files[0] and not files[1] & files[2]
     assert a.meta["split"]["of_images"] == len(whole.images)
+
+
+def test_a_split_by_a_missing_unit_names_the_image():
+    with pytest.raises(ValueError, match=r"00000_x.png: no attribute 'subjekt' to split by"):
+        keep_part(records(4), {"part": "a"}, "subjekt")
+    assert split_key(records(1, unit="subject").images[0], "subject") == "0"
+
+
+def test_no_test_set_is_refused(default_config):
+    config = copy.deepcopy(default_config)
+    config["datasets"]["embedded"]["role"] = "tune"
+    config["report"]["arms"] = {}
+    with pytest.raises(ConfigError, match="no evaluated dataset has role test"):
+        validate_config(config)

@@ -280,7 +280,8 @@ def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
         file = paths.image_name(index, path)
         write_image(out_dir / "test" / file, canvas)
         records.append(ImageRecord(file, width, height, [Box(x, y, face_w, face_h)],
-                                   attributes={**light, "light_angle": round(angle, 2),
+                                   attributes={**light, "source_file": path.name,
+                                               "light_angle": round(angle, 2),
                                                "group": light_group(
                                                    light["azimuth"], light["elevation"],
                                                    settings["angle_bins"],

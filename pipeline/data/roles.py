@@ -3,23 +3,22 @@
 that let one folder give both.
 
 A split keeps one part of a set's test images: an image (or, for a set resampled by units, a
-whole unit such as a Yale B subject) is in part ``a`` when the CRC-32 of its name, as a share
-of 2**32, is below ``fraction``, else in part ``b``; the same name always lands in the same
-part, whichever other images the folder holds.
+whole unit such as a Yale B subject) is in part ``a`` when the BLAKE2b hash of its name, as a
+share of 2**64, is below ``fraction``, else in part ``b``; the same name always lands in the
+same part, whichever other images the folder holds.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
+import os
 from itertools import combinations
 from typing import Any
 
 from pipeline.boxes import ImageRecord, Manifest
 
-ROLES = ("tune", "test")
 
-
-def role(dataset: dict[str, Any]) -> str:
+def dataset_role(dataset: dict[str, Any]) -> str:
     """``tune`` or ``test`` (the schema's default) of an evaluated dataset entry."""
     return dataset.get("role", "test")
 
@@ -27,41 +26,61 @@ def role(dataset: dict[str, Any]) -> str:
 def split_key(record: ImageRecord, unit: str) -> str:
     """The name a record is split by: its unit attribute (``subject``), or its source file."""
     if unit != "image":
+        if unit not in record.attributes:
+            raise ValueError(f"{record.file}: no attribute '{unit}' to split by (resample_unit; "
+                             f"its attributes: {', '.join(sorted(record.attributes)) or 'none'})")
         return str(record.attributes[unit])
     return str(record.attributes.get("source_file", record.file))
 
 
 def in_part(key: str, split: dict[str, Any]) -> bool:
     """Whether the image or unit named ``key`` is in the split's ``part``."""
-    in_a = zlib.crc32(key.encode("utf-8")) / 2**32 < split.get("fraction", 0.5)
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    in_a = int.from_bytes(digest, "big") / 2**64 < split.get("fraction", 0.5)
     return in_a == (split["part"] == "a")
 
 
 def keep_part(manifest: Manifest, split: dict[str, Any], unit: str = "image") -> Manifest:
-    """The manifest with only the images of the split's part (a new manifest)."""
+    """The manifest with only the images of the split's part (a new manifest); ValueError
+    naming the image when ``unit`` is not one of its attributes."""
     kept = [r for r in manifest.images if in_part(split_key(r, unit), split)]
     return Manifest(manifest.kind, manifest.root, kept,
                     meta={**manifest.meta, "split": {**split, "by": unit,
                                                      "of_images": len(manifest.images)}})
 
 
-SOURCE_KEYS = ("kind", "root", "folder", "sources", "image_list", "images")
+def _paths(values: Any) -> set[str]:
+    """Normalised path strings of a setting (a path, or annotation sources)."""
+    if isinstance(values, list):
+        return {p for v in values for p in _paths(v)}
+    if isinstance(values, dict):
+        return {p for v in values.values() for p in _paths(v)}
+    return {os.path.normpath(str(values))} if values else set()
 
 
-def _source(dataset: dict[str, Any]) -> str:
-    """What a dataset entry reads its test images from (entries that agree read the same)."""
-    return repr({k: dataset.get(k) for k in SOURCE_KEYS})
-
-
-def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two entries over the same source can hold a same image."""
-    split_a, split_b = a.get("split"), b.get("split")
-    if split_a and split_b and split_a["part"] != split_b["part"] and (
-            split_a.get("fraction", 0.5) == split_b.get("fraction", 0.5)):
+def _same_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two entries can read a same test image: same kind and folder, and (annotated
+    sets) an annotation source in common, or (Yale B) a subject in common."""
+    if a["kind"] != b["kind"]:
         return False
-    disjoint_subjects = ("subjects" in a and "subjects" in b
-                         and not set(a["subjects"]) & set(b["subjects"]))
-    return not disjoint_subjects
+    if _paths(a.get("root") or a.get("folder")) != _paths(b.get("root") or b.get("folder")):
+        return False
+    if "sources" in a and "sources" in b and not _paths(a["sources"]) & _paths(b["sources"]):
+        return False
+    return not ("subjects" in a and "subjects" in b
+                and not set(a["subjects"]) & set(b["subjects"]))
+
+
+def _disjoint_parts(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two splits of the same images keep no image in common: different parts, split
+    by the same unit, part a's fraction at most part b's."""
+    split_a, split_b = a.get("split"), b.get("split")
+    if not split_a or not split_b or split_a["part"] == split_b["part"]:
+        return False
+    if a.get("resample_unit", "image") != b.get("resample_unit", "image"):
+        return False
+    first, second = (split_a, split_b) if split_a["part"] == "a" else (split_b, split_a)
+    return first.get("fraction", 0.5) <= second.get("fraction", 0.5)
 
 
 def role_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
@@ -70,15 +89,18 @@ def role_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
     evaluated = {n: d for n, d in datasets.items() if d.get("evaluate", True)}
     messages = []
     for (name_a, a), (name_b, b) in combinations(sorted(evaluated.items()), 2):
-        if role(a) != role(b) and _source(a) == _source(b) and _overlap(a, b):
-            tune, test = (name_a, name_b) if role(a) == "tune" else (name_b, name_a)
+        if (dataset_role(a) != dataset_role(b) and _same_images(a, b)
+                and not _disjoint_parts(a, b)):
+            tune, test = (name_a, name_b) if dataset_role(a) == "tune" else (name_b, name_a)
             messages.append(
                 f"datasets.{tune} (tune) and datasets.{test} (test) hold the same images: "
                 "a set that chose anything cannot be judged; give them a split with "
-                "different parts (split: {part: a} and {part: b})")
+                "different parts by the same unit (split: {part: a} and {part: b}, part a's "
+                "fraction at most part b's)")
     return messages
 
 
-def roles(config: dict[str, Any]) -> dict[str, str]:
-    """Role of every evaluated dataset, by name."""
-    return {name: role(d) for name, d in config["datasets"].items() if d.get("evaluate", True)}
+def dataset_roles(config: dict[str, Any]) -> dict[str, str]:
+    """Role (``tune`` or ``test``) of every evaluated dataset, by name."""
+    return {name: dataset_role(d) for name, d in config["datasets"].items()
+            if d.get("evaluate", True)}

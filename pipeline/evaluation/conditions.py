@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import replace
 from itertools import combinations
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.bootstrap import (
@@ -166,7 +168,7 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
             if g != baseline:
                 entry["relative_ap"] = interval(share[key, g], share_estimate[key, g],
                                                 confidence)
-                if samples is not None:
+                if samples is not None and key[2] in settings.get("main_variants", [key[2]]):
                     samples[key[0], (key[1], key[2], g, None)] = ShareSamples(
                         share[key, g], share_estimate[key, g],
                         boot[key, baseline].average_precision,
@@ -200,8 +202,12 @@ def permutation_share_test(a: list[ImageMatches], b: list[ImageMatches], units: 
     ``group`` images / AP on the ``baseline`` images; index arrays into the per-image
     matches). Under the null the two detectors are exchangeable within a unit (a Yale B
     subject), so each pattern swaps all of a unit's images between them; with few units every
-    pattern is enumerated (exact). Two-sided p: the share of patterns whose difference is at
-    least the observed one in size."""
+    pattern is enumerated (exact). A swapped set ranks detections of both detectors together,
+    so each detector's scores are first replaced by their quantile among its own detections
+    (:func:`score_quantiles`): the test does not depend on the detectors' score scales, and
+    each detector's own APs are unchanged. Two-sided p: the share of patterns (with a defined
+    difference) whose difference is at least the observed one in size."""
+    a, b = score_quantiles(a), score_quantiles(b)
     names = sorted(set(units))
     unit_of = np.array([names.index(u) for u in units])
     patterns, exact = flip_patterns(len(names), seed)
@@ -222,6 +228,16 @@ def permutation_share_test(a: list[ImageMatches], b: list[ImageMatches], units: 
     p_value = float(np.mean(np.abs(finite) >= abs(observed) - 1e-12)) if defined else None
     return {"p_value": p_value, "permutations": int(len(patterns)), "exact": exact,
             "units": len(names)}
+
+
+def score_quantiles(matches: list[ImageMatches]) -> list[ImageMatches]:
+    """The matches with each score replaced by its quantile among all of them, in (0, 1]
+    (ties share their mean rank): a monotone map, so AP is unchanged."""
+    scores = np.concatenate([m.scores for m in matches]) if matches else np.zeros(0)
+    quantiles = rankdata(scores) / max(len(scores), 1)
+    bounds = np.cumsum([0] + [len(m.scores) for m in matches])
+    return [replace(m, scores=quantiles[start:end])
+            for m, start, end in zip(matches, bounds[:-1], bounds[1:], strict=True)]
 
 
 def flip_patterns(n_units: int, seed: int) -> tuple[np.ndarray, bool]:

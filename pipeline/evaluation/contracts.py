@@ -20,7 +20,7 @@ from pipeline.io import read_json
 # Raise a version when a field changes meaning or is removed; readers refuse other versions.
 METRICS_VERSION = 1
 SUMMARY_VERSION = 1
-STATISTICS_VERSION = 1
+STATISTICS_VERSION = 2  # 2: the verdict part, and the arms and roles it judged
 
 
 class ContractError(ValueError):
@@ -38,10 +38,6 @@ class Interval:
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> Interval | None:
         return None if data is None else cls(data["estimate"], data["low"], data["high"])
-
-    @property
-    def defined(self) -> bool:
-        return self.estimate is not None and self.estimate == self.estimate
 
     def negated(self) -> Interval:
         def neg(v: float | None) -> float | None:
@@ -121,6 +117,9 @@ def _parse_record(cls: type, data: dict[str, Any], test: type) -> Any:
 
 @dataclass(frozen=True)
 class StatisticsPart:
+    """Runs and paired tests of one kind of condition: variants, image groups or cross-set
+    shares."""
+
     runs: list[RunStatistics] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     # conditions left out, each {dataset, reference_dataset, why} (cross-set shares whose two
@@ -319,8 +318,10 @@ def read(kind: str, path: str | Path) -> Any:
 
 
 def read_statistics(path: str | Path) -> Statistics:
+    """statistics.json as its contract (:class:`Statistics`)."""
     return read("statistics", path)
 
 
 def read_summary(path: str | Path) -> Summary:
+    """summary.json as its contract (:class:`Summary`)."""
     return read("summary", path)

@@ -18,12 +18,13 @@ CNN breaks without keeping more); **not resolved** (anything else); **not judged
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pipeline.evaluation.bootstrap import interval
 from pipeline.evaluation.contracts import Interval
 
 CORRECTION = "bonferroni"
@@ -42,6 +43,13 @@ class ShareSamples:
     baseline_ap_estimate: float | None
 
 
+def judged_arms(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """What the verdict needs of each arm, its two detectors (the statistics stage's input:
+    a changed note or domain does not rerun it)."""
+    return {name: {"cnn": arm["cnn"], "haar": arm["haar"]}
+            for name, arm in config["report"].get("arms", {}).items()}
+
+
 def _bounds(interval: Interval) -> tuple[float, float] | None:
     low, high = interval.low, interval.high
     if low is None or high is None or not np.isfinite([low, high]).all():
@@ -56,8 +64,9 @@ def verdict_of(cnn: Interval, haar: Interval, cnn_minus_haar: Interval, margin: 
     the threshold, or is undefined)."""
     held = 1 - margin
 
-    def ask(interval: Interval, yes: Any, no: Any) -> str:
-        bounds = _bounds(interval)
+    def ask(bounded: Interval, yes: Callable[[float, float], bool],
+            no: Callable[[float, float], bool]) -> str:
+        bounds = _bounds(bounded)
         return "open" if bounds is None else "yes" if yes(*bounds) else "no" if no(*bounds) \
             else "open"
 
@@ -76,13 +85,8 @@ def verdict_of(cnn: Interval, haar: Interval, cnn_minus_haar: Interval, margin: 
 
 def percentile_interval(values: np.ndarray, estimate: float | None, confidence: float
                         ) -> Interval:
-    """Point estimate with the two-sided percentile interval of its bootstrap values."""
-    values = values[np.isfinite(values)]
-    if values.size == 0 or estimate is None:
-        return Interval(estimate, None, None)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(estimate, float(low), float(high))
+    """:func:`pipeline.evaluation.bootstrap.interval` as an :class:`Interval`."""
+    return Interval.parse(interval(values, estimate, confidence))
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
@@ -109,7 +113,8 @@ def judge(arms: dict[str, dict[str, Any]], conditions: Iterable[tuple[Any, ...]]
         lows = {arm[kind]: percentile_interval(s.baseline_ap, s.baseline_ap_estimate,
                                                settings["confidence"])
                 for kind, s in (("cnn", cnn), ("haar", haar))}
-        weak[name, condition] = {d: i for d, i in lows.items() if i.low is None or i.low < floor}
+        weak[name, condition] = {d: i for d, i in lows.items()
+                                 if _bounds(i) is None or i.low < floor}
     tested = [c for c in candidates if not weak[c[0], c[2]]]
     level = alpha / max(len(tested), 1)
     confidence = 1 - level

@@ -20,10 +20,15 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from pipeline.data.roles import roles
+from pipeline.data.roles import dataset_roles
 from pipeline.data.variants import BASELINE_VARIANT
-from pipeline.evaluation.contracts import Statistics, read_statistics, read_summary
-from pipeline.evaluation.verdict_rule import MIN_TAIL_RESAMPLES
+from pipeline.evaluation.contracts import (
+    ContractError,
+    Statistics,
+    read_statistics,
+    read_summary,
+)
+from pipeline.evaluation.verdict_rule import MIN_TAIL_RESAMPLES, judged_arms
 from pipeline.io import atomic_open, read_json
 from pipeline.report import sections
 from pipeline.report.findings import findings, folded_findings
@@ -199,6 +204,21 @@ def figure_views(figures: list[str], grouped: bool, swept: bool) -> list[dict[st
     return views
 
 
+def check_judged_as_configured(statistics: Statistics, config: dict[str, Any],
+                               roles: dict[str, str], path: str | Path) -> None:
+    """Refuse statistics whose verdict was computed for other arms or dataset roles than
+    the configuration's (a stage run by hand on an old file): ContractError naming it."""
+    judged_roles = statistics.settings.get("roles", {})
+    differ = []
+    if statistics.settings.get("arms", {}) != judged_arms(config):
+        differ.append("report.arms")
+    if any(role != judged_roles.get(name, "test") for name, role in roles.items()):
+        differ.append("dataset roles")
+    if differ:
+        raise ContractError(f"{path}: its verdict was computed for other {' and '.join(differ)} "
+                            "than the configuration's; rerun the statistics stage")
+
+
 def environment() -> jinja2.Environment:
     """The template environment: escaping on for every value, undefined names an error."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -223,8 +243,9 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
             training_faces[arm] = len(data["faces"])
     config, main_variants = settings["config"], settings["main_variants"]
     references = reference_detectors(config)
-    dataset_roles = roles(config)
-    tuned = {name for name, r in dataset_roles.items() if r == "tune"}
+    roles_by_set = dataset_roles(config)
+    check_judged_as_configured(statistics, config, roles_by_set, statistics_path)
+    tuned = {name for name, r in roles_by_set.items() if r == "tune"}
     tested = [r for r in summary.runs if r["dataset"] not in tuned]
     matched = [r for r in tested if r["detector"] not in references]
     swept = bool(settings["sweep"]["strengths"])
@@ -250,15 +271,14 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
         "development": sections.run_table(
             [r for r in summary.runs if r["dataset"] in tuned], summary.fp_points)
         if tuned else None,
-        "groups": [b for b in sections.group_blocks(config, statistics)
-                   if b.title not in tuned],
+        "groups": sections.group_blocks(config, statistics, frozenset(tuned)),
         "protocol": sections.protocol(summary.runs),
         "cascades": sections.cascade_blocks(histories),
         "complexity": sections.complexity_blocks(
             read_json(complexity_path) if complexity_path else None),
         "figures": figure_views(figures, bool(statistics.groups.runs), swept),
         "provenance": {
-            "test_sets": [n for n, r in dataset_roles.items() if r == "test"],
+            "test_sets": [n for n, r in roles_by_set.items() if r == "test"],
             "tune_sets": sorted(tuned),
             "calibration_sets": sorted({d["calibration"] for d in config["datasets"].values()
                                         if d.get("calibration")}),

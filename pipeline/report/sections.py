@@ -102,15 +102,18 @@ def protocol(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
+def group_blocks(config: dict[str, Any], statistics: Statistics,
+                 leave_out: frozenset[str] = frozenset()) -> list[Block]:
     """Per grouped test set (e.g. Yale B light-angle bins): each detector's AP and share of
     the baseline group's AP kept per group; what each has already lost in the baseline group;
-    the CNN-vs-Haar share-kept comparison per group."""
-    runs = statistics.groups.runs
+    the CNN-vs-Haar share-kept comparison per group. Sets in ``leave_out`` (tune sets) are
+    left out."""
+    runs = [r for r in statistics.groups.runs if r.dataset not in leave_out]
     references = reference_detectors(config)
     blocks = []
-    for dataset in sorted({r.dataset for r in runs}):
-        rows = [r for r in runs if r.dataset == dataset]
+    for dataset, variant in sorted({(r.dataset, r.variant) for r in runs},
+                                   key=lambda k: (k[0], k[1] != BASELINE_VARIANT, k[1])):
+        rows = [r for r in runs if (r.dataset, r.variant) == (dataset, variant)]
         baseline = rows[0].baseline_group
         unit = statistics.resampling.get(dataset)
         resampled_unit = unit.unit if unit else "image"
@@ -134,7 +137,8 @@ def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
                              "not the shadow, and the shares kept are measured from it.")
         for test in statistics.groups.comparisons:
             cnn = cnn_of_pair(config, test.a, test.b)
-            if (test.dataset != dataset or test.relative_ap is None or cnn is None
+            if ((test.dataset, test.variant) != (dataset, variant) or test.relative_ap is None
+                    or cnn is None
                     or test.a in references or test.b in references):
                 continue
             text = (f"{test.group}, {test.a} vs {test.b}: "
@@ -149,7 +153,8 @@ def group_blocks(config: dict[str, Any], statistics: Statistics) -> list[Block]:
             items.append(text)
         resampled = (f"{unit.unit} units ({unit.n_units} units, {unit.n_images} images)"
                      if unit else "image units")
-        blocks.append(Block(dataset, f"Baseline group: {baseline}; share kept = AP in a group "
+        title = dataset if variant == BASELINE_VARIANT else f"{dataset}, {variant}"
+        blocks.append(Block(title, f"Baseline group: {baseline}; share kept = AP in a group "
                             f"/ AP in the baseline group. Intervals resample {resampled}.",
                             table, items))
     return blocks

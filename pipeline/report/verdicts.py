@@ -21,7 +21,6 @@ from pipeline.evaluation.contracts import Interval, PairedTest, Statistics, Stat
 # Below this many training faces a verdict demonstrates the pipeline; it is not evidence.
 EVIDENCE_FACES = 1000
 
-VERDICTS = ("supported", "partly supported", "contradicted", "not resolved", "not judged")
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,10 @@ class Condition:
 
     @property
     def label(self) -> str:
+        """The condition in words, e.g. ``shadow`` or ``light 45-70 deg``."""
         if self.group is not None:
-            return f"light {self.group}"
+            variant = "" if self.variant == BASELINE_VARIANT else f" ({self.variant})"
+            return f"light {self.group}{variant}"
         if self.reference_dataset is not None:
             return f"the whole set, against {self.reference_dataset} {BASELINE_VARIANT}"
         return self.variant
@@ -59,6 +60,9 @@ class VerdictCell:
 
 @dataclass(frozen=True)
 class VerdictRow:
+    """One condition of the verdict table: a cell per judged arm, each augmented arm's gains,
+    and the bundled cascades' share kept (uncorrected)."""
+
     condition: Condition
     cells: dict[str, VerdictCell]
     # per augmented arm: {"cnn" | "haar": the gain in share kept over the arm it augments}
@@ -113,21 +117,19 @@ def _parts(statistics: Statistics) -> tuple[StatisticsPart, ...]:
 
 def shares_and_tests(statistics: Statistics
                      ) -> tuple[dict[tuple[str, Condition], Interval],
-                                dict[tuple[str, str, Condition], PairedTest], list[Condition]]:
-    """Share kept per (detector, condition), its paired tests per (a, b, condition), and the
-    conditions in order."""
+                                dict[tuple[str, str, Condition], PairedTest]]:
+    """Share kept per (detector, condition) and its paired tests per (a, b, condition), at the
+    uncorrected level (the reference column and the gains)."""
     shares: dict[tuple[str, Condition], Interval] = {}
     tests: dict[tuple[str, str, Condition], PairedTest] = {}
-    conditions: list[Condition] = []
     for part in _parts(statistics):
         for run in part.runs:
             if run.relative_ap is not None:
                 shares[run.detector, _condition(run)] = run.relative_ap
-                conditions.append(_condition(run))
         for test in part.comparisons:
             if test.relative_ap is not None:
                 tests[test.a, test.b, _condition(test)] = test.relative_ap
-    return shares, tests, list(dict.fromkeys(conditions))
+    return shares, tests
 
 
 def difference(tests: dict[tuple[str, str, Condition], PairedTest], x: str, y: str,
@@ -146,7 +148,7 @@ def verdict_rows(config: dict[str, Any], statistics: Statistics) -> list[Verdict
     if statistics.verdict is None:
         return []
     arms = config["report"]["arms"]
-    shares, tests, _ = shares_and_tests(statistics)
+    shares, tests = shares_and_tests(statistics)
     rows: dict[Condition, VerdictRow] = {}
     for judged in statistics.verdict.cells:
         condition = Condition(judged.dataset, judged.variant, judged.group,
@@ -216,9 +218,10 @@ def one_line_answer(arms: dict[str, Any], rows: list[VerdictRow],
     tallies = arm_tallies(arms, rows)
     rule = statistics.verdict
     text = "; ".join(f"arm {name}: {counts}" for name, counts in tallies.items())
+    tested = (f"{rule.cells_tested} cells tested, each at level {rule.level:.2g}, "
+              f"{rule.correction}" if rule.cells_tested else "no cell could be judged")
     text = (f"Does Viola-Jones break where the CNN holds up? Over {len(rows)} conditions: "
-            f"{text} ({rule.cells_tested} cells tested, each at level {rule.level:.2g}, "
-            f"{rule.correction}).")
+            f"{text} ({tested}).")
     small = [name for name in small_arms(training_faces) if name in tallies]
     if small:
         text += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} faces: "
