@@ -70,7 +70,8 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     assert "Network complexity" in html and "googlenet" in html
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
     assert "Share kept, CNN vs Haar" in html and "bootstrap" in html
-    assert "cells tested, each at level" in html and "bonferroni" in html
+    assert "bonferroni" in html  # the rule in words, on the first screen
+    assert "cells tested, each at level" in html or "no cell could be judged" in html
     assert "Viola-Jones cascades trained here" in html
     trained = workdir / "results/models/haar_trained.xml"
     assert "<stageType>BOOST</stageType>" in trained.read_text()
