@@ -16,10 +16,9 @@ from pipeline.evaluation.verdict_rule import judged_arms
 from pipeline.report.figures import FIGURES
 
 # Every stage is a command of the package's one CLI, `python -m pipeline`; each rule file calls
-# its own stage's part of it, `python -m pipeline.<stage> <command>`, with the Python that runs
-# Snakemake (so no virtual environment needs to be active).
-PYTHON = shlex.quote(sys.executable)
-shell.prefix("set -euo pipefail; ")
+# its own stage's part of it, `$PYTHON -m pipeline.<stage> <command>`, where $PYTHON is the
+# Python that runs Snakemake (so no virtual environment needs to be active).
+shell.prefix(f"set -euo pipefail; PYTHON={shlex.quote(sys.executable)}; ")
 
 DATASETS = evaluated_datasets(config)  # tune and test sets; a model may train on any dataset
 VARIANTS = variant_instances(config)

@@ -18,7 +18,7 @@ rule build_dataset:
     benchmark:
         "results/benchmarks/build_dataset/{dataset}.tsv"
     shell:
-        "{PYTHON} -m pipeline.data build-dataset "
+        "$PYTHON -m pipeline.data build-dataset "
         "--settings {params.settings:q} --out {params.out} 2> {log}"
 
 
@@ -36,5 +36,5 @@ rule make_variant:
     benchmark:
         "results/benchmarks/make_variant/{dataset}/{variant}.tsv"
     shell:
-        "{PYTHON} -m pipeline.data make-variant --manifest {input} --name {wildcards.variant} "
+        "$PYTHON -m pipeline.data make-variant --manifest {input} --name {wildcards.variant} "
         "--settings {params.settings:q} --out {params.out} 2> {log}"

@@ -14,7 +14,7 @@ rule detect:
     benchmark:
         "results/benchmarks/detect/{detector}/{dataset}/{variant}/shard{shard}.tsv"
     shell:
-        "{PYTHON} -m pipeline.detection detect "
+        "$PYTHON -m pipeline.detection detect "
         "--settings {params.settings:q} --manifest {input.manifest} "
         "{params.model} --name {wildcards.detector} --shard {wildcards.shard} "
         "--shards {params.shards} --out {output.detections} --timing {output.timing} "
@@ -38,7 +38,7 @@ rule merge_detections:
     log:
         "results/logs/merge_detections/{detector}/{dataset}/{variant}.log",
     shell:
-        "{PYTHON} -m pipeline.detection merge-detections --manifest {input.manifest} "
+        "$PYTHON -m pipeline.detection merge-detections --manifest {input.manifest} "
         "--detections {input.detections} --timings {input.timings} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} "
         "--variant {wildcards.variant} --out {output.detections} "

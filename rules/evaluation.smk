@@ -7,7 +7,7 @@ rule calibrate:
     log:
         "results/logs/calibrate/{detector}/{dataset}.log",
     shell:
-        "{PYTHON} -m pipeline.evaluation calibrate "
+        "$PYTHON -m pipeline.evaluation calibrate "
         "--truth {input.truth} --detections {input.detections} "
         "--detector {wildcards.detector} --dataset {wildcards.dataset} --out {output} "
         "2> {log}"
@@ -32,7 +32,7 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
     shell:
-        "{PYTHON} -m pipeline.evaluation evaluate "
+        "$PYTHON -m pipeline.evaluation evaluate "
         "--settings {params.settings:q} --truth {input.truth} "
         "--detections {input.detections} {params.calibration} "
         "--search-min-size {params.search_min_size} --resample-unit {params.resample_unit} "
@@ -60,7 +60,7 @@ rule statistics:
     benchmark:
         "results/benchmarks/statistics.tsv"
     shell:
-        "{PYTHON} -m pipeline.evaluation statistics "
+        "$PYTHON -m pipeline.evaluation statistics "
         "--settings {params.settings:q} --metrics {input} "
         "--out {output} 2> {log}"
 
@@ -76,6 +76,6 @@ rule summarise:
     log:
         "results/logs/summarise.log",
     shell:
-        "{PYTHON} -m pipeline.evaluation summarise "
+        "$PYTHON -m pipeline.evaluation summarise "
         "--metrics {input.metrics} --timings {input.timings} "
         "--out-csv {output.csv} --out-json {output.json} 2> {log}"

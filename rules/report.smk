@@ -20,7 +20,7 @@ rule figures:
     benchmark:
         "results/benchmarks/figures.tsv"
     shell:
-        "{PYTHON} -m pipeline.report figures "
+        "$PYTHON -m pipeline.report figures "
         "--settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --out-dir results/figures 2> {log}"
 
@@ -31,7 +31,7 @@ rule complexity:
     log:
         "results/logs/complexity.log",
     shell:
-        "{PYTHON} -m pipeline.report complexity --out {output} 2> {log}"
+        "$PYTHON -m pipeline.report complexity --out {output} 2> {log}"
 
 
 rule report:
@@ -50,7 +50,7 @@ rule report:
     log:
         "results/logs/report.log",
     shell:
-        "{PYTHON} -m pipeline.report report "
+        "$PYTHON -m pipeline.report report "
         "--settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --complexity {input.complexity} "
         "--figures {input.figures} --cascades {input.cascades} --out {output} 2> {log}"

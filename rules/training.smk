@@ -12,7 +12,7 @@ rule train_cnn:
     benchmark:
         "results/benchmarks/train_cnn/{model}.tsv"
     shell:
-        "{PYTHON} -m pipeline.training train-cnn "
+        "$PYTHON -m pipeline.training train-cnn "
         "--settings {params.settings:q} --train {input.train} "
         "--backgrounds {input.backgrounds} --out {output} --threads {threads} 2> {log}"
 
@@ -32,7 +32,7 @@ rule train_haar:
     benchmark:
         "results/benchmarks/train_haar/{model}.tsv"
     shell:
-        "{PYTHON} -m pipeline.training train-haar "
+        "$PYTHON -m pipeline.training train-haar "
         "--settings {params.settings:q} --train {input.train} "
         "--backgrounds {input.backgrounds} --out {output.cascade} "
         "--history {output.history} --threads {threads} 2> {log}"
