@@ -141,8 +141,9 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
     baseline = order[0]
     members = {g: np.flatnonzero([label == g for label in labels]) for g in order}
     boot, estimate = {}, {}
+    matches_of = {key: matches_from_metrics(by_key[key]) for key in keys}
     for key in keys:
-        matches = matches_from_metrics(by_key[key])
+        matches = matches_of[key]
         for g in order:
             boot[key, g] = bootstrap_run([matches[i] for i in members[g]],
                                          counts[:, members[g]], [fp])
@@ -189,7 +190,7 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
                                                   confidence)
                 if frozenset((ka[0], kb[0])) in arm_pairs and unit != "image":
                     test["relative_ap_permutation"] = permutation_share_test(
-                        matches_from_metrics(by_key[ka]), matches_from_metrics(by_key[kb]),
+                        matches_of[ka], matches_of[kb],
                         units, members[g], members[baseline], observed, settings["seed"])
             tests.append(test)
     return runs, tests
