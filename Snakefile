@@ -8,17 +8,22 @@ Method, one rule per stage (rule files under rules/, in the order of the method)
   rules/training.smk
   3. train_cnn      train the CNN face classifier with hard-negative mining
      train_haar     train a Viola-Jones cascade on the same faces and scenes (OpenCV XML)
+  rules/tuning.smk
+  4. tune_operating_point  (where tuning: names a detector) its operating point, chosen on the
+                    tune sets only, per training seed, with every candidate's score
   rules/detection.smk
-  4. detect         run each detector on each variant of each dataset, in image shards
+  5. detect         run each detector draw (one per training seed) on each variant of each
+                    dataset, in image shards, at its tuned operating point
      merge_detections  join the shards; wall time per image goes to results/timing/
   rules/evaluation.smk
-  5. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
-     calibrate      (optional) a detector's box calibration, fitted on a training/dev set
-  6. statistics     bootstrap intervals over images, paired detector tests, share of AP kept
-     summarise      one table of all runs
+  6. evaluate       match detections to ground truth: PR curve, AP, detection rate vs FP
+     calibrate      (optional) a detector's box calibration, fitted on a training/tune set
+  7. statistics     bootstrap intervals over training seeds and test images, paired detector
+                    tests, share of AP kept, the verdict (test sets only)
+     summarise      one table of all runs (means over the seeds)
   rules/report.smk
-  7. figures        comparison figures
-  8. report         the self-contained HTML report (with complexity: per-layer network table)
+  8. figures        comparison figures
+  9. report         the self-contained HTML report (with complexity: per-layer network table)
 
 Every rule's parameters are the config section it depends on, so changing one setting reruns
 that stage and its descendants only. Each rule calls a command of the package's CLI,
@@ -44,6 +49,7 @@ resolve_data_paths(config)
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/training.smk"
+include: "rules/tuning.smk"
 include: "rules/detection.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"

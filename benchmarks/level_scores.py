@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from pipeline import paths
 from pipeline.boxes import Manifest
 from pipeline.config import ConfigError, load_config
+from pipeline.detection.detectors import draws
 from pipeline.evaluation.metrics import (
     Criterion,
     average_precision,
@@ -124,7 +125,8 @@ def main() -> None:
             raise ValueError(f"{args.dataset} is box-calibrated: use a set without calibration")
         settings = config["detectors"][args.detector]
         truth_path = Path(paths.variant_manifest(args.dataset, args.variant))
-        found_path = Path(paths.detections(args.detector, args.dataset, args.variant))
+        draw = draws(settings, config["seeds"])[0]  # the first training seed's run
+        found_path = Path(paths.detections(args.detector, draw, args.dataset, args.variant))
         for path in (truth_path, found_path):
             if not path.is_file():
                 raise ValueError(f"{path}: missing; run the workflow for it first "

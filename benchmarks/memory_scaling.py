@@ -105,7 +105,7 @@ def image_of(megapixels: float, out: Path) -> Path:
 def image_sizes(megapixels: list[float], models: Path, max_pixels: int | None) -> None:
     config = load_config()
     detectors = {name: dict(d, max_pixels=max_pixels) for name, d in config["detectors"].items()
-                 if all((models / Path(f).name).is_file() for f in model_files(d))}
+                 if all((models / Path(f).name).is_file() for f in model_files(d, str(models)))}
     skipped = sorted(set(config["detectors"]) - set(detectors))
     if skipped:
         print(f"(no trained models in {models} for {', '.join(skipped)}: run snakemake first)")
@@ -114,7 +114,7 @@ def image_sizes(megapixels: list[float], models: Path, max_pixels: int | None) -
         with tempfile.TemporaryDirectory() as tmp:
             manifest = image_of(size, Path(tmp))
             for name, settings in detectors.items():
-                files = [str(models / Path(f).name) for f in model_files(settings)]
+                files = model_files(settings, str(models))
                 args = ["detect", "--settings", json.dumps(settings), "--manifest",
                         str(manifest), "--name", name, "--out", f"{tmp}/det.json",
                         "--timing", f"{tmp}/time.json", *(["--model", *files] if files else [])]
@@ -128,8 +128,9 @@ if __name__ == "__main__":
     parser.add_argument("scenes", nargs="*", type=int, help="test set sizes (default 100 1000)")
     parser.add_argument("--megapixels", nargs="+", type=float,
                         help="image sizes to measure instead of test set sizes")
-    parser.add_argument("--models", type=Path, default=Path("results/models"),
-                        help="trained models of a finished run (default results/models)")
+    parser.add_argument("--models", type=Path, default=Path("results/models/seed0"),
+                        help="trained models of one seed of a finished run "
+                        "(default results/models/seed0)")
     parser.add_argument("--max-pixels", type=int,
                         help="detectors' max_pixels: larger images are downscaled first")
     args = parser.parse_args()

@@ -19,7 +19,6 @@ would have to be refitted for every combination, which the workflow does.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from pipeline.config import (
 )
 from pipeline.detection.detectors import build_detector, model_files, run_detector
 from pipeline.evaluation.metrics import Criterion, evaluate
+from pipeline.tuning.operating_point import candidates
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -66,8 +66,7 @@ def sweep(config: dict, dataset: str, variant: str, detector: str, grid: dict[st
     truth = Manifest.load(manifest_path)
     evaluation = config["evaluation"]
     rows = []
-    for values in itertools.product(*grid.values()):
-        changed = dict(zip(grid, values, strict=True))
+    for changed in candidates(grid):
         settings = {**config["detectors"][detector], **changed}
         validate_config(deep_merge(config, {"detectors": {detector: settings}}),
                         f"--grid {changed}")
@@ -102,7 +101,8 @@ def main() -> None:
     parser.add_argument("--detector", required=True, help="a detector name of the config")
     parser.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                         help="detector settings to sweep (default: the configured ones only)")
-    parser.add_argument("--models", default="results/models")
+    parser.add_argument("--models", default="results/models/seed0",
+                        help="trained models of one seed (default results/models/seed0)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)

@@ -142,7 +142,8 @@ def main() -> None:
                         "results/variants/<dataset>/<variant>/ (default: embedded)")
     images.add_argument("--manifest", help="any manifest JSON of images")
     parser.add_argument("--variant", default="original", help="with --dataset")
-    parser.add_argument("--models", default="results/models")
+    parser.add_argument("--models", default="results/models/seed0",
+                        help="trained models of one seed (default results/models/seed0)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--detectors", nargs="+", help="detector names (default: all)")
     parser.add_argument("--skip-training", action="store_true")

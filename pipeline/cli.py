@@ -18,11 +18,13 @@ from pipeline.detection.cli import register as detection_commands
 from pipeline.evaluation.cli import register as evaluation_commands
 from pipeline.report.cli import register as report_commands
 from pipeline.training.cli import register as training_commands
+from pipeline.tuning.cli import register as tuning_commands
 
 # In the order of the method (rules/*.smk); each subpackage owns its commands.
 STAGES = {
     "data": data_commands,
     "training": training_commands,
+    "tuning": tuning_commands,
     "detection": detection_commands,
     "evaluation": evaluation_commands,
     "report": report_commands,

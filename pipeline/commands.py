@@ -98,6 +98,22 @@ def add_stage(
     return sub
 
 
+def add_draw(parser: argparse.ArgumentParser) -> None:
+    """``--draw``: the training draw a run belongs to (``seed<N>``, or ``fixed`` for a detector
+    that trains nothing; :func:`pipeline.paths.draw`), parsed into ``args.seed`` (int or None)."""
+    from pipeline.paths import UNTRAINED, seed_of
+
+    def parse(label: str) -> int | None:
+        try:
+            return seed_of(label)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parser.add_argument("--draw", dest="seed", type=parse, default=None,
+                        help=f"training draw: seed<N>, or {UNTRAINED} (default) for a detector "
+                        "that trains nothing")
+
+
 def build_parser(prog: str, description: str, *registers: Register) -> argparse.ArgumentParser:
     """A parser whose sub-commands are those the ``registers`` add."""
     parser = argparse.ArgumentParser(

@@ -17,6 +17,7 @@ import yaml
 from pipeline.config_limits import (
     MAX_EXPANDED_VALUES,
     TOO_LARGE,
+    StrictValidator,
     expanded_size,
     oversized_key,
     value_errors,
@@ -82,19 +83,6 @@ def _key_path(parts: Any) -> str:
     return ".".join(str(p) for p in parts) or "<top level>"
 
 
-def _is_integer(_checker: Any, instance: Any) -> bool:
-    """JSON Schema's ``integer`` admits 6.0; here a count must be written as an integer."""
-    return isinstance(instance, int) and not isinstance(instance, bool)
-
-
-# Draft 2020-12 with a strict ``integer`` type: ``n_scenes: 6.0`` is an error, not a float
-# that crashes a stage later.
-StrictValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
-
-
 def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...] = ()
                    ) -> list[str]:
     """Every bad key of ``instance``: an alias bomb alone (before anything walks it), else
@@ -105,10 +93,16 @@ def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...
     found = list(value_errors(instance, prefix))
     flagged = {path for path, _ in found}
     errors = _leaf_errors(list(StrictValidator(schema).iter_errors(instance)))
-    found += [((*prefix, *e.path), e.message) for e in errors
+    found += [((*prefix, *e.path), _hint(e.message, (*prefix, *e.path))) for e in errors
               if (*prefix, *e.path) not in flagged]
     found.sort(key=lambda item: list(map(str, item[0])))
     return [f"{_key_path(path)}: {message}" for path, message in found]
+
+
+def _hint(message: str, path: tuple[Any, ...]) -> str:
+    """A schema message, with what to do where a key has moved."""
+    moved = path[:1] in (("models",), ("cascades",)) and len(path) == 2 and "'seed'" in message
+    return message + ("; training seeds are the top-level `seeds:` list" if moved else "")
 
 
 def validate_config(config: Any, source: str = "config") -> None:
@@ -154,8 +148,9 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
-    from pipeline.data.roles import dataset_role, role_conflicts
+    from pipeline.data.roles import dataset_role, evaluated_datasets, role_conflicts
     from pipeline.detection.detectors import DETECTORS, TRAINERS
+    from pipeline.tuning.operating_point import tuning_conflicts
 
     messages = []
     for name, detector in config["detectors"].items():
@@ -163,16 +158,14 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
         section = TRAINERS[kind.trainer][0] if kind.trainer else None
         for key in kind.model_keys:
             if key in detector and detector[key] not in config[section]:
-                messages.append(
-                    f"detectors.{name}.{key}: '{detector[key]}' is not a key of {section} "
-                    f"({', '.join(config[section]) or 'none defined'})"
-                )
+                messages.append(f"detectors.{name}.{key}: '{detector[key]}' is not a key of "
+                                f"{section} ({', '.join(config[section]) or 'none defined'})")
     for name, model in config["models"].items():
         expected = ARCHITECTURE_WINDOWS[model["architecture"]]
         if model["window"] != expected:
             messages.append(f"models.{name}.window: {model['architecture']} takes "
                             f"{expected}x{expected} windows, not {model['window']}")
-    messages += role_conflicts(config["datasets"])
+    messages += role_conflicts(config["datasets"]) + tuning_conflicts(config)
     for section in ("models", "cascades"):
         for name, model in config[section].items():
             if model["train_dataset"] not in config["datasets"]:
@@ -381,14 +374,3 @@ def resolve_data_paths(config: dict[str, Any]) -> None:
                             "XML (OpenCV could not load it)")
     if messages:
         raise ConfigError("missing or unreadable data:\n  " + "\n  ".join(messages))
-
-
-def is_evaluated(dataset: dict[str, Any]) -> bool:
-    """Whether detectors are tested on a dataset (``evaluate``; default true, false for
-    training-only face folders)."""
-    return dataset["evaluate"]
-
-
-def evaluated_datasets(config: dict[str, Any]) -> list[str]:
-    """Names of the datasets the detectors are evaluated on."""
-    return [name for name, d in config["datasets"].items() if is_evaluated(d)]

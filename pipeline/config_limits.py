@@ -1,12 +1,29 @@
 """Bounds every configuration value must keep, whatever its key: no NaN or infinity, no
-integer beyond 32 bits, and no YAML alias bomb (a block repeated by aliases until the loaded
-data, walked, would take minutes and gigabytes)."""
+integer beyond 32 bits, no float where the schema says integer (:data:`StrictValidator`), and
+no YAML alias bomb (a block repeated by aliases until the loaded data, walked, would take
+minutes and gigabytes)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from typing import Any
+
+import jsonschema
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema's ``integer`` admits 6.0; here a count must be written as an integer."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 with a strict ``integer`` type: ``n_scenes: 6.0`` is an error, not a float
+# that crashes a stage later.
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
 
 # Values a configuration may expand to, counting every repeat of a YAML alias (research.yaml
 # merged over the default: about 460): a bound on "billion laughs" alias bombs.

@@ -8,6 +8,29 @@ import re
 from pathlib import PurePath
 
 MODELS = "results/models"
+# The label of a detector run that trains nothing (a bundled cascade, a pretrained reference):
+# one run stands for every training seed.
+UNTRAINED = "fixed"
+
+
+def draw(seed: int | None) -> str:
+    """The label of one training draw in output paths: ``seed3``, or ``fixed`` (None) for a
+    detector that trains nothing."""
+    return UNTRAINED if seed is None else f"seed{seed}"
+
+
+def seed_of(label: str) -> int | None:
+    """The training seed of a draw label (:func:`draw`'s inverse)."""
+    if label == UNTRAINED:
+        return None
+    if not re.fullmatch(r"seed\d+", label):
+        raise ValueError(f"{label!r} is not a draw label (seed<N> or {UNTRAINED})")
+    return int(label[4:])
+
+
+def models_folder(seed: int) -> str:
+    """Where the models trained with ``seed`` are kept (one folder per training seed)."""
+    return f"{MODELS}/{draw(seed)}"
 
 
 def checkpoint(name: str, folder: str = MODELS) -> str:
@@ -30,9 +53,10 @@ def variant_manifest(dataset: str, variant: str) -> str:
     return f"results/variants/{dataset}/{variant}/manifest.json"
 
 
-def detections(detector: str, dataset: str, variant: str) -> str:
-    """One detector's merged detections on one variant (``merge_detections``): manifest JSON."""
-    return f"results/detections/{detector}/{dataset}/{variant}.json"
+def detections(detector: str, draw: str, dataset: str, variant: str) -> str:
+    """One detector draw's merged detections on one variant (``merge_detections``): manifest
+    JSON; ``draw`` is the training seed's label (:func:`draw`)."""
+    return f"results/detections/{detector}/{draw}/{dataset}/{variant}.json"
 
 
 def image_name(index: int, source: str | PurePath) -> str:

@@ -6,14 +6,15 @@ import shlex
 import sys
 
 from pipeline import paths
-from pipeline.config import arm_training_sets, evaluated_datasets
+from pipeline.config import arm_training_sets
 from pipeline.data.datasets import dataset_inputs
-from pipeline.data.roles import dataset_roles
+from pipeline.data.roles import dataset_roles, evaluated_datasets
 from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
-from pipeline.detection.detectors import model_files, model_names, role, trained_models
+from pipeline.detection.detectors import draws, model_files, model_names, role, trained_models
 from pipeline.detection.detectors.haar import cascade_file
 from pipeline.evaluation.verdict_rule import judged_arms
 from pipeline.report.figures import FIGURES
+from pipeline.tuning.operating_point import tune_sets
 
 # Every stage is a command of the package's one CLI, `python -m pipeline`; each rule file calls
 # its own stage's part of it, `$PYTHON -m pipeline.<stage> <command>`, where $PYTHON is the
@@ -34,10 +35,16 @@ SWEEP = config["shadow_sweep"]
 # The smallest face every compared detector searches: smaller faces are counted per dataset.
 SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
 SHARDS = config["execution"]["detection_shards"]
-# Every detector x test set x variant it is tested in.
+# Every trained model is trained once per training seed; a detector that needs one is run once
+# per seed (its draws: seed0, seed1, ...), one that trains nothing once (fixed).
+SEEDS = config["seeds"]
+DRAWS = {name: draws(d, SEEDS) for name, d in DETECTORS.items()}
+FIRST_SEED = SEEDS[0]  # the draw the example figures, learned filters and cascade tables show
+# Every detector draw x test set x variant it is tested in.
 RUNS = [
-    f"{detector}/{dataset}/{variant}"
+    f"{detector}/{draw}/{dataset}/{variant}"
     for detector in DETECTORS
+    for draw in DRAWS[detector]
     for dataset in DATASETS
     for variant in DATASET_VARIANTS[dataset]
 ]
@@ -47,6 +54,8 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     variant="|".join(v.replace(".", r"\.") for v in VARIANTS),
     detector="|".join(DETECTORS),
+    draw=rf"seed\d+|{paths.UNTRAINED}",
+    seed=r"\d+",
     model="[A-Za-z][A-Za-z0-9_]*",
     shard=r"\d+",
 
@@ -68,10 +77,35 @@ def training_inputs(section):
     return inputs
 
 
+def draw_models(detector, draw):
+    """The trained files of one draw of a detector (none for an untrained one)."""
+    seed = paths.seed_of(draw)
+    return [] if seed is None else model_files(DETECTORS[detector], paths.models_folder(seed))
+
+
+# Operating points chosen on tune sets (tuning:), per detector draw, and the sets they use.
+TUNING = config["tuning"]
+TUNE_SETS = {name: tune_sets(config, name) for name in TUNING}
+
+
+def tuning_inputs(wc):
+    return {
+        "truth": [paths.variant_manifest(d, BASELINE_VARIANT) for d in TUNE_SETS[wc.detector]],
+        "models": draw_models(wc.detector, wc.draw),
+        "cascade": user_cascades([wc.detector]),
+    }
+
+
+def tuned_choice(wc):
+    """The detector draw's operating point file, when the detector is tuned."""
+    return [f"results/tuning/{wc.detector}/{wc.draw}.json"] if wc.detector in TUNING else []
+
+
 def detection_inputs(wc):
     return {
         "manifest": paths.variant_manifest(wc.dataset, wc.variant),
-        "models": model_files(DETECTORS[wc.detector]),
+        "tuning": tuned_choice(wc),
+        "models": draw_models(wc.detector, wc.draw),
         "cascade": user_cascades([wc.detector]),  # read through the settings' path
     }
 
@@ -82,9 +116,10 @@ def user_cascades(detectors):
 
 
 def calibration_file(wc):
-    """The detector's box calibration for this dataset, when the dataset names a fitting set."""
+    """The detector draw's box calibration for this dataset, when the dataset names a fitting
+    set (each training draw is calibrated on its own detections)."""
     source = config["datasets"][wc.dataset].get("calibration")
-    return [f"results/calibration/{wc.detector}/{source}.json"] if source else []
+    return [f"results/calibration/{wc.detector}/{wc.draw}/{source}.json"] if source else []
 
 
 # The config files of this run in the order they were merged: the Snakefile's default, then
@@ -110,10 +145,11 @@ FIGURE_INPUTS = {
         v: paths.variant_manifest(DATASETS[0], v) for v in EXAMPLE_VARIANTS
     },
     "detections": {
-        detector: {v: paths.detections(detector, DATASETS[0], v) for v in EXAMPLE_VARIANTS}
+        detector: {v: paths.detections(detector, DRAWS[detector][0], DATASETS[0], v)
+                   for v in EXAMPLE_VARIANTS}
         for detector in DETECTORS
     },
-    "models": {name: paths.checkpoint(name) for name in MODELS},
+    "models": {name: paths.checkpoint(name, paths.models_folder(FIRST_SEED)) for name in MODELS},
 }
 
 FIGURE_SETTINGS = {
@@ -127,7 +163,7 @@ FIGURE_SETTINGS = {
     },
     "example_variants": EXAMPLE_VARIANTS,
     "haar_cascades": {
-        name: d.get("cascade") or model_files(d)[0]
+        name: d.get("cascade") or model_files(d, paths.models_folder(FIRST_SEED))[0]
         for name, d in DETECTORS.items()
         if role(d) == "cascade"
     },

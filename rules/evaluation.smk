@@ -1,25 +1,26 @@
 rule calibrate:
     input:
         truth=paths.variant_manifest("{dataset}", BASELINE_VARIANT),
-        detections=paths.detections("{detector}", "{dataset}", BASELINE_VARIANT),
+        detections=paths.detections("{detector}", "{draw}", "{dataset}", BASELINE_VARIANT),
     output:
-        "results/calibration/{detector}/{dataset}.json",
+        "results/calibration/{detector}/{draw}/{dataset}.json",
     log:
-        "results/logs/calibrate/{detector}/{dataset}.log",
+        "results/logs/calibrate/{detector}/{draw}/{dataset}.log",
     shell:
         "$PYTHON -m pipeline.evaluation calibrate "
         "--truth {input.truth} --detections {input.detections} "
-        "--detector {wildcards.detector} --dataset {wildcards.dataset} --out {output} "
+        "--detector {wildcards.detector} --draw {wildcards.draw} --dataset {wildcards.dataset} "
+        "--out {output} "
         "2> {log}"
 
 
 rule evaluate:
     input:
         truth=paths.variant_manifest("{dataset}", "{variant}"),
-        detections=paths.detections("{detector}", "{dataset}", "{variant}"),
+        detections=paths.detections("{detector}", "{draw}", "{dataset}", "{variant}"),
         calibration=calibration_file,
     output:
-        "results/metrics/{detector}/{dataset}/{variant}.json",
+        "results/metrics/{detector}/{draw}/{dataset}/{variant}.json",
     params:
         settings=as_json(config["evaluation"]),
         search_min_size=SEARCH_MIN_SIZE,
@@ -28,15 +29,15 @@ rule evaluate:
             f"--calibration {input.calibration}" if input.calibration else ""
         ),
     log:
-        "results/logs/evaluate/{detector}/{dataset}/{variant}.log",
+        "results/logs/evaluate/{detector}/{draw}/{dataset}/{variant}.log",
     benchmark:
-        "results/benchmarks/evaluate/{detector}/{dataset}/{variant}.tsv"
+        "results/benchmarks/evaluate/{detector}/{draw}/{dataset}/{variant}.tsv"
     shell:
         "$PYTHON -m pipeline.evaluation evaluate "
         "--settings {params.settings:q} --truth {input.truth} "
         "--detections {input.detections} {params.calibration} "
         "--search-min-size {params.search_min_size} --resample-unit {params.resample_unit} "
-        "--detector {wildcards.detector} --dataset {wildcards.dataset} "
+        "--detector {wildcards.detector} --draw {wildcards.draw} --dataset {wildcards.dataset} "
         "--variant {wildcards.variant} --out {output} 2> {log}"
 
 

@@ -5,7 +5,7 @@ rule figures:
         variants=list(FIGURE_INPUTS["variants"].values()),
         detections=[path for files in FIGURE_INPUTS["detections"].values() for path in files.values()],
         models=list(FIGURE_INPUTS["models"].values()),
-        cascades=[paths.trained_cascade(name) for name in TRAINED_CASCADES]
+        cascades=[paths.trained_cascade(name, paths.models_folder(FIRST_SEED)) for name in TRAINED_CASCADES]
         + user_cascades(DETECTORS),
     output:
         [
@@ -40,7 +40,7 @@ rule report:
         statistics="results/summary/statistics.json",
         complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
-        cascades=[paths.cascade_history(name) for name in TRAINED_CASCADES],
+        cascades=[paths.cascade_history(name, paths.models_folder(FIRST_SEED)) for name in TRAINED_CASCADES],
         training=list(ARM_TRAINING.values()),
     output:
         "results/report/index.html",

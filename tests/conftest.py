@@ -52,7 +52,7 @@ def _train_tiny(name: str, config: dict[str, Any], dataset: Path,
     from pipeline.training.train_cnn import train_cnn
 
     out = factory.mktemp("models") / f"{name}.pt"
-    train_cnn(config["models"][name], dataset / "train.npz",
+    train_cnn(dict(config["models"][name], seed=0), dataset / "train.npz",
               dataset / "train_backgrounds.json", out)
     return out
 

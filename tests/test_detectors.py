@@ -232,7 +232,7 @@ def test_shards_merge_to_the_unsharded_result(tiny_dataset, default_config, tmp_
         parts.append(str(tmp_path / f"s{k}.json"))
         times.append(str(tmp_path / f"s{k}.t.json"))
         detect_to_file(settings, source, parts[-1], times[-1], "haar", None, k, 3)
-    labels = {"detector": "haar", "dataset": "embedded", "variant": "original"}
+    labels = {"detector": "haar", "seed": None, "dataset": "embedded", "variant": "original"}
     merge_shards(source, parts, times, tmp_path / "merged.json", tmp_path / "merged.t.json",
                  labels)
     whole, merged = Manifest.load(tmp_path / "all.json"), Manifest.load(tmp_path / "merged.json")

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, ImageRecord, Manifest
-from pipeline.config import ConfigError, evaluated_datasets, load_config, load_yaml
+from pipeline.config import ConfigError, load_config, load_yaml
 from pipeline.data.datasets import build_dataset
 from pipeline.data.formats_fddb_wider import ellipse_to_box
+from pipeline.data.roles import evaluated_datasets
 from pipeline.evaluation.metrics import Criterion, evaluate, face_sizes
 from tests.test_workflow import job_counts, snakemake
 
@@ -225,9 +226,10 @@ def test_dry_run_plans_the_example_config(data_root, tmp_path, path, dataset, an
     assert counts["train_cnn"] == 2 and counts["train_haar"] == 1
     for detector in ("haar", "haar_trained", "cnn", "cnn_cascade"):
         for variant in ("original", "shadow", "cartoon"):
-            assert f"results/metrics/{detector}/{dataset}/{variant}.json" in output
+            draw = "fixed" if detector == "haar" else "seed0"
+            assert f"results/metrics/{detector}/{draw}/{dataset}/{variant}.json" in output
     assert f"results/variants/{dataset}/shadow_sweep" not in output  # only the listed variants
     assert "results/data/webfaces/train.npz" in output
-    assert "results/metrics/haar/webfaces" not in output  # training data is not tested
+    assert "results/metrics/haar/fixed/webfaces" not in output  # training data is not tested
     assert f"{data_root}/{annotations}" in output and "{data_root}" not in output
     assert not (tmp_path / "results").exists()

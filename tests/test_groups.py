@@ -120,7 +120,7 @@ def test_permutation_test_equals_swapping_subjects_by_hand():
     members = {g: np.flatnonzero([label == g for label in labels]) for g in set(labels)}
     observed = share_by_evaluation(truth, a, "45-70 deg") - share_by_evaluation(
         truth, b, "45-70 deg")
-    result = permutation_share_test(*(matches_from_metrics(m) for m in metrics), units,
+    result = permutation_share_test(*([matches_from_metrics(m)] for m in metrics), units,
                                     members["45-70 deg"], members["0-20 deg"], observed, 0)
     assert (result["permutations"], result["exact"], result["units"]) == (16, True, 4)
     subjects = sorted(set(units))
@@ -141,13 +141,13 @@ def test_permutation_test_equals_swapping_subjects_by_hand():
                     [Box(x.x, x.y, x.w, x.h, 100 + 0.01 * x.score) for x in r.boxes])
         for r in b.images])
     moved = evaluate(truth, rescaled, 0.5, [2], resample_unit="subject")
-    again = permutation_share_test(matches_from_metrics(metrics[0]),
-                                   matches_from_metrics(moved), units, members["45-70 deg"],
+    again = permutation_share_test([matches_from_metrics(metrics[0])],
+                                   [matches_from_metrics(moved)], units, members["45-70 deg"],
                                    members["0-20 deg"], observed, 0)
     assert again["p_value"] == result["p_value"]
     # identical detectors: every pattern gives the observed difference, 0
-    same = permutation_share_test(matches_from_metrics(metrics[0]),
-                                  matches_from_metrics(metrics[0]), units,
+    same = permutation_share_test([matches_from_metrics(metrics[0])],
+                                  [matches_from_metrics(metrics[0])], units,
                                   members["45-70 deg"], members["0-20 deg"], 0.0, 0)
     assert same["p_value"] == 1.0
 

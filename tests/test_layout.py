@@ -45,7 +45,7 @@ def rule_commands(stage: str) -> list[tuple[str, str]]:
 
 
 def test_one_subpackage_per_rule_file():
-    assert list(STAGES) == ["data", "training", "detection", "evaluation", "report"]
+    assert list(STAGES) == ["data", "training", "tuning", "detection", "evaluation", "report"]
     assert sorted(STAGES) == RULE_FILES
     for stage in STAGES:
         assert (PACKAGE / stage / "cli.py").is_file()

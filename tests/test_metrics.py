@@ -140,7 +140,7 @@ def test_summary_leaves_an_undefined_share_kept_empty(tmp_path):
 
     metrics, timings = [], []
     for variant, ap in (("original", 0.0), ("shadow", 0.2)):
-        labels = {"detector": "d", "dataset": "s", "variant": variant}
+        labels = {"detector": "d", "seed": None, "dataset": "s", "variant": variant}
         metrics.append(tmp_path / f"m_{variant}.json")
         timings.append(tmp_path / f"t_{variant}.json")
         write_json(metrics[-1], stamped("metrics", {

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import Box, Manifest
-from pipeline.config import ConfigError, evaluated_datasets, resolve_data_paths, validate_config
+from pipeline.config import ConfigError, resolve_data_paths, validate_config
 from pipeline.data.datasets import build_dataset
 from pipeline.data.real_datasets import angle_group, crop_square
+from pipeline.data.roles import evaluated_datasets
 from pipeline.evaluation.metrics import evaluate
 
 
@@ -154,8 +155,13 @@ def test_research_config_is_valid(default_config):
 
     research = deep_merge(default_config, load_yaml("config/research.yaml"))
     validate_config(research)
-    assert set(evaluated_datasets(research)) == {"mitcmu", "yaleb", "louie_val"}  # real only
+    assert set(evaluated_datasets(research)) == {"mitcmu", "mitcmu_tune", "yaleb", "louie_val"}
     assert research["datasets"]["yaleb"]["calibration"] == "yaleb_dev"
+    # MIT+CMU: a tune half chooses the operating points, the other half is judged
+    roles = {n: research["datasets"][n]["role"] for n in ("mitcmu", "mitcmu_tune")}
+    assert roles == {"mitcmu": "test", "mitcmu_tune": "tune"}
+    assert set(research["tuning"]) >= {"haar_trained", "cnn", "haar_lit", "cnn_lit"}
+    assert research["seeds"] == [0, 1, 2]
 
 
 def test_yale_b_subject_filter(tmp_path):

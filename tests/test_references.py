@@ -193,8 +193,13 @@ def test_report_draws_findings_from_matched_arms_and_lists_references_apart():
            "n_faces": 5, "n_detections": 9, "average_precision": 0.25,
            "detection_rate_at_fp": {"10": 0.5}, "ms_per_image_mean": 12.0}
     table = run_table([row], [10])
-    assert table.rows == [["hog", "set", "shadow", 4, 5, 9, "0.250", "undefined", "0.500",
+    assert table.rows == [["hog", "set", "shadow", 4, 5, "9", "0.250", "undefined", "0.500",
                            "undefined", "12.0"]]
+    # with several training seeds: the means, and each seed's AP beside them
+    seeded = run_table([dict(row, n_detections=9.5, n_seeds=2, ap_per_seed="0.2000 0.3000")],
+                       [10])
+    assert seeded.head[6:8] == ["AP", "AP per seed"]
+    assert seeded.rows[0][5:8] == ["9.5", "0.250", "0.2000 0.3000"]
 
     # a two-stage CNN is a CNN: its comparison with a Haar cascade gets the claim check too
     config["detectors"]["cnn"] = {"kind": "cnn_cascade"}

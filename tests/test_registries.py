@@ -101,13 +101,16 @@ def test_every_detector_kind_says_its_role_trainer_and_model_keys():
 
 
 def test_model_files_follow_the_kinds_table():
-    from pipeline.detection.detectors import model_files, model_names, role, trained_models
+    from pipeline.detection.detectors import draws, model_files, model_names, role, trained_models
 
     cascade = {"kind": "haar", "trained_cascade": "mine", "scale_factor": 1.1}
     three = {"kind": "cnn_cascade", "proposal_model": "p", "model": "v", "output_model": "o"}
     assert model_files(cascade, "m") == ["m/mine.xml"] and model_names(cascade) == []
     assert trained_models(three) == [("models", "p"), ("models", "v"), ("models", "o")]
     assert model_files(three, "m") == ["m/p.pt", "m/v.pt", "m/o.pt"]
-    assert model_files({"kind": "haar", "cascade": "default"}) == []
-    assert model_files({"kind": "hog"}) == [] and role({"kind": "hog"}) == "reference"
+    assert model_files({"kind": "haar", "cascade": "default"}, "m") == []
+    assert model_files({"kind": "hog"}, "m") == [] and role({"kind": "hog"}) == "reference"
+    assert draws(cascade, [0, 3]) == ["seed0", "seed3"] and draws(three, [1]) == ["seed1"]
+    assert draws({"kind": "hog"}, [0, 3]) == draws({"kind": "haar", "cascade": "alt"}, [1]) == [
+        "fixed"]
     assert role(three) == "cnn" and role(cascade) == "cascade"

@@ -23,7 +23,8 @@ from pipeline.report.render import seeds, write_report
 from tests.test_verdict import CONFIG, judged, variant_statistics, variant_statistics_runs
 
 SUMMARY_RUNS = [{"detector": d, "dataset": "faces", "variant": v, "n_images": 30, "n_faces": 30,
-                 "n_detections": 31, "average_precision": 0.9, "detection_rate_at_fp": {"2": 0.8}}
+                 "n_detections": 31, "average_precision": 0.9, "detection_rate_at_fp": {"2": 0.8},
+                 "seeds": [{"seed": 0, "average_precision": 0.9}]}
                 for d in ("cnn", "haar_trained") for v in ("original", "shadow")]
 
 
@@ -67,6 +68,7 @@ def test_the_first_screen_is_answer_verdict_index_provenance(report_inputs):
     assert re.search(r"<dt>commit</dt><dd>([0-9a-f]{10}|unknown)", provenance)
     assert "config/default.yaml, config/mine &lt;b&gt;.yaml" in provenance
     assert "models.cnn.seed 7" in provenance
+    assert "One training seed per model: the intervals hold test-image variance only" in answer
     assert re.search(r"<dt>date</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d UTC", provenance)
 
 
@@ -87,8 +89,9 @@ def test_stage_outputs_carry_and_check_their_format_version(report_inputs, tmp_p
     old = read_json(statistics)
     old["format_version"] = STATISTICS_VERSION + 1
     write_json(tmp_path / "old.json", old)
-    with pytest.raises(ContractError, match=r"old.json: statistics format version 3, this code "
-                                            r"reads version 2; rerun the stage"):
+    with pytest.raises(ContractError, match=rf"old.json: statistics format version "
+                       rf"{STATISTICS_VERSION + 1}, this code reads version "
+                       rf"{STATISTICS_VERSION}; rerun the stage"):
         read_statistics(tmp_path / "old.json")
     with pytest.raises(ContractError, match="summary.json: not a statistics file .its format: "
                                             "summary"):

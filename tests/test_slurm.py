@@ -49,9 +49,9 @@ SLURM_OVERRIDES = deep_merge(TINY_OVERRIDES, {
     "models": {"cnn": {"epochs": 1, "hard_negative_rounds": 0}},
     "execution": {"detection_shards": 1},
 })
-TARGETS = [f"results/metrics/{detector}/embedded/original.json"
+TARGETS = [f"results/metrics/{detector}/seed0/embedded/original.json"
            for detector in ("cnn", "haar_trained")]
-CANCELLED_SHARD = Path("results/detections/haar_trained/embedded/original/shard0.json")
+CANCELLED_SHARD = Path("results/detections/haar_trained/seed0/embedded/original/shard0.json")
 
 
 def slurm_unavailable() -> str | None:

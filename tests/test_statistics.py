@@ -173,7 +173,8 @@ def test_groups_get_intervals_shares_of_the_baseline_group_and_paired_tests():
     frontal) group's AP kept, and paired tests; the estimates are the metrics' own."""
     runs = grouped_runs(("a", "b"), "yale")
     result = analyse(runs, SETTINGS)
-    assert result["resampling"]["yale"] == {"unit": "subject", "n_units": 6, "n_images": 18}
+    assert result["resampling"]["yale"] == {"unit": "subject", "n_units": 6, "n_images": 18,
+                                            "n_seeds": 1}
     groups = {(r["detector"], r["group"]): r for r in result["groups"]["runs"]}
     assert sorted({g for _, g in groups}) == ["0-20 deg", "20-45 deg", "45-70 deg"]
     for (name, group), entry in groups.items():

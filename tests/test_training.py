@@ -107,7 +107,7 @@ def test_training_history(tiny_model):
 
 def test_training_is_deterministic_on_the_cpu(tiny_config, tiny_dataset, tmp_path):
     """The same seed and thread count give bit-identical weights; another seed does not."""
-    settings = dict(tiny_config["models"]["cnn"], epochs=1, negatives_per_round=300)
+    settings = dict(tiny_config["models"]["cnn"], seed=0, epochs=1, negatives_per_round=300)
     states = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         train_cnn(dict(settings, seed=seed), tiny_dataset / "train.npz",
@@ -121,7 +121,7 @@ def test_training_is_deterministic_on_the_cpu(tiny_config, tiny_dataset, tmp_pat
 def test_training_log_is_not_redrawn_every_step(tiny_config, tiny_dataset, tmp_path, capsys):
     """Written to a file (stderr not a terminal), a round's progress bar is drawn when it
     opens and closes, not once per step as the running loss changes: logs stay small."""
-    settings = dict(tiny_config["models"]["cnn"], epochs=2, hard_negative_rounds=0,
+    settings = dict(tiny_config["models"]["cnn"], seed=0, epochs=2, hard_negative_rounds=0,
                     negatives_per_round=600)
     history = train_cnn(settings, tiny_dataset / "train.npz",
                         tiny_dataset / "train_backgrounds.json", tmp_path / "m.pt")
@@ -198,7 +198,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_config, tiny_dataset, 
     state); rerun; weights equal an uninterrupted run."""
     from pipeline.training.resume import resume_path
 
-    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, **extra)
+    settings = dict(tiny_config["models"]["cnn"], seed=0, negatives_per_round=300, **extra)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     train_cnn(settings, *inputs, tmp_path / "straight.pt")
 
@@ -245,7 +245,7 @@ def test_early_stopping_ends_a_round_on_its_best_epoch(tiny_config, tiny_dataset
 
     _scripted_epochs(monkeypatch, {0: [1.0, 0.8, 0.9, 0.78, 0.5, 0.4],
                                    1: [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]})
-    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=6,
+    settings = dict(tiny_config["models"]["cnn"], seed=0, negatives_per_round=300, epochs=6,
                     hard_negative_rounds=1, early_stopping={"patience": 2, "min_delta": 0.05})
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     out = tmp_path / "m.pt"
@@ -270,7 +270,7 @@ def test_early_stopping_keeps_the_best_epoch_even_without_stopping(tiny_config, 
     """A round whose best epoch is not its last ends on the best one's weights; without
     early_stopping the same script keeps the last epoch's."""
     _scripted_epochs(monkeypatch, {0: [0.9, 0.5, 0.7]})
-    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=3,
+    settings = dict(tiny_config["models"]["cnn"], seed=0, negatives_per_round=300, epochs=3,
                     hard_negative_rounds=0)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     train_cnn(dict(settings, early_stopping={"patience": 5}), *inputs, tmp_path / "best.pt")
@@ -291,7 +291,7 @@ def test_validation_objective_weights_the_box_loss():
 def test_resume_state_of_other_settings_is_ignored(tiny_config, tiny_dataset, tmp_path):
     from pipeline.training.resume import resume_path
 
-    settings = dict(tiny_config["models"]["cnn"], negatives_per_round=300, epochs=1,
+    settings = dict(tiny_config["models"]["cnn"], seed=0, negatives_per_round=300, epochs=1,
                     hard_negative_rounds=0)
     inputs = (tiny_dataset / "train.npz", tiny_dataset / "train_backgrounds.json")
     out = tmp_path / "m.pt"
@@ -322,7 +322,7 @@ def test_unreadable_training_scenes_are_skipped(tmp_path, caplog):
                          [("vgg", 32), ("googlenet", 32), ("output", 48)])
 def test_other_architectures_train(tiny_config, tiny_dataset, tmp_path, architecture, window):
     """Each architecture learns: validation accuracy well above the share of negatives."""
-    settings = dict(tiny_config["models"]["cnn"], architecture=architecture, window=window,
+    settings = dict(tiny_config["models"]["cnn"], seed=0, architecture=architecture, window=window,
                     negatives_per_round=400, hard_negative_rounds=0, epochs=3)
     history = train_cnn(settings, tiny_dataset / "train.npz",
                         tiny_dataset / "train_backgrounds.json", tmp_path / "m.pt")

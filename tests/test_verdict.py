@@ -78,7 +78,7 @@ def variant_statistics_runs():
                               "shadow": [[Box(b.x, b.y, b.w, b.h, rng.random()) for b in t
                                           if rng.random() < 0.5] + [Box(70, 70, 20, 20, 0.9)]
                                          for t in truth]}}
-    runs = [{"detector": d, "dataset": "faces", "variant": v,
+    runs = [{"detector": d, "seed": 0, "dataset": "faces", "variant": v,
              **evaluate(manifest("ground_truth", truth), manifest("detections", boxes), 0.5, [2])}
             for d, by_variant in found.items() for v, boxes in by_variant.items()]
     return runs
@@ -347,9 +347,9 @@ def test_a_new_arm_is_added_by_configuration_alone(default_config, tmp_path):
 
     before = plan(REPO / "config" / "default.yaml")
     after = plan(REPO / "config" / "default.yaml", tmp_path / "new_arm.yaml")
-    runs = [f"results/metrics/{d}/embedded/{v}.json" for d in ("cnn_new", "haar_new")
+    runs = [f"results/metrics/{d}/seed0/embedded/{v}.json" for d in ("cnn_new", "haar_new")
             for v in default_config["variants"]]
-    for path in ["results/models/cnn_new.pt", "results/models/haar_new.xml", *runs]:
+    for path in ["results/models/seed0/cnn_new.pt", "results/models/seed0/haar_new.xml", *runs]:
         assert path in after and path not in before
     assert job_counts(after)["train_cnn"] == job_counts(before)["train_cnn"] + 1
     assert job_counts(after)["train_haar"] == job_counts(before)["train_haar"] + 1

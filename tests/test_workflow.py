@@ -65,7 +65,7 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     haar_original = next(r for r in rows if r["detector"] == "haar" and r["variant"] == "original")
     assert float(haar_original["average_precision"]) > 0.5
     html = (workdir / "results/report/index.html").read_text()
-    assert html.count("data:image/png;base64,") == 7  # no light-angle figure: no grouped set
+    assert html.count("data:image/png;base64,") == 8  # no light-angle figure: no grouped set
     assert "ap_vs_light_angle" not in html and "Real shadows" not in html
     assert "Network complexity" in html and "googlenet" in html
     assert "<table>" in html and "Findings" in html and "opencv-python-headless" in html
@@ -73,7 +73,7 @@ def test_full_run_produces_report_metrics_and_figures(finished_run, tiny_config)
     assert "bonferroni" in html  # the rule in words, on the first screen
     assert "cells tested, each at level" in html or "no cell could be judged" in html
     assert "Viola-Jones cascades trained here" in html
-    trained = workdir / "results/models/haar_trained.xml"
+    trained = workdir / "results/models/seed0/haar_trained.xml"
     assert "<stageType>BOOST</stageType>" in trained.read_text()
     for stage in ("build_dataset", "make_variant", "train_cnn", "train_haar", "detect",
                   "evaluate"):
@@ -104,10 +104,27 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
     # the cnn model is retrained; cnn and cnn_cascade (its verifier) rerun on 5 variants x 2
     # shards; the proposal model is not retrained
     assert counts["train_cnn"] == 1 and counts["detect"] == 20
-    assert "--out results/models/proposal.pt" not in output
+    assert "--out results/models/seed0/proposal.pt" not in output
     assert "--name cnn" in output and not re.search(r"--name haar\b", output)
     assert "build_dataset" not in counts and "make_variant" not in counts
     assert "train_haar" not in counts and "--name haar_trained" not in output
+
+
+def test_a_second_seed_trains_and_runs_only_the_new_draws(finished_run):
+    """seeds: [0, 1] trains every model once more (seed 1), each as its own job, and runs the
+    detectors that use them on every variant; the bundled cascade and the data stay."""
+    workdir, config = finished_run
+    changed = write_config(workdir / "seeds.yaml", deep_merge(TINY_OVERRIDES, {"seeds": [0, 1]}))
+    output = snakemake(workdir, changed, "-n", "--printshellcmds")
+    counts = job_counts(output)
+    assert counts["train_cnn"] == 2 and counts["train_haar"] == 1  # cnn, proposal; the cascade
+    assert counts["detect"] == 30  # haar_trained, cnn, cnn_cascade x 5 variants x 2 shards
+    assert "--out results/models/seed1/cnn.pt --seed 1" in output
+    assert "--seed 0" not in output  # seed 0's models stay
+    assert "--draw seed1" in output and "--draw seed0" not in output  # nor are they rerun
+    assert "--draw fixed" not in output and not re.search(r"--name haar\b", output)
+    assert "build_dataset" not in counts and "make_variant" not in counts
+    assert counts["statistics"] == 1 and counts["report"] == 1
 
 
 def test_cascade_training_change_reruns_only_the_trained_cascade(finished_run):
@@ -164,7 +181,7 @@ README_COMMANDS = {
     "snakemake --cores 2": "-n",
     "snakemake -n": "",
     "snakemake --cores 2 --configfile my.yaml": "-n",
-    "snakemake --cores 2 results/metrics/haar/embedded/shadow.json": "-n",
+    "snakemake --cores 2 results/metrics/haar/fixed/embedded/shadow.json": "-n",
     "snakemake --report report.zip": "",
     "snakemake --cores 2 --forcerun figures": "-n",
     "snakemake --unlock": "",
@@ -230,7 +247,7 @@ def test_a_face_free_test_set_runs_end_to_end_as_negatives_only(finished_run, tm
     marked = write_config(copy / "marked.yaml", deep_merge(TINY_OVERRIDES, {"datasets": {
         "empty": {**empty, "negatives_only": True}}}))
     snakemake(copy, marked)
-    metrics = json.loads((copy / "results/metrics/haar/empty/original.json").read_text())
+    metrics = json.loads((copy / "results/metrics/haar/fixed/empty/original.json").read_text())
     assert metrics["negatives_only"] and metrics["n_faces"] == 0
     assert metrics["average_precision"] is None
     assert metrics["false_positives_per_image"] == metrics["n_detections"] / 3
@@ -254,7 +271,7 @@ def test_operating_point_sweep_reproduces_the_workflows_metrics(finished_run):
     (same detections, same matching); the other rows are other NMS methods; a bad grid value
     is refused naming the key."""
     workdir, config = finished_run
-    metrics = json.loads((workdir / "results/metrics/cnn/embedded/original.json").read_text())
+    metrics = json.loads((workdir / "results/metrics/cnn/seed0/embedded/original.json").read_text())
     out = _benchmark(workdir, "operating_point.py", "--configfile", str(config), "--dataset",
                      "embedded", "--detector", "cnn", "--grid", "nms_method=soft,greedy")
     header, soft, greedy = out.strip().splitlines()[-3:]
@@ -276,7 +293,8 @@ def test_level_scores_reads_the_runs_detections(finished_run, detector):
     """Per size band: the detections add up to the run's, and the raw-score AP is the
     evaluate stage's."""
     workdir, config = finished_run
-    metrics = json.loads((workdir / f"results/metrics/{detector}/embedded/original.json"
+    draw = "fixed" if detector == "haar" else "seed0"
+    metrics = json.loads((workdir / f"results/metrics/{detector}/{draw}/embedded/original.json"
                           ).read_text())
     out = _benchmark(workdir, "level_scores.py", "--configfile", str(config), "--dataset",
                      "embedded", "--detector", detector)

@@ -191,8 +191,7 @@ def build_dataset(settings: dict[str, Any], out_dir: str | Path) -> None:
     A test set must hold faces, unless it is marked ``negatives_only`` (then it must hold
     none, and the mark goes into ``test.json`` for the evaluation); ``ValueError`` otherwise.
     """
-    from pipeline.config import is_evaluated
-    from pipeline.data.roles import keep_part
+    from pipeline.data.roles import is_evaluated, keep_part
     from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "datasets.*")

@@ -18,6 +18,17 @@ from typing import Any
 from pipeline.boxes import ImageRecord, Manifest
 
 
+def is_evaluated(dataset: dict[str, Any]) -> bool:
+    """Whether detectors are tested on a dataset (``evaluate``; default true, false for
+    training-only face folders)."""
+    return dataset["evaluate"]
+
+
+def evaluated_datasets(config: dict[str, Any]) -> list[str]:
+    """Names of the datasets the detectors are evaluated on."""
+    return [name for name, d in config["datasets"].items() if is_evaluated(d)]
+
+
 def dataset_role(dataset: dict[str, Any]) -> str:
     """``tune`` or ``test`` (the schema's default) of an evaluated dataset entry."""
     return dataset.get("role", "test")

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.commands import add_command, add_stage, entry_point, set_threads, stage_settings
+from pipeline.commands import (
+    add_command,
+    add_draw,
+    add_stage,
+    entry_point,
+    set_threads,
+    stage_settings,
+)
 
 
 def cmd_detect(args: argparse.Namespace) -> None:
     from pipeline.detection.detectors import detect_to_file
+    from pipeline.tuning.operating_point import chosen_settings
 
     set_threads(args.threads)
     detect_to_file(
-        stage_settings(args),
+        chosen_settings(stage_settings(args), args.tuning),
         args.manifest,
         args.out,
         args.timing,
@@ -30,7 +38,8 @@ def cmd_detect(args: argparse.Namespace) -> None:
 def cmd_merge_detections(args: argparse.Namespace) -> None:
     from pipeline.detection.detectors import merge_shards
 
-    labels = {"detector": args.detector, "dataset": args.dataset, "variant": args.variant}
+    labels = {"detector": args.detector, "seed": args.seed, "dataset": args.dataset,
+              "variant": args.variant}
     merge_shards(args.manifest, args.detections, args.timings, args.out, args.timing_out, labels)
 
 
@@ -53,6 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--shard", type=int, default=0, help="which shard of the images (0-based)")
     sub.add_argument("--shards", type=int, default=1, help="number of shards")
     sub.add_argument("--threads", type=int, default=1)
+    sub.add_argument("--tuning", help="the operating point chosen on tune sets (tuning record "
+                     "JSON), merged over the settings")
     sub = add_command(
         commands, "merge-detections", cmd_merge_detections, "join detection shards into one file"
     )
@@ -60,6 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--detections", nargs="+", required=True)
     sub.add_argument("--timings", nargs="+", required=True)
     sub.add_argument("--detector", required=True)
+    add_draw(sub)
     sub.add_argument("--dataset", required=True)
     sub.add_argument("--variant", required=True)
     sub.add_argument("--out", required=True)

@@ -1,12 +1,22 @@
-"""The bootstrap: resamples of test images (or of units such as subjects), AP and detection
-rates on each resample, percentile intervals and paired tests.
+"""The bootstrap: resamples of training seeds and test images (or of units such as subjects),
+AP and detection rates on each resample, percentile intervals and paired tests.
 
-One set of resamples (``samples`` x ``n_images`` image counts drawn with replacement, seeded) is
-shared by every detector and variant of a dataset, so differences between detectors are paired.
-Per resample, AP and detection rate are recomputed with the curve arithmetic of
-:mod:`pipeline.evaluation.metrics` (an image drawn k times counts k times). Intervals are
-percentile intervals; the two-sided p-value of a difference is
-``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
+Seeds and images are crossed (every trained model is tested on every image), so both are
+resampled, independently, with replacement: the pigeonhole bootstrap of Owen (2007, "The
+pigeonhole bootstrap", Ann. Appl. Stat. 1(2)), which for crossed designs keeps both sources of
+variance (resampling images alone would treat one training run as the method). A resample draws
+``n_seeds`` seeds (:func:`seed_resamples`) and ``n_images`` images (:func:`resample_counts`);
+a detector's AP on it is the mean, over the drawn seeds, of each seed's model's AP on the drawn
+images (:func:`bootstrap_draws`). A detector that trains nothing has one run, which stands for
+every seed.
+
+One set of resamples is shared by every detector and variant of a dataset, and the seed draws by
+every dataset, so differences between detectors, and shares kept between variants, are paired:
+each resample compares the same images and the same model draws. Per resample, AP and detection
+rate are recomputed with the curve arithmetic of :mod:`pipeline.evaluation.metrics` (an image
+drawn k times counts k times). Intervals are percentile intervals; the two-sided p-value of a
+difference is ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution
+``P*``.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from pipeline.evaluation.metrics import (
 
 # Resample rows per block, bounded so that blocks stay below ~20 million cells.
 BLOCK_CELLS = 20_000_000
+# The training seeds are resampled from the stream [seed, SEED_STREAM] (the images from seed).
+SEED_STREAM = 6151
 
 
 def resample_counts(n_images: int, samples: int, seed: int | np.random.SeedSequence
@@ -48,6 +60,26 @@ def unit_resample_counts(units: list[str], samples: int, seed: int | np.random.S
     names = {name: index for index, name in enumerate(dict.fromkeys(units))}
     counts = resample_counts(len(names), samples, seed)
     return counts[:, [names[unit] for unit in units]]
+
+
+def seed_resamples(n_seeds: int, samples: int, seed: int) -> np.ndarray:
+    """Which training seeds (indices) each resample draws, ``n_seeds`` with replacement: int
+    array (samples, n_seeds), from the stream ``[seed, SEED_STREAM]``; all zeros for one seed."""
+    if n_seeds == 1:
+        return np.zeros((samples, 1), dtype=np.int64)
+    return np.random.default_rng([seed, SEED_STREAM]).integers(0, n_seeds, (samples, n_seeds))
+
+
+def over_seeds(values: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """Per resample, the mean over its drawn seeds (``picks``, from :func:`seed_resamples`) of
+    the per-seed values ``values[s]`` (samples,); one array (an untrained detector) is
+    returned as it is."""
+    if len(values) == 1:
+        return values[0]
+    if len(values) != picks.shape[1]:
+        raise ValueError(f"{len(values)} runs for {picks.shape[1]} training seeds")
+    stacked = np.stack(values)  # (n_seeds, samples)
+    return stacked[picks, np.arange(picks.shape[0])[:, None]].mean(axis=1)
 
 
 def image_units(metrics: dict[str, Any]) -> list[str]:
@@ -90,6 +122,17 @@ def bootstrap_run(matches: list[ImageMatches], counts: np.ndarray,
         for n in fp_points:
             rates[n][rows] = rate_within(recall, fp, n)
     return BootstrapCurves(ap, rates)
+
+
+def bootstrap_draws(matches: list[list[ImageMatches]], counts: np.ndarray, picks: np.ndarray,
+                    fp_points: list[int]) -> BootstrapCurves:
+    """AP and detection rates of one detector on one variant, over resamples of its training
+    seeds (``picks``) and images (``counts``): ``matches[s]`` are seed ``s``'s per-image
+    matches (one list for a detector that trains nothing)."""
+    curves = [bootstrap_run(m, counts, fp_points) for m in matches]
+    return BootstrapCurves(
+        over_seeds([c.average_precision for c in curves], picks),
+        {n: over_seeds([c.detection_rate[n] for c in curves], picks) for n in fp_points})
 
 
 def interval(values: np.ndarray, estimate: float, confidence: float) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.commands import add_command, add_stage, entry_point, stage_settings
+from pipeline.commands import add_command, add_draw, add_stage, entry_point, stage_settings
 
 LOG = logging.getLogger("pipeline.evaluation")
 
@@ -23,7 +23,8 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     truth = Manifest.load(args.truth)
     fitted = fit_calibration(truth, Manifest.load(args.detections))
     LOG.info("%s calibrated on %s: %s", args.detector, args.truth, fitted)
-    write_json(args.out, {"detector": args.detector, "fitted_on": args.dataset, **fitted.to_dict()})
+    write_json(args.out, {"detector": args.detector, "seed": args.seed, "fitted_on": args.dataset,
+                          **fitted.to_dict()})
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -52,6 +53,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.truth}: {error}") from None
     metrics = {
         "detector": args.detector,
+        "seed": args.seed,
         "dataset": args.dataset,
         "variant": args.variant,
         "box_calibration": fitted,
@@ -105,6 +107,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--truth", required=True, help="ground truth of a training/dev set")
     sub.add_argument("--detections", required=True, help="the detector's boxes on it")
     sub.add_argument("--detector", required=True)
+    add_draw(sub)
     sub.add_argument("--dataset", required=True, help="name of the fitting set")
     sub.add_argument("--out", required=True)
     sub = add_stage(
@@ -117,6 +120,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--truth", required=True)
     sub.add_argument("--detections", required=True)
     sub.add_argument("--detector", required=True)
+    add_draw(sub)
     sub.add_argument("--dataset", required=True)
     sub.add_argument("--variant", required=True)
     sub.add_argument("--calibration", help="box calibration JSON to apply to the detections")

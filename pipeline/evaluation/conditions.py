@@ -21,6 +21,7 @@ from scipy.stats import rankdata
 
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.bootstrap import (
+    bootstrap_draws,
     bootstrap_run,
     detector_pairs,
     image_units,
@@ -49,14 +50,17 @@ CROSS_SET_STREAM = 7919
 
 
 def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
+                       seeds: dict[tuple[str, str, str], list[dict[str, Any]]],
                        baseline_ap: dict[tuple[str, str, str], np.ndarray],
-                       settings: dict[str, Any],
+                       picks: np.ndarray, settings: dict[str, Any],
                        samples: dict[tuple[str, tuple[Any, ...]], ShareSamples] | None = None
                        ) -> dict[str, list[dict[str, Any]]]:
     """Share kept of each test set named in ``settings["cross_set_shares"]`` (set: reference
     set): AP on the set's baseline variant over AP on the reference set's, per detector run on
-    both, with intervals, and paired detector tests of it. ``baseline_ap`` holds each
-    baseline-variant run's bootstrap AP on its own set's resamples; the reference set is
+    both, with intervals, and paired detector tests of it. ``by_key`` holds each run's
+    seed-mean metrics and ``seeds`` its per-seed ones; ``baseline_ap`` holds each
+    baseline-variant run's bootstrap AP on its own set's resamples, with the training seeds
+    drawn by ``picks`` (the same seed draws are used on the reference set); the reference set is
     resampled again from the stream ``[seed, CROSS_SET_STREAM, crc32("<set>/<reference>")]``,
     independent
     of the set's own resamples and the same whichever other pairs are configured."""
@@ -86,7 +90,9 @@ def analyse_cross_sets(by_key: dict[tuple[str, str, str], dict[str, Any]],
         for detector in detectors:
             here, there = by_key[detector, dataset, BASELINE_VARIANT], by_key[
                 detector, reference, BASELINE_VARIANT]
-            reference_boot = bootstrap_run(matches_from_metrics(there), counts, [fp])
+            reference_boot = bootstrap_draws(
+                [matches_from_metrics(r) for r in seeds[detector, reference, BASELINE_VARIANT]],
+                counts, picks, [fp])
             share[detector] = relative_ap(baseline_ap[detector, dataset, BASELINE_VARIANT],
                                           reference_boot.average_precision)
             estimate[detector] = relative_ap(here["average_precision"],
@@ -123,12 +129,14 @@ def protocol(metrics: dict[str, Any]) -> str:
 def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
                    keys: list[tuple[str, str, str]], counts: np.ndarray,
                    settings: dict[str, Any],
-                   samples: dict[tuple[str, tuple[Any, ...]], ShareSamples] | None = None
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                   samples: dict[tuple[str, tuple[Any, ...]], ShareSamples],
+                   matches_of: dict[tuple[str, str, str], list[list[ImageMatches]]],
+                   picks: np.ndarray) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per image group (e.g. Yale B light-angle bins) of one dataset: each run's AP and
     detection rate with intervals, its share kept of the baseline group's AP (the first group
     in order: the near-frontal bin), and paired detector tests of both; ([], []) when the
-    images carry no group. The resamples are the dataset's own (``counts``). Where a set is
+    images carry no group. The resamples are the dataset's own (``counts``) and the training
+    seeds' (``picks``); ``matches_of`` holds each run's per-image matches per seed. Where a set is
     resampled by units (subjects), each matched arm's share-kept difference also gets a
     unit-level permutation test (:func:`permutation_share_test`) beside the bootstrap."""
     labels = [m.get("group") for m in by_key[keys[0]]["per_image"]]
@@ -141,12 +149,10 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
     baseline = order[0]
     members = {g: np.flatnonzero([label == g for label in labels]) for g in order}
     boot, estimate = {}, {}
-    matches_of = {key: matches_from_metrics(by_key[key]) for key in keys}
     for key in keys:
-        matches = matches_of[key]
         for g in order:
-            boot[key, g] = bootstrap_run([matches[i] for i in members[g]],
-                                         counts[:, members[g]], [fp])
+            boot[key, g] = bootstrap_draws([[m[i] for i in members[g]] for m in matches_of[key]],
+                                           counts[:, members[g]], picks, [fp])
             estimate[key, g] = by_key[key]["groups"][g]
     # Share of the baseline group's AP kept: per resample, and its point estimate.
     share = {(key, g): relative_ap(boot[key, g].average_precision,
@@ -169,7 +175,7 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
             if g != baseline:
                 entry["relative_ap"] = interval(share[key, g], share_estimate[key, g],
                                                 confidence)
-                if samples is not None and key[2] in settings.get("main_variants", [key[2]]):
+                if key[2] in settings.get("main_variants", [key[2]]):
                     samples[key[0], (key[1], key[2], g, None)] = ShareSamples(
                         share[key, g], share_estimate[key, g],
                         boot[key, baseline].average_precision,
@@ -196,19 +202,26 @@ def analyse_groups(by_key: dict[tuple[str, str, str], dict[str, Any]],
     return runs, tests
 
 
-def permutation_share_test(a: list[ImageMatches], b: list[ImageMatches], units: list[str],
-                           group: np.ndarray, baseline: np.ndarray, observed: float | None,
-                           seed: int) -> dict[str, Any]:
+def permutation_share_test(a: list[list[ImageMatches]], b: list[list[ImageMatches]],
+                           units: list[str], group: np.ndarray, baseline: np.ndarray,
+                           observed: float | None, seed: int) -> dict[str, Any]:
     """Unit-level permutation test of detector ``a`` minus ``b`` share kept (AP on the
     ``group`` images / AP on the ``baseline`` images; index arrays into the per-image
-    matches). Under the null the two detectors are exchangeable within a unit (a Yale B
-    subject), so each pattern swaps all of a unit's images between them; with few units every
-    pattern is enumerated (exact). A swapped set ranks detections of both detectors together,
-    so each detector's scores are first replaced by their quantile among its own detections
-    (:func:`score_quantiles`): the test does not depend on the detectors' score scales, and
-    each detector's own APs are unchanged. Two-sided p: the share of patterns (with a defined
-    difference) whose difference is at least the observed one in size."""
-    a, b = score_quantiles(a), score_quantiles(b)
+    matches). ``a[s]`` and ``b[s]`` are training seed ``s``'s per-image matches (one list for a
+    detector that trains nothing, paired with every seed of the other); each AP is the mean
+    over the seeds, as the point estimate's. Under the null the two detectors are exchangeable
+    within a unit (a Yale B subject), so each pattern swaps all of a unit's images between them,
+    in every seed's pair alike; with few units every pattern is enumerated (exact). A swapped
+    set ranks detections of both detectors together, so each detector's scores are first
+    replaced by their quantile among its own detections (:func:`score_quantiles`): the test does
+    not depend on the detectors' score scales, and each detector's own APs are unchanged.
+    Two-sided p: the share of patterns (with a defined difference) whose difference is at least
+    the observed one in size."""
+    pairs = max(len(a), len(b))
+    if {len(a), len(b)} - {1, pairs}:
+        raise ValueError(f"{len(a)} and {len(b)} seeds cannot be paired")
+    a = [score_quantiles(a[i % len(a)]) for i in range(pairs)]
+    b = [score_quantiles(b[i % len(b)]) for i in range(pairs)]
     names = sorted(set(units))
     unit_of = np.array([names.index(u) for u in units])
     patterns, exact = flip_patterns(len(names), seed)
@@ -220,15 +233,17 @@ def permutation_share_test(a: list[ImageMatches], b: list[ImageMatches], units: 
             if side:
                 take_b = ~take_b
             counts = np.hstack([~take_b, take_b]).astype(np.int64)
-            matches = [a[i] for i in members] + [b[i] for i in members]
-            aps.append(bootstrap_run(matches, counts, []).average_precision)
+            aps.append(np.mean([
+                bootstrap_run([a_s[i] for i in members] + [b_s[i] for i in members], counts,
+                              []).average_precision
+                for a_s, b_s in zip(a, b, strict=True)], axis=0))
         shares.append(relative_ap(aps[0], aps[1]))
     difference = shares[0] - shares[1]
     finite = difference[np.isfinite(difference)]
     defined = observed is not None and np.isfinite(observed) and finite.size > 0
     p_value = float(np.mean(np.abs(finite) >= abs(observed) - 1e-12)) if defined else None
     return {"p_value": p_value, "permutations": int(len(patterns)), "exact": exact,
-            "units": len(names)}
+            "units": len(names), "seed_pairs": pairs}
 
 
 def score_quantiles(matches: list[ImageMatches]) -> list[ImageMatches]:

@@ -1,6 +1,6 @@
 """Typed contracts of the evaluation stage's outputs, each file with a format version.
 
-``metrics/<detector>/<dataset>/<variant>.json`` (:class:`Metrics`), ``summary.json``
+``metrics/<detector>/<draw>/<dataset>/<variant>.json`` (:class:`Metrics`), ``summary.json``
 (:class:`Summary`) and ``statistics.json`` (:class:`Statistics`) are written with a
 ``format`` and ``format_version``; the report and the figures read them through
 :func:`read_summary` and :func:`read_statistics`, which refuse a file of another kind or
@@ -18,9 +18,10 @@ from typing import Any
 from pipeline.io import read_json
 
 # Raise a version when a field changes meaning or is removed; readers refuse other versions.
-METRICS_VERSION = 1
-SUMMARY_VERSION = 1
-STATISTICS_VERSION = 2  # 2: the verdict part, and the arms and roles it judged
+METRICS_VERSION = 2  # 2: the training seed of the run
+SUMMARY_VERSION = 2  # 2: a row is the mean over training seeds, each seed's AP in ``seeds``
+# 2: the verdict part, and the arms and roles it judged; 3: seeds resampled with the images
+STATISTICS_VERSION = 3
 
 
 class ContractError(ValueError):
@@ -81,6 +82,9 @@ class RunStatistics:
     baseline_group: str | None = None
     n_images: int | None = None
     reference_dataset: str | None = None  # cross-set share: AP here / AP on this set
+    # each training seed's point estimates ({seed, average_precision}); one entry with seed
+    # None for a detector that trains nothing
+    seeds: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class Resampling:
     unit: str
     n_units: int
     n_images: int
+    n_seeds: int = 1  # training seeds resampled beside the units
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,8 @@ class Statistics:
     groups: StatisticsPart
     cross_sets: StatisticsPart
     verdict: Verdict | None = None  # present when the configuration names matched arms
+    # the training seeds resampled beside the test images ([None]: no detector trains)
+    training_seeds: list[int | None] = field(default_factory=lambda: [None])
 
     @property
     def runs(self) -> list[RunStatistics]:
@@ -235,13 +242,16 @@ class Statistics:
                    main=StatisticsPart.parse(data),
                    groups=StatisticsPart.parse(data.get("groups")),
                    cross_sets=StatisticsPart.parse(data.get("cross_sets")),
-                   verdict=Verdict.parse(data.get("verdict")))
+                   verdict=Verdict.parse(data.get("verdict")),
+                   training_seeds=list(data.get("training_seeds", [None])))
 
 
 @dataclass(frozen=True)
 class Summary:
     """summary.json: one row per detector x dataset x variant (metrics without per-image data,
-    with timing); ``fp_points`` are the false-positive counts of the detection-rate columns.
+    with timing): AP, detection rates and counts are means over the training seeds, and
+    ``seeds`` holds each seed's AP; curves are the first seed's (``curve_seed``).
+    ``fp_points`` are the false-positive counts of the detection-rate columns.
     Rows stay dicts (their columns are the CSV's); :data:`SUMMARY_COLUMNS` must be present."""
 
     fp_points: list[int]
@@ -257,7 +267,7 @@ class Summary:
 
 
 SUMMARY_COLUMNS = ("detector", "dataset", "variant", "n_images", "n_faces", "n_detections",
-                   "average_precision", "detection_rate_at_fp")
+                   "average_precision", "detection_rate_at_fp", "seeds")
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,7 @@ class Metrics:
     """One evaluate output: ``per_image`` matches (what the bootstrap resamples) and curves."""
 
     detector: str
+    seed: int | None  # the training seed of the detector's models (None: trains nothing)
     dataset: str
     variant: str
     average_precision: float | None

@@ -1,11 +1,14 @@
-"""Bootstrap uncertainty over test images, paired detector comparisons, relative degradation.
+"""Bootstrap uncertainty over training seeds and test images, paired detector comparisons,
+relative degradation.
 
 One set of resamples of the test images (``samples`` x ``n_images`` image indices drawn with
-replacement, seeded) is shared by every detector and variant of a dataset, so differences
-between detectors and ratios between variants are paired: each resample compares the same
-images. Per resample, AP and detection rate are recomputed with the curve arithmetic of
+replacement, seeded) is shared by every detector and variant of a dataset, and one set of
+resamples of the training seeds by every dataset, so differences between detectors and ratios
+between variants are paired: each resample compares the same images and model draws. Per
+resample, AP and detection rate are recomputed with the curve arithmetic of
 :mod:`pipeline.evaluation.metrics` on the resampled image set (an image drawn k times counts k
-times).
+times), for each drawn seed's model, and averaged over the drawn seeds. Point estimates are
+means over the seeds (:mod:`pipeline.evaluation.seeds`).
 
 Intervals are percentile intervals; the two-sided p-value of a difference is
 ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` under the bootstrap distribution ``P*``.
@@ -23,19 +26,23 @@ import numpy as np
 
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.evaluation.bootstrap import (
-    bootstrap_run,
+    bootstrap_draws,
     detector_pairs,
     false_positives_per_image,
     image_units,
     interval,
+    over_seeds,
     paired_test,
+    seed_resamples,
     unit_resample_counts,
 )
 from pipeline.evaluation.conditions import analyse_cross_sets, analyse_groups
 from pipeline.evaluation.metrics import (
+    ImageMatches,
     matches_from_metrics,
     relative_ap,
 )
+from pipeline.evaluation.seeds import by_run, per_seed, seed_mean, seed_of
 from pipeline.evaluation.verdict_rule import ShareSamples, judge
 
 LOG = logging.getLogger(__name__)
@@ -49,11 +56,13 @@ def _share_kept(by_key: dict[tuple[str, str, str], dict[str, Any]],
 
 
 def _negatives_only(by_key: dict[tuple[str, str, str], dict[str, Any]],
-                    keys: list[tuple[str, str, str]], counts: np.ndarray, confidence: float
-                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                    seeds: dict[tuple[str, str, str], list[dict[str, Any]]],
+                    keys: list[tuple[str, str, str]], counts: np.ndarray, picks: np.ndarray,
+                    confidence: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Runs and paired tests of a face-free test set: false positives per image only (AP and
     detection rate are undefined there)."""
-    boot = {k: false_positives_per_image(by_key[k], counts) for k in keys}
+    boot = {k: over_seeds([false_positives_per_image(r, counts) for r in seeds[k]], picks)
+            for k in keys}
     runs = [{"detector": k[0], "dataset": k[1], "variant": k[2], "negatives_only": True,
              "average_precision": None, "detection_rate": None,
              "false_positives_per_image": interval(
@@ -71,14 +80,19 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     paired detector tests.
 
     ``runs`` are metrics dicts from :func:`pipeline.evaluation.metrics.evaluate` with ``detector``,
-    ``dataset`` and ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``,
-    ``seed`` and ``fp_for_summary``.
+    ``seed`` (training seed, None for a detector that trains nothing), ``dataset`` and
+    ``variant`` keys; ``settings`` has ``bootstrap_samples``, ``confidence``, ``seed`` and
+    ``fp_for_summary``.
     """
     from pipeline.defaults import with_defaults
 
     settings = with_defaults(settings, "statistics")
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
-    by_key = {(r["detector"], r["dataset"], r["variant"]): r for r in runs}
+    seeds = by_run(runs)
+    by_key = {key: seed_mean(group) for key, group in seeds.items()}
+    training_seeds = max((tuple(seed_of(r) for r in g) for g in seeds.values()), key=len)
+    picks = seed_resamples(len(training_seeds), settings["bootstrap_samples"], settings["seed"])
+    LOG.info("training seeds %s resampled beside the test images", list(training_seeds))
     out_runs, comparisons, resampled, baseline_ap = [], [], {}, {}
     samples: dict[tuple[str, tuple[Any, ...]], ShareSamples] = {}  # for the verdict
     grouped: dict[str, list[dict[str, Any]]] = {"runs": [], "comparisons": []}
@@ -93,15 +107,18 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
         if any(image_units(by_key[k]) != units for k in keys):
             raise ValueError(f"{dataset}: the runs' resampling units ({unit}) differ")
         counts = unit_resample_counts(units, settings["bootstrap_samples"], settings["seed"])
-        resampled[dataset] = {"unit": unit, "n_units": len(set(units)), "n_images": len(files)}
+        resampled[dataset] = {"unit": unit, "n_units": len(set(units)), "n_images": len(files),
+                              "n_seeds": len(training_seeds)}
         LOG.info("%s: %d runs bootstrapped over %d %s units (%d images), %d resamples", dataset,
                  len(keys), len(set(units)), unit, len(files), settings["bootstrap_samples"])
         if any(by_key[k].get("negatives_only") for k in keys):
-            runs_out, tests = _negatives_only(by_key, keys, counts, confidence)
+            runs_out, tests = _negatives_only(by_key, seeds, keys, counts, picks, confidence)
             out_runs += runs_out
             comparisons += tests
             continue
-        boot = {k: bootstrap_run(matches_from_metrics(by_key[k]), counts, [fp]) for k in keys}
+        matches: dict[tuple[str, str, str], list[list[ImageMatches]]] = {
+            k: [matches_from_metrics(r) for r in seeds[k]] for k in keys}
+        boot = {k: bootstrap_draws(matches[k], counts, picks, [fp]) for k in keys}
         baseline_ap.update({k: boot[k].average_precision for k in keys
                             if k[2] == BASELINE_VARIANT})
         for key in keys:
@@ -112,6 +129,7 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
                                               run["average_precision"], confidence),
                 "detection_rate": interval(values.detection_rate[fp],
                                            run["detection_rate_at_fp"][str(fp)], confidence),
+                "seeds": per_seed(seeds[key]),
             }
             base_key = (key[0], dataset, BASELINE_VARIANT)
             if base_key in boot and key != base_key:
@@ -143,11 +161,13 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
                     relative_ap(boot[kb].average_precision, boot[base_b].average_precision),
                     _share_kept(by_key, ka) - _share_kept(by_key, kb), confidence)
             comparisons.append(comparison)
-        group_runs, group_tests = analyse_groups(by_key, keys, counts, settings, samples)
+        group_runs, group_tests = analyse_groups(by_key, keys, counts, settings, samples,
+                                                 matches, picks)
         grouped["runs"] += group_runs
         grouped["comparisons"] += group_tests
-    cross = analyse_cross_sets(by_key, baseline_ap, settings, samples)
-    result = {"settings": settings, "resampling": resampled, "runs": out_runs,
+    cross = analyse_cross_sets(by_key, seeds, baseline_ap, picks, settings, samples)
+    result = {"settings": settings, "training_seeds": list(training_seeds),
+              "resampling": resampled, "runs": out_runs,
               "comparisons": comparisons, "groups": grouped, "cross_sets": cross}
     if settings.get("arms"):
         # variants, then image groups, then cross-set shares (each in the order analysed)

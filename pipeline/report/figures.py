@@ -21,20 +21,15 @@ import numpy as np  # noqa: E402
 from pipeline.boxes import Manifest  # noqa: E402
 from pipeline.evaluation.contracts import read_checked  # noqa: E402
 from pipeline.evaluation.metrics import curve_from_metrics  # noqa: E402
-from pipeline.io import atomic_open, read_gray  # noqa: E402
+from pipeline.io import read_gray  # noqa: E402
+from pipeline.report.figures_common import COLOURS, grid, number, save  # noqa: E402
+from pipeline.report.seed_spread import plot_seed_spread  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
-FIGURES = ["pr_curves.png", "detection_rate_vs_fp.png", "ap_by_variant.png",
+FIGURES = ["pr_curves.png", "detection_rate_vs_fp.png", "ap_by_variant.png", "ap_by_seed.png",
            "ap_vs_shadow_strength.png", "ap_vs_light_angle.png", "examples.png",
            "training_curves.png", "learned_vs_haar.png"]
-COLOURS = ["tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:olive"]
-
-
-def _save(figure: plt.Figure, path: Path) -> None:
-    with atomic_open(path, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
 
 
 def _runs_by_key(summary: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -42,27 +37,16 @@ def _runs_by_key(summary: dict[str, Any]) -> dict[tuple[str, str, str], dict[str
     matplotlib leaves out."""
     runs = {}
     for r in summary["runs"]:
-        r = dict(r, average_precision=_number(r["average_precision"]),
-                 detection_rate_at_fp={k: _number(v) for k, v in r["detection_rate_at_fp"].items()})
+        r = dict(r, average_precision=number(r["average_precision"]),
+                 detection_rate_at_fp={k: number(v) for k, v in r["detection_rate_at_fp"].items()})
         runs[(r["detector"], r["dataset"], r["variant"])] = r
     return runs
-
-
-def _number(value: float | None) -> float:
-    return np.nan if value is None else value
-
-
-def _grid(rows: int, cols: int, width: float = 4.0, height: float = 3.4
-          ) -> tuple[plt.Figure, np.ndarray]:
-    figure, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows),
-                                squeeze=False, constrained_layout=True)
-    return figure, axes
 
 
 def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> None:
     """PR curves (``kind='pr'``) or detection rate vs false positives (``'fp'``) per variant."""
     datasets, variants = settings["datasets"], settings["main_variants"]
-    figure, axes = _grid(len(datasets), len(variants))
+    figure, axes = grid(len(datasets), len(variants))
     for i, dataset in enumerate(datasets):
         for j, variant in enumerate(variants):
             axis = axes[i, j]
@@ -79,7 +63,9 @@ def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> N
                 if kind == "pr":
                     axis.plot(np.r_[0, curve.recall], np.r_[1, curve.precision], color=colour,
                               drawstyle="steps-post",
-                              label=f"{detector} (AP {run['average_precision']:.3f})")
+                              label=f"{detector} (AP {run['average_precision']:.3f}"
+                              + (f"; curve of seed {run['curve_seed']})"
+                                 if run.get("n_seeds", 1) > 1 else ")"))
                 else:
                     axis.plot(np.r_[0, curve.false_positives], np.r_[0, curve.recall],
                               color=colour, drawstyle="steps-post", label=detector)
@@ -91,7 +77,7 @@ def plot_curves(settings: dict[str, Any], runs: dict, out: Path, kind: str) -> N
             axis.set_title(f"{dataset} / {variant}")
             axis.grid(alpha=0.3)
             axis.legend(loc="lower left" if kind == "pr" else "lower right", fontsize=8)
-    _save(figure, out)
+    save(figure, out)
 
 
 def _intervals(statistics: dict[str, Any], metric: str
@@ -113,7 +99,7 @@ def plot_ap_by_variant(settings: dict[str, Any], runs: dict, statistics: dict[st
     datasets, variants, detectors = (settings["datasets"], settings["main_variants"],
                                      settings["detectors"])
     intervals = _intervals(statistics, "average_precision")
-    figure, axes = _grid(1, len(datasets), width=5.0)
+    figure, axes = grid(1, len(datasets), width=5.0)
     width = 0.8 / max(len(detectors), 1)
     for i, dataset in enumerate(datasets):
         axis = axes[0, i]
@@ -129,7 +115,7 @@ def plot_ap_by_variant(settings: dict[str, Any], runs: dict, statistics: dict[st
         axis.set_xticks(np.arange(len(variants)), variants)
         axis.set(ylabel="average precision", ylim=(0, 1.05), title=dataset)
         axis.legend(fontsize=8)
-    _save(figure, out)
+    save(figure, out)
 
 
 def plot_shadow_sweep(settings: dict[str, Any], runs: dict, statistics: dict[str, Any],
@@ -139,7 +125,7 @@ def plot_shadow_sweep(settings: dict[str, Any], runs: dict, statistics: dict[str
     datasets = settings["datasets"]
     bands = {"average_precision": _intervals(statistics, "average_precision"),
              "detection_rate": _intervals(statistics, "detection_rate")}
-    figure, axes = _grid(len(datasets), 2)
+    figure, axes = grid(len(datasets), 2)
     for i, dataset in enumerate(datasets):
         for k, detector in enumerate(settings["detectors"]):
             found = [runs.get((detector, dataset, n)) for n in sweep["names"]]
@@ -163,7 +149,7 @@ def plot_shadow_sweep(settings: dict[str, Any], runs: dict, statistics: dict[str
         for axis in axes[i]:
             axis.grid(alpha=0.3)
             axis.legend(fontsize=8)
-    _save(figure, out)
+    save(figure, out)
 
 
 def plot_light_angle(settings: dict[str, Any], statistics: dict[str, Any], out: Path) -> None:
@@ -172,7 +158,7 @@ def plot_light_angle(settings: dict[str, Any], statistics: dict[str, Any], out: 
     runs = statistics.get("groups", {}).get("runs", [])
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     fp = settings["fp_for_summary"]
-    figure, axes = _grid(max(len(datasets), 1), 2, width=5.0)
+    figure, axes = grid(max(len(datasets), 1), 2, width=5.0)
     if not datasets:
         for axis in axes[0]:
             axis.text(0.5, 0.5, "no grouped test set (such as Yale B light-angle bins)\nin "
@@ -187,10 +173,10 @@ def plot_light_angle(settings: dict[str, Any], statistics: dict[str, Any], out: 
             by_group = {r["group"]: r for r in rows if r["detector"] == detector}
             for column, metric in enumerate(("average_precision", "detection_rate")):
                 entries = [by_group[g][metric] for g in groups]
-                axes[i, column].plot(where, [_number(e["estimate"]) for e in entries], "o-",
+                axes[i, column].plot(where, [number(e["estimate"]) for e in entries], "o-",
                                      color=colour, label=detector)
-                axes[i, column].fill_between(where, [_number(e["low"]) for e in entries],
-                                             [_number(e["high"]) for e in entries],
+                axes[i, column].fill_between(where, [number(e["low"]) for e in entries],
+                                             [number(e["high"]) for e in entries],
                                              color=colour, alpha=0.15, lw=0)
         for column, label in enumerate(("average precision", f"detection rate at {fp} FP")):
             axes[i, column].set(xticks=where, xlabel="angle between light and camera axis",
@@ -198,7 +184,7 @@ def plot_light_angle(settings: dict[str, Any], statistics: dict[str, Any], out: 
             axes[i, column].set_xticklabels(groups)
             axes[i, column].grid(alpha=0.3)
             axes[i, column].legend(fontsize=8)
-    _save(figure, out)
+    save(figure, out)
 
 
 def operating_threshold(run: dict[str, Any], false_positives: int) -> float:
@@ -218,7 +204,7 @@ def plot_examples(settings: dict[str, Any], runs: dict, out: Path) -> None:
     chosen = sorted(by_faces[: settings["example_images"]])
     detections = {(detector, v): Manifest.load(path)
                   for detector, files in inputs["detections"].items() for v, path in files.items()}
-    figure, axes = _grid(len(chosen), len(variants), width=3.6, height=2.9)
+    figure, axes = grid(len(chosen), len(variants), width=3.6, height=2.9)
     fp = settings["fp_for_summary"]
     for j, variant in enumerate(variants):
         for i, index in enumerate(chosen):
@@ -247,14 +233,14 @@ def plot_examples(settings: dict[str, Any], runs: dict, out: Path) -> None:
         plt.Line2D([], [], color=COLOURS[k % len(COLOURS)], label=d)
         for k, d in enumerate(settings["detectors"])]
     figure.legend(handles=handles, loc="outside lower center", ncol=len(handles))
-    _save(figure, out)
+    save(figure, out)
 
 
 def plot_training(settings: dict[str, Any], out: Path) -> None:
     from pipeline.models.cnn import load_checkpoint
 
     models = settings["models"]
-    figure, axes = _grid(1, max(len(models), 1), width=5.0)
+    figure, axes = grid(1, max(len(models), 1), width=5.0)
     for i, name in enumerate(models):
         _, checkpoint = load_checkpoint(settings["inputs"]["models"][name])
         history = checkpoint["history"]
@@ -269,7 +255,7 @@ def plot_training(settings: dict[str, Any], out: Path) -> None:
                  yscale="log", title=f"model {name}")
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
-    _save(figure, out)
+    save(figure, out)
 
 
 def _mosaic(tiles: np.ndarray, columns: int) -> np.ndarray:
@@ -330,7 +316,7 @@ def plot_learned(settings: dict[str, Any], out: Path) -> None:
     variants = settings["example_variants"]
     cascades = settings.get("haar_cascades", {})
     rows = len(settings["models"]) + len(cascades)
-    figure, axes = _grid(max(rows, 1), 1 + len(variants), width=3.4, height=3.2)
+    figure, axes = grid(max(rows, 1), 1 + len(variants), width=3.4, height=3.2)
     for i, name in enumerate(settings["models"]):
         model, _ = load_checkpoint(settings["inputs"]["models"][name])
         faces = example_faces(settings, model.window)
@@ -363,7 +349,7 @@ def plot_learned(settings: dict[str, Any], out: Path) -> None:
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
-    _save(figure, out)
+    save(figure, out)
 
 
 def make_figures(settings: dict[str, Any], summary_path: str | Path,
@@ -378,6 +364,7 @@ def make_figures(settings: dict[str, Any], summary_path: str | Path,
     plot_curves(settings, runs, out_dir / "pr_curves.png", "pr")
     plot_curves(settings, runs, out_dir / "detection_rate_vs_fp.png", "fp")
     plot_ap_by_variant(settings, runs, statistics, out_dir / "ap_by_variant.png")
+    plot_seed_spread(settings, statistics, out_dir / "ap_by_seed.png")
     plot_shadow_sweep(settings, runs, statistics, out_dir / "ap_vs_shadow_strength.png")
     plot_light_angle(settings, statistics, out_dir / "ap_vs_light_angle.png")
     plot_examples(settings, runs, out_dir / "examples.png")

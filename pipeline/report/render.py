@@ -40,6 +40,7 @@ from pipeline.report.verdicts import (
     one_line_answer,
     reference_detectors,
     small_arms,
+    training_variance,
     verdict_rows,
 )
 
@@ -285,6 +286,10 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
             "commit": code_commit(),
             "config_files": settings.get("config_files") or ["config/default.yaml"],
             "seeds": seeds(config),
+            "training_seeds": "{}. {}".format(
+                ", ".join("none (no detector trains)" if s is None else str(s)
+                          for s in statistics.training_seeds),
+                training_variance(statistics.training_seeds)),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "bootstrap": f"{statistics.samples} resamples, seed {statistics.settings['seed']}",
         },

@@ -31,14 +31,17 @@ class Block:
 
 
 def run_table(rows: list[dict[str, Any]], fp_points: list[int]) -> Table:
-    """Summary rows: counts, AP, share kept, detection rates, false positives, speed."""
-    table = Table(["detector", "dataset", "variant", "images", "faces", "detections", "AP",
-                   f"AP / AP {BASELINE_VARIANT}"] + [f"DR @ {n} FP" for n in fp_points]
-                  + ["FP / image", "ms / image"])
+    """Summary rows: counts, AP, share kept, detection rates, false positives, speed; with
+    several training seeds, means over them and each seed's AP."""
+    seeded = any(r.get("n_seeds", 1) > 1 for r in rows)
+    table = Table(["detector", "dataset", "variant", "images", "faces", "detections", "AP"]
+                  + (["AP per seed"] if seeded else []) + [f"AP / AP {BASELINE_VARIANT}"]
+                  + [f"DR @ {n} FP" for n in fp_points] + ["FP / image", "ms / image"])
     for r in rows:
         table.rows.append(
             [r["detector"], r["dataset"], r["variant"], r["n_images"], r["n_faces"],
-             r["n_detections"], fmt(r["average_precision"]), fmt(r.get("relative_ap"))]
+             fmt(r["n_detections"], 1), fmt(r["average_precision"])]
+            + ([r.get("ap_per_seed", "")] if seeded else []) + [fmt(r.get("relative_ap"))]
             + [fmt(r["detection_rate_at_fp"].get(str(n))) for n in fp_points]
             + [fmt(r.get("false_positives_per_image"), 2), fmt(r.get("ms_per_image_mean"), 1)])
     return table

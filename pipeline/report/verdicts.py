@@ -208,6 +208,16 @@ def small_arms(training_faces: dict[str, int]) -> list[str]:
     return [name for name, n in training_faces.items() if n < EVIDENCE_FACES]
 
 
+def training_variance(seeds: list[int | None]) -> str:
+    """Whether the intervals include training variance, in one sentence."""
+    trained = [s for s in seeds if s is not None]
+    if len(trained) > 1:
+        return (f"Intervals resample {len(trained)} training seeds and the test images, so "
+                "they include training variance.")
+    return ("One training seed per model: the intervals hold test-image variance only, not "
+            "training variance (seeds: in the configuration).")
+
+
 def one_line_answer(arms: dict[str, Any], rows: list[VerdictRow],
                     training_faces: dict[str, int], statistics: Statistics) -> str:
     """The answer in one sentence: per arm, its verdict counts; how many cells were tested at
@@ -222,6 +232,7 @@ def one_line_answer(arms: dict[str, Any], rows: list[VerdictRow],
               f"{rule.correction}" if rule.cells_tested else "no cell could be judged")
     text = (f"Does Viola-Jones break where the CNN holds up? Over {len(rows)} conditions: "
             f"{text} ({tested}).")
+    text += " " + training_variance(statistics.training_seeds)
     small = [name for name in small_arms(training_faces) if name in tallies]
     if small:
         text += (f" Arm(s) {', '.join(small)} learned from fewer than {EVIDENCE_FACES:,} faces: "

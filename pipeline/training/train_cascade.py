@@ -8,6 +8,13 @@ far still accepts. Each stage boosts stumps until, with its threshold lowered to
 its negatives; stages are added until the product of the stage false positive rates reaches
 ``target_false_positive_rate``, ``max_stages`` is reached, or the scenes run out of windows
 that the cascade accepts.
+
+Speed without changing the result: the positives' feature values are computed once (a stage
+takes the columns of the positives still passing), and mining remembers, per scene, the few
+windows the cascade accepted when it last scanned it (:class:`SceneWindows`): a cascade only
+grows, and OpenCV decides which windows it visits from the first stage alone, so the windows
+a longer cascade accepts are exactly those remembered that pass the stages added since, which
+OpenCV tests on the remembered windows alone (:func:`opencv_passes`) instead of rescanning.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,7 @@ import numpy as np
 
 from pipeline.boxes import overlap_matrix
 from pipeline.io import progress, read_json, write_json
-from pipeline.models.cascade import Cascade, Stage, Stump, stage_threshold
+from pipeline.models.cascade import Cascade, Stage, Stump, stage_sums, stage_threshold
 from pipeline.models.haar_features import enumerate_features, feature_values, variance_norm
 from pipeline.training.boosting import (
     SortedFeatures,
@@ -46,6 +54,23 @@ from pipeline.training.samples import (
 )
 
 LOG = logging.getLogger(__name__)
+
+# A scanned scene's accepted windows are remembered when there are at most this many (each
+# costs one window of memory): later stages then test only them (:func:`mine_negatives`).
+REMEMBERED_WINDOWS = 2000
+# Patches stacked in one image for :func:`opencv_passes` (under OpenCV's 32,767-row limits).
+STACKED_PATCHES = 1200
+
+
+@dataclass
+class SceneWindows:
+    """The windows of one scene that a cascade of its first ``depth`` stages accepts, as
+    :func:`mine_negatives` scans them (OpenCV, away from faces, sorted): rects (K, 4) in scene
+    pixels and their window-sized patches (K, h, w) uint8 rebuilt from their pyramid levels."""
+
+    depth: int
+    rects: np.ndarray
+    patches: np.ndarray
 
 
 def candidate_features(settings: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
@@ -104,9 +129,38 @@ def opencv_windows(image: np.ndarray, rects: np.ndarray, window: tuple[int, int]
     return np.array(out, np.uint8).reshape(-1, window[1], window[0])
 
 
+def opencv_classifier(cascade: Cascade) -> cv2.CascadeClassifier:
+    """``cv2.CascadeClassifier`` loaded from the cascade's XML."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cascade.xml"
+        cascade.write_xml(path)
+        return cv2.CascadeClassifier(str(path))
+
+
+def opencv_passes(cascade: Cascade, patches: np.ndarray) -> np.ndarray:
+    """Whether OpenCV's cascade evaluation accepts each window-sized patch (N, h, w) uint8,
+    (N,) bool. The patches are stacked in a one-window-wide column and scanned at scale 1
+    (rows every 2 pixels): the window at row k * h is patch k; the others are ignored. A blank
+    patch (never classified: no variance) ends the column, as OpenCV's scan stops short of a
+    level's last window row."""
+    width, height = cascade.window
+    classifier = opencv_classifier(cascade)
+    accepted = np.zeros(len(patches), bool)
+    blank = np.zeros((1, height, width), np.uint8)
+    for start in range(0, len(patches), STACKED_PATCHES):
+        column = np.concatenate([patches[start:start + STACKED_PATCHES], blank]).reshape(-1, width)
+        rects = np.asarray(classifier.detectMultiScale(
+            column, scaleFactor=1.1, minNeighbors=0, minSize=(width, height),
+            maxSize=(width, height)), dtype=np.int64).reshape(-1, 4)
+        rects = rects[(rects[:, 0] == 0) & (rects[:, 1] % height == 0)]
+        accepted[start + rects[:, 1] // height] = True
+    return accepted
+
+
 def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_factor: float,
                    rng: np.random.Generator, min_scenes: int = 0, seed: int = 0,
-                   stage: int = 0) -> tuple[np.ndarray, int, int]:
+                   stage: int = 0, remembered: dict[int, SceneWindows] | None = None
+                   ) -> tuple[np.ndarray, int, int]:
     """Up to ``count`` random windows of ``scenes`` (away from their faces) that ``cascade``
     accepts, (M, h, w) uint8, how many accepted windows the scanned scenes hold, and how many
     scenes were scanned.
@@ -115,19 +169,45 @@ def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_fact
     hold ``count`` accepted windows (:func:`pipeline.training.samples.scan_scenes`; 0: every scene).
     OpenCV scans each scene with the cascade (no grouping); the accepted windows are rebuilt
     from their pyramid level and kept when the project's own evaluation accepts them too.
+
+    ``remembered`` (scene index -> :class:`SceneWindows`, updated here), kept across the calls
+    of one training (same scenes, same ``scale_factor``, each cascade extending the last):
+    a scene remembered at a smaller depth is not rescanned; its windows are tested against the
+    stages added since (:func:`opencv_passes`), which gives the same windows as a rescan.
     """
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "cascade.xml"
-        cascade.write_xml(path)
-        classifier = cv2.CascadeClassifier(str(path))
+    classifier = opencv_classifier(cascade)
+    depth, index_of = len(cascade.stages), {id(scene): i for i, scene in enumerate(scenes)}
+    added_stages: dict[int, Cascade] = {}  # depth remembered -> the stages added since
 
     def accepted_windows(scene: Scene) -> np.ndarray:
+        known = None if remembered is None else remembered.get(index_of[id(scene)])
+        if known is not None and 0 < known.depth <= depth:
+            return remembered_windows(index_of[id(scene)], known)
         rects = np.asarray(classifier.detectMultiScale(
             scene.image, scaleFactor=scale_factor, minNeighbors=0,
             minSize=cascade.window), dtype=float).reshape(-1, 4)
         if len(scene.faces) and len(rects):
             rects = rects[overlap_matrix(rects, scene.faces).max(axis=1) < MAX_FACE_OVERLAP]
-        return rects[np.lexsort(rects.T[::-1])]  # OpenCV's threads return a varying order
+        rects = rects[np.lexsort(rects.T[::-1])]  # OpenCV's threads return a varying order
+        if remembered is not None:
+            remember(index_of[id(scene)], scene, rects)
+        return rects
+
+    def remembered_windows(index: int, known: SceneWindows) -> np.ndarray:
+        if known.depth < depth:
+            if known.depth not in added_stages:
+                added_stages[known.depth] = Cascade(cascade.window, cascade.features,
+                                                    cascade.stages[known.depth:]).compact()
+            keep = opencv_passes(added_stages[known.depth], known.patches)
+            remembered[index] = SceneWindows(depth, known.rects[keep], known.patches[keep])
+        return remembered[index].rects
+
+    def remember(index: int, scene: Scene, rects: np.ndarray) -> None:
+        remembered.pop(index, None)
+        if len(rects) <= REMEMBERED_WINDOWS:
+            patches = opencv_windows(scene.image, rects, cascade.window, scale_factor)
+            if len(patches) == len(rects):  # none clipped away
+                remembered[index] = SceneWindows(depth, rects, patches)
 
     scanned = scan_scenes(scenes, accepted_windows, count, min_scenes, seed, stage)
     found = [np.c_[np.full(len(rects), index), rects].astype(np.int64)
@@ -252,6 +332,8 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     count = settings["negatives_per_stage"]
     # The positives that pass every stage so far: the next stage's positives.
     passing = trained.compact().evaluate(positives)[0] == len(trained.stages)
+    positive_values = feature_values(positives, candidates)  # (F, P), every stage's columns
+    remembered: dict[int, SceneWindows] = {}
     while len(trained.stages) < settings["max_stages"]:
         overall_fpr = history[-1]["overall_false_positive_rate"] if history else 1.0
         if overall_fpr <= settings["target_false_positive_rate"]:
@@ -265,7 +347,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         else:
             negatives, available, scanned = mine_negatives(
                 trained.compact(), scenes, count, settings["mining_scale_factor"], rng,
-                settings["mining_scenes"], settings["seed"], index)
+                settings["mining_scenes"], settings["seed"], index, remembered)
         if len(negatives) < settings["min_negatives"]:
             LOG.info("stopping before stage %d: %d scanned scenes hold %d windows the cascade "
                      "accepts (%d usable), fewer than min_negatives=%d", index, scanned or 0,
@@ -273,10 +355,13 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
             break
         stage_positives = positives[passing]
         labels = np.r_[np.ones(len(stage_positives), int), np.zeros(len(negatives), int)]
-        values = feature_values(np.concatenate([stage_positives, negatives]), candidates)
+        values = np.concatenate([positive_values[:, passing],
+                                 feature_values(negatives, candidates)], axis=1)
         stage, rates = train_stage(values, labels, settings, device, f"stage {index}")
         trained.stages.append(stage)
-        passing = trained.compact().evaluate(positives)[0] == len(trained.stages)
+        passing[passing] = (stage_sums(stage, values[:, :len(stage_positives)])
+                            >= stage_threshold(stage.threshold))
+        del values
         overall_dr = float(passing.mean())
         row = {"stage": index, "weak_classifiers": len(stage.stumps), **rates,
                "overall_detection_rate": overall_dr,

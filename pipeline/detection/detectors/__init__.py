@@ -166,9 +166,17 @@ def model_names(settings: dict[str, Any]) -> list[str]:
     return [name for section, name in trained_models(settings) if section == "models"]
 
 
-def model_files(settings: dict[str, Any], folder: str = paths.MODELS) -> list[str]:
+def draws(settings: dict[str, Any], seeds: list[int]) -> list[str]:
+    """The training draws a detector is run under (:func:`pipeline.paths.draw`): one per
+    training seed when it needs a trained model, else the one label of an untrained run."""
+    return [paths.draw(seed) for seed in seeds] if trained_models(settings) else [
+        paths.draw(None)]
+
+
+def model_files(settings: dict[str, Any], folder: str) -> list[str]:
     """The trained files a detector needs, in the order its factory takes them: CNN
-    checkpoints, or a trained cascade (:mod:`pipeline.paths`)."""
+    checkpoints, or a trained cascade, in ``folder`` (one training seed's:
+    :func:`pipeline.paths.models_folder`)."""
     trainer = DETECTORS[settings["kind"]].trainer
     return [TRAINERS[trainer][1](name, folder) for _, name in trained_models(settings)
             ] if trainer else []

@@ -1,0 +1,3 @@
+from pipeline.tuning.cli import main
+
+main()
