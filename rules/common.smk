@@ -124,11 +124,11 @@ def calibration_file(wc):
 
 # The config files of this run in the order they were merged: the Snakefile's default, then
 # the --configfile overlays; named relative to the working folder where they lie inside it.
-CONFIG_FILES = [
+CONFIG_FILES = list(dict.fromkeys(  # each once: the default may also be given as an overlay
     os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f)
     for f in sorted(workflow.configfiles,
                     key=lambda f: f in workflow.config_settings.configfiles)
-]
+))
 
 # The training faces of each matched arm of the verdict table (the report states their count).
 ARM_TRAINING = {
