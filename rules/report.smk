@@ -41,6 +41,7 @@ rule report:
         complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
         cascades=[paths.cascade_history(name, paths.models_folder(FIRST_SEED)) for name in TRAINED_CASCADES],
+        tuning=[f"results/tuning/{d}/{draw}.json" for d in TUNING for draw in DRAWS[d]],
         training=list(ARM_TRAINING.values()),
     output:
         "results/report/index.html",
@@ -53,4 +54,5 @@ rule report:
         "$PYTHON -m pipeline.report report "
         "--settings {params.settings:q} --summary {input.summary} "
         "--statistics {input.statistics} --complexity {input.complexity} "
-        "--figures {input.figures} --cascades {input.cascades} --out {output} 2> {log}"
+        "--figures {input.figures} --cascades {input.cascades} --tuning {input.tuning} "
+        "--out {output} 2> {log}"

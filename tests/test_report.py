@@ -141,3 +141,24 @@ def test_a_tune_set_is_shown_as_development_only(report_inputs):
     main = page[page.index('id="main"'):page.index('id="development"')]
     assert "<td>faces</td>" not in main and "faces:" not in page[
         page.index('id="findings"'):page.index('id="main"')]
+
+
+def test_the_operating_points_chosen_on_tune_sets_are_listed(report_inputs, tmp_path):
+    settings, summary, statistics, figures, out = report_inputs
+    record = tmp_path / "seed0.json"
+    write_json(record, {"detector": "haar_trained", "seed": 0, "tune_sets": ["faces_tune"],
+                        "metric": "average_precision", "choice": {"min_neighbors": 2},
+                        "score": 0.91, "candidates": [
+                            {"settings": {"min_neighbors": 1}, "score": 0.9,
+                             "average_precision": {"faces_tune": 0.9}},
+                            {"settings": {"min_neighbors": 2}, "score": 0.91,
+                             "average_precision": {"faces_tune": 0.91}}]})
+    write_report(settings, summary, statistics, figures, out, tuning=[str(record)])
+    page = out.read_text()
+    section = page[page.index('<h2 id="tuning">'):]
+    row = re.search(r"<tr><td>haar_trained</td>.*?</tr>", section).group(0)
+    assert "<td>faces_tune</td><td>min_neighbors 2</td><td>0.910</td>" in row
+    assert "min_neighbors 1: 0.900; min_neighbors 2: 0.910" in row
+    assert '<a href="#tuning">' in page
+    write_report(settings, summary, statistics, figures, out)
+    assert 'id="tuning"' not in out.read_text()  # nothing tuned: no section

@@ -135,3 +135,6 @@ def test_the_workflow_tunes_on_the_tune_half_and_detects_with_the_choice(default
     tuned = [line for line in detect if "--name haar_trained" in line]
     assert tuned and all("--tuning results/tuning/haar_trained/seed" in line for line in tuned)
     assert not any("--tuning" in line for line in detect if "--name haar_trained" not in line)
+    report = next(line for line in output.splitlines() if "pipeline.report report" in line)
+    assert ("--tuning results/tuning/haar_trained/seed0.json "
+            "results/tuning/haar_trained/seed1.json") in report

@@ -35,6 +35,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.out,
         args.complexity,
         args.cascades,
+        args.tuning,
     )
 
 
@@ -59,6 +60,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=[],
         help="training records of trained cascades (<name>.stages.json)",
     )
+    sub.add_argument("--tuning", nargs="*", default=[],
+                     help="operating points chosen on tune sets (results/tuning/*/*.json)")
     sub.add_argument("--figures", nargs="+", required=True)
     sub.add_argument("--out", required=True)
 

@@ -230,10 +230,12 @@ def environment() -> jinja2.Environment:
 def write_report(settings: dict[str, Any], summary_path: str | Path,
                  statistics_path: str | Path, figures: list[str], out: str | Path,
                  complexity_path: str | Path | None = None,
-                 cascade_histories: list[str] | None = None) -> None:
+                 cascade_histories: list[str] | None = None,
+                 tuning: list[str] | None = None) -> None:
     """Write the HTML report; ``cascade_histories`` are train-haar records
-    (``<name>.stages.json``); ``settings`` are the figure settings plus ``config``,
-    ``arm_training`` {arm: train.npz} and ``config_files``."""
+    (``<name>.stages.json``); ``tuning`` are the tuning stage's records
+    (``results/tuning/<detector>/<draw>.json``); ``settings`` are the figure settings plus
+    ``config``, ``arm_training`` {arm: train.npz} and ``config_files``."""
     summary = read_summary(summary_path)
     statistics = read_statistics(statistics_path)
     histories = {Path(p).name.removesuffix(".stages.json"): read_json(p)
@@ -273,6 +275,7 @@ def write_report(settings: dict[str, Any], summary_path: str | Path,
             [r for r in summary.runs if r["dataset"] in tuned], summary.fp_points)
         if tuned else None,
         "groups": sections.group_blocks(config, statistics, frozenset(tuned)),
+        "tuning": sections.tuning_table([read_json(p) for p in tuning or []]),
         "protocol": sections.protocol(summary.runs),
         "cascades": sections.cascade_blocks(histories),
         "complexity": sections.complexity_blocks(

@@ -189,6 +189,23 @@ def cascade_blocks(histories: dict[str, dict[str, Any]]) -> list[Block]:
     return blocks
 
 
+def tuning_table(records: list[dict[str, Any]]) -> Table | None:
+    """One row per tuned detector draw: the tune sets, the choice, its mean tune AP and every
+    candidate's (``results/tuning/`` records); None when nothing was tuned."""
+    if not records:
+        return None
+    table = Table(["detector", "seed", "tuned on", "chosen", "mean tune AP", "every candidate"])
+    for record in records:
+        others = "; ".join(
+            ", ".join(f"{k} {v}" for k, v in row["settings"].items()) + f": {fmt(row['score'])}"
+            for row in record["candidates"])
+        table.rows.append([record["detector"], "" if record.get("seed") is None else
+                           record["seed"], ", ".join(record["tune_sets"]),
+                           ", ".join(f"{k} {v}" for k, v in record["choice"].items()),
+                           fmt(record["score"]), others])
+    return table
+
+
 def complexity_blocks(complexity: dict[str, Any] | None) -> list[Block]:
     """Totals per architecture, then (folded) the per-layer tables."""
     if not complexity:
