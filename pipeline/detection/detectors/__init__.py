@@ -90,6 +90,7 @@ REFERENCE_CLASSES = {
     "mtcnn": "MtcnnDetector",
     "blazeface": "BlazeFaceDetector",
     "yunet": "YunetDetector",
+    "centerface": "CenterFaceDetector",
 }
 
 @dataclass(frozen=True)

