@@ -92,6 +92,7 @@ REFERENCE_CLASSES = {
     "yunet": "YunetDetector",
     "centerface": "CenterFaceDetector",
     "retinaface": "RetinaFaceDetector",
+    "dlib_cnn": "DlibCnnDetector",
 }
 
 @dataclass(frozen=True)

