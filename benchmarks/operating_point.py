@@ -36,7 +36,7 @@ from pipeline.config import (
     load_yaml,
     validate_config,
 )
-from pipeline.detection.detectors import build_detector, model_files, run_detector
+from pipeline.detection.detectors import detect_manifest, model_files
 from pipeline.evaluation.metrics import Criterion, evaluate
 from pipeline.tuning.operating_point import candidates
 
@@ -71,7 +71,7 @@ def sweep(config: dict, dataset: str, variant: str, detector: str, grid: dict[st
         validate_config(deep_merge(config, {"detectors": {detector: settings}}),
                         f"--grid {changed}")
         model_paths = model_files(settings, models)
-        found, seconds = run_detector(build_detector(settings, model_paths), truth, detector)
+        found, seconds, _ = detect_manifest(settings, truth, detector, model_paths)
         metrics = evaluate(truth, found, Criterion.from_settings(evaluation),
                            evaluation["false_positive_points"], evaluation.get("min_face_size"),
                            settings.get("min_size"))

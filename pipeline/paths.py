@@ -28,22 +28,23 @@ def seed_of(label: str) -> int | None:
     return int(label[4:])
 
 
-def models_folder(seed: int) -> str:
-    """Where the models trained with ``seed`` are kept (one folder per training seed)."""
+def models_folder(seed: int | str) -> str:
+    """Where the models trained with ``seed`` are kept (one folder per training seed); ``seed``
+    may be the rules' ``"{seed}"`` wildcard."""
     return f"{MODELS}/{draw(seed)}"
 
 
-def checkpoint(name: str, folder: str = MODELS) -> str:
+def checkpoint(name: str, folder: str) -> str:
     """A trained CNN (``models:`` entry): PyTorch checkpoint."""
     return f"{folder}/{name}.pt"
 
 
-def trained_cascade(name: str, folder: str = MODELS) -> str:
+def trained_cascade(name: str, folder: str) -> str:
     """A trained Viola-Jones cascade (``cascades:`` entry): OpenCV XML."""
     return f"{folder}/{name}.xml"
 
 
-def cascade_history(name: str, folder: str = MODELS) -> str:
+def cascade_history(name: str, folder: str) -> str:
     """The per-stage record of a trained cascade: JSON."""
     return f"{folder}/{name}.stages.json"
 
@@ -57,6 +58,12 @@ def detections(detector: str, draw: str, dataset: str, variant: str) -> str:
     """One detector draw's merged detections on one variant (``merge_detections``): manifest
     JSON; ``draw`` is the training seed's label (:func:`draw`)."""
     return f"results/detections/{detector}/{draw}/{dataset}/{variant}.json"
+
+
+def tuning(detector: str, draw: str) -> str:
+    """One detector draw's operating point chosen on tune sets (``tune_operating_point``):
+    every candidate's scores and the choice, JSON."""
+    return f"results/tuning/{detector}/{draw}.json"
 
 
 def image_name(index: int, source: str | PurePath) -> str:

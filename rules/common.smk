@@ -98,7 +98,7 @@ def tuning_inputs(wc):
 
 def tuned_choice(wc):
     """The detector draw's operating point file, when the detector is tuned."""
-    return [f"results/tuning/{wc.detector}/{wc.draw}.json"] if wc.detector in TUNING else []
+    return [paths.tuning(wc.detector, wc.draw)] if wc.detector in TUNING else []
 
 
 def detection_inputs(wc):

@@ -41,7 +41,7 @@ rule report:
         complexity="results/summary/complexity.json",
         figures=expand("results/figures/{name}", name=FIGURES),
         cascades=[paths.cascade_history(name, paths.models_folder(FIRST_SEED)) for name in TRAINED_CASCADES],
-        tuning=[f"results/tuning/{d}/{draw}.json" for d in TUNING for draw in DRAWS[d]],
+        tuning=[paths.tuning(d, draw) for d in TUNING for draw in DRAWS[d]],
         training=list(ARM_TRAINING.values()),
     output:
         "results/report/index.html",

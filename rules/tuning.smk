@@ -4,7 +4,7 @@ rule tune_operating_point:
     input:
         unpack(tuning_inputs),
     output:
-        "results/tuning/{detector}/{draw}.json",
+        paths.tuning("{detector}", "{draw}"),
     params:
         settings=lambda wc: as_json(DETECTORS[wc.detector]),
         grid=lambda wc: as_json(TUNING[wc.detector]["grid"]),

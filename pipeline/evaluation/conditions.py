@@ -220,8 +220,8 @@ def permutation_share_test(a: list[list[ImageMatches]], b: list[list[ImageMatche
     pairs = max(len(a), len(b))
     if {len(a), len(b)} - {1, pairs}:
         raise ValueError(f"{len(a)} and {len(b)} seeds cannot be paired")
-    a = [score_quantiles(a[i % len(a)]) for i in range(pairs)]
-    b = [score_quantiles(b[i % len(b)]) for i in range(pairs)]
+    a, b = ([score_quantiles(m) for m in side] for side in (a, b))  # once per seed
+    a, b = ([side[i % len(side)] for i in range(pairs)] for side in (a, b))
     names = sorted(set(units))
     unit_of = np.array([names.index(u) for u in units])
     patterns, exact = flip_patterns(len(names), seed)

@@ -92,21 +92,17 @@ def tune_operating_point(settings: dict[str, Any], grid: dict[str, list[Any]],
     set's baseline manifest (``truths`` {set: manifest}) and score it: AP per set and its mean.
     Returns the record written to ``results/tuning/``: every candidate's scores and the
     choice."""
-    from pipeline.defaults import with_defaults
-    from pipeline.detection.detectors import build_detector, run_detector
+    from pipeline.detection.detectors import detect_manifest
     from pipeline.evaluation.metrics import Criterion, evaluate
 
     criterion = Criterion.from_settings(evaluation)
     loaded = {dataset: Manifest.load(path) for dataset, path in truths.items()}
     rows = []
     for candidate in candidates(grid):
-        detector_settings = with_defaults({**settings, **candidate}, "detectors.*")
-        detector = build_detector(detector_settings, models)
         ap = {}
         for dataset, truth in loaded.items():
-            found, _ = run_detector(detector, truth, f"{name} {candidate} on {dataset}",
-                                    detector_settings.get("batch_images", 1),
-                                    detector_settings["max_pixels"])
+            found, _, _ = detect_manifest({**settings, **candidate}, truth,
+                                          f"{name} {candidate} on {dataset}", models)
             ap[dataset] = evaluate(truth, found, criterion, evaluation["false_positive_points"],
                                    evaluation.get("min_face_size"),
                                    search_min_size)["average_precision"]

@@ -253,6 +253,23 @@ def shard(manifest: Manifest, index: int, count: int) -> Manifest:
     return Manifest(manifest.kind, manifest.root, manifest.images[index::count], manifest.meta)
 
 
+def detect_manifest(settings: dict[str, Any], source: Manifest, name: str,
+                    model: str | list[str] | None = None
+                    ) -> tuple[Manifest, dict[str, float], Detector]:
+    """The detector ``settings`` describe (schema defaults filled in) run over every image of
+    ``source`` as the detect stage runs it (its ``batch_images`` and ``max_pixels``): the
+    detections, with the settings in their meta, the seconds per image and the detector."""
+    from pipeline.defaults import with_defaults
+
+    settings = with_defaults(settings, "detectors.*")
+    detector = build_detector(settings, model)
+    # only the cnn kind batches images (a settings key of its own); the others take one
+    result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1),
+                                   settings["max_pixels"])
+    result.meta["detector_settings"] = settings
+    return result, seconds, detector
+
+
 def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path: str | Path,
                    timing_path: str | Path, name: str, model: str | list[str] | None = None,
                    shard_index: int = 0, shard_count: int = 1) -> Manifest:
@@ -261,17 +278,10 @@ def detect_to_file(settings: dict[str, Any], manifest_path: str | Path, out_path
     Detection files hold boxes only, so they are identical between runs; wall times vary and go
     to the separate timing file ``{"seconds": {file: s}}``.
     """
-    from pipeline.defaults import with_defaults
-
-    settings = with_defaults(settings, "detectors.*")
     source = shard(Manifest.load(manifest_path), shard_index, shard_count)
     LOG.info("detector %s (%s) on %s, shard %d of %d: %d images", name, settings["kind"],
              manifest_path, shard_index + 1, shard_count, len(source.images))
-    detector = build_detector(settings, model)
-    # only the cnn kind batches images (a settings key of its own); the others take one
-    result, seconds = run_detector(detector, source, name, settings.get("batch_images", 1),
-                                   settings["max_pixels"])
-    result.meta["detector_settings"] = settings
+    result, seconds, detector = detect_manifest(settings, source, name, model)
     result.save(out_path)
     write_json(timing_path, {"detector": name, "threads": getattr(detector, "threads", None)
                              or _threads(), "seconds": seconds})
