@@ -181,3 +181,11 @@ def test_a_model_seed_is_refused_with_the_new_place_named(default_config):
         config["seeds"] = bad
         with pytest.raises(ConfigError, match="seeds"):
             validate_config(config)
+
+
+def test_the_report_says_whether_training_variance_is_in_the_intervals():
+    from pipeline.report.verdicts import training_variance
+
+    assert training_variance([0, 1, 2]).startswith("Intervals resample 3 training seeds")
+    assert training_variance([0]).startswith("One training seed per model")
+    assert training_variance([None]).startswith("No detector here trains a model")

@@ -211,6 +211,8 @@ def small_arms(training_faces: dict[str, int]) -> list[str]:
 def training_variance(seeds: list[int | None]) -> str:
     """Whether the intervals include training variance, in one sentence."""
     trained = [s for s in seeds if s is not None]
+    if not trained:
+        return "No detector here trains a model, so there is no training variance to resample."
     if len(trained) > 1:
         return (f"Intervals resample {len(trained)} training seeds and the test images, so "
                 "they include training variance.")
