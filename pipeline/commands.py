@@ -56,6 +56,18 @@ def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+def training_threads(setting: int | str, cores: int | None) -> int:
+    """Threads of one training job: ``setting``, or for ``auto`` half of the ``cores`` that
+    Snakemake was given (at least 1), so that two training jobs share the machine side by side.
+
+    CNN weights are bit-identical only for the same thread count, so ``auto`` ties them to
+    ``--cores``; a configuration that must reproduce weights across machines names a number.
+    """
+    if setting == "auto":
+        return max(1, int(cores or 1) // 2)
+    return int(setting)
+
+
 def set_threads(threads: int) -> None:
     import cv2
     import torch

@@ -93,8 +93,9 @@ def _schema_errors(instance: Any, schema: dict[str, Any], prefix: tuple[Any, ...
     found = list(value_errors(instance, prefix))
     flagged = {path for path, _ in found}
     errors = _leaf_errors(list(StrictValidator(schema).iter_errors(instance)))
-    found += [((*prefix, *e.path), _hint(e.message, (*prefix, *e.path))) for e in errors
-              if (*prefix, *e.path) not in flagged]
+    # absolute_path: an error under a oneOf alternative keeps the path of the key it is about
+    found += [((*prefix, *e.absolute_path), _hint(e.message, (*prefix, *e.absolute_path)))
+              for e in errors if (*prefix, *e.absolute_path) not in flagged]
     found.sort(key=lambda item: list(map(str, item[0])))
     return [f"{_key_path(path)}: {message}" for path, message in found]
 

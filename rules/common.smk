@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from pipeline import paths
+from pipeline.commands import training_threads
 from pipeline.config import arm_training_sets
 from pipeline.data.datasets import dataset_inputs
 from pipeline.data.roles import dataset_roles, evaluated_datasets
@@ -35,6 +36,8 @@ SWEEP = config["shadow_sweep"]
 # The smallest face every compared detector searches: smaller faces are counted per dataset.
 SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
 SHARDS = config["execution"]["detection_shards"]
+# Threads per training job: a number, or `auto` (half of --cores, so two trainings run at once).
+TRAINING_THREADS = training_threads(config["execution"]["training_threads"], workflow.cores)
 # Every trained model is trained once per training seed; a detector that needs one is run once
 # per seed (its draws: seed0, seed1, ...), one that trains nothing once (fixed).
 SEEDS = config["seeds"]

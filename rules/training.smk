@@ -5,7 +5,7 @@ rule train_cnn:
         paths.checkpoint("{model}", paths.models_folder("{seed}")),
     params:
         settings=lambda wc: as_json(config["models"][wc.model]),
-    threads: config["execution"]["training_threads"]
+    threads: TRAINING_THREADS
     priority: 1  # long jobs that every detection of their model waits for: start them first
     log:
         "results/logs/train_cnn/seed{seed}/{model}.log",
@@ -26,7 +26,7 @@ rule train_haar:
         history=paths.cascade_history("{model}", paths.models_folder("{seed}")),
     params:
         settings=lambda wc: as_json(config["cascades"][wc.model]),
-    threads: config["execution"]["training_threads"]
+    threads: TRAINING_THREADS
     priority: 1  # long jobs that every detection of their model waits for: start them first
     log:
         "results/logs/train_haar/seed{seed}/{model}.log",

@@ -76,3 +76,23 @@ def test_train_haar_from_the_command_line(tiny_dataset, tiny_config, tmp_path):
     assert record["settings"] == {**settings, "seed": 0} and record["device"] == "cpu"
     assert len(record["stages"]) == len(Cascade.read_xml(tmp_path / "vj.xml").stages) == 2
     assert record["train_seconds"] == pytest.approx(sum(r["seconds"] for r in record["stages"]))
+
+
+@pytest.mark.parametrize(("setting", "cores", "expected"),
+                         [("auto", 2, 1), ("auto", 1, 1), ("auto", 16, 8), ("auto", None, 1),
+                          (8, 2, 8), (3, 16, 3)])
+def test_training_threads_auto_is_half_the_cores(setting, cores, expected):
+    """auto lets two training jobs share Snakemake's cores; a number is kept (Snakemake itself
+    lowers it to --cores)."""
+    from pipeline.commands import training_threads
+
+    assert training_threads(setting, cores) == expected
+
+
+def test_training_threads_refuses_other_words(default_config):
+    from pipeline.config import ConfigError, validate_config
+
+    config = dict(default_config, execution={**default_config["execution"],
+                                             "training_threads": "many"})
+    with pytest.raises(ConfigError, match="training_threads"):
+        validate_config(config)

@@ -105,6 +105,7 @@ def test_cnn_training_change_does_not_rerun_haar(finished_run):
     # shards; the proposal model is not retrained
     assert counts["train_cnn"] == 1 and counts["detect"] == 20
     assert "--out results/models/seed0/proposal.pt" not in output
+    assert "--threads 1 2>" in output  # training_threads auto: half of --cores 2
     assert "--name cnn" in output and not re.search(r"--name haar\b", output)
     assert "build_dataset" not in counts and "make_variant" not in counts
     assert "train_haar" not in counts and "--name haar_trained" not in output
