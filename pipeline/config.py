@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from pipeline.config_arms import declaration_errors
 from pipeline.config_limits import (
     MAX_EXPANDED_VALUES,
     TOO_LARGE,
@@ -149,7 +150,12 @@ ARCHITECTURE_WINDOWS = {"lenet5": 32, "vgg": 32, "googlenet": 32, "proposal": 16
 
 def _cross_section_errors(config: dict[str, Any]) -> list[str]:
     """Rules that link sections: names one section uses must exist in another."""
-    from pipeline.data.roles import dataset_role, evaluated_datasets, role_conflicts
+    from pipeline.data.roles import (
+        dataset_role,
+        evaluated_datasets,
+        role_conflicts,
+        scene_conflicts,
+    )
     from pipeline.detection.detectors import DETECTORS, TRAINERS
     from pipeline.tuning.operating_point import tuning_conflicts
 
@@ -166,7 +172,8 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
         if model["window"] != expected:
             messages.append(f"models.{name}.window: {model['architecture']} takes "
                             f"{expected}x{expected} windows, not {model['window']}")
-    messages += role_conflicts(config["datasets"]) + tuning_conflicts(config)
+    messages += (role_conflicts(config["datasets"]) + scene_conflicts(config["datasets"])
+                 + tuning_conflicts(config))
     for section in ("models", "cascades"):
         for name, model in config[section].items():
             if model["train_dataset"] not in config["datasets"]:
@@ -198,7 +205,8 @@ def _cross_section_errors(config: dict[str, Any]) -> list[str]:
             if variant not in instances:
                 messages.append(f"datasets.{name}.variants: '{variant}' is not a variant "
                                 f"({', '.join(sorted(instances))})")
-    messages += _arm_errors(config)
+    arm_messages = _arm_errors(config)
+    messages += arm_messages or declaration_errors(config)
     evaluated = evaluated_datasets(config)
     tested = [n for n in evaluated if dataset_role(config["datasets"][n]) == "test"]
     for name, dataset in config["datasets"].items():

@@ -10,7 +10,11 @@ import pytest
 from pipeline.config import deep_merge, load_config
 
 TINY_OVERRIDES: dict[str, Any] = {
-    "datasets": {"embedded": {"n_scenes": 6, "empty_scene_fraction": 0.2}},
+    # the second shadow family and cartoon style are left to tests/test_variants.py: the same
+    # kinds, so the workflow runs them as it runs these
+    "datasets": {"embedded": {"n_scenes": 6, "empty_scene_fraction": 0.2,
+                              "variants": ["original", "shadow", "cartoon",
+                                           "shadow_sweep_0.00", "shadow_sweep_0.50"]}},
     "shadow_sweep": {"strengths": [0.0, 0.5]},
     "models": {
         name: {"positives_per_face": 8, "negatives_per_round": 800, "hard_negative_rounds": 1,

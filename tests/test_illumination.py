@@ -16,9 +16,9 @@ from pipeline.training.samples import (
 )
 
 LIGHT = {"probability": 1.0, "shadow_strength": 0.8, "shadow_softness": 0.1, "gradient": 40.0,
-         "gamma": 1.8, "local_contrast": 3.0}
+         "gamma": 1.8, "local_contrast": 3.0, "shadow_family": "edge"}
 NEUTRAL = {"probability": 1.0, "shadow_strength": 0.0, "shadow_softness": 0.1, "gradient": 0.0,
-           "gamma": 1.0, "local_contrast": 1.0}
+           "gamma": 1.0, "local_contrast": 1.0, "shadow_family": "edge"}
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,23 @@ def test_one_illumination_block_is_valid_for_a_model_and_a_cascade(default_confi
     config["cascades"]["haar_trained"]["illumination"]["gamma"] = 0.5
     with pytest.raises(ConfigError, match="cascades.haar_trained.illumination.gamma"):
         validate_config(config)
+
+
+@pytest.mark.parametrize("family", ["edge", "occluder"])
+def test_training_shadows_come_from_the_test_variants_generator(faces, family):
+    """With the light's other parts neutral, each face is darkened by exactly the variants'
+    shadow mask of the configured family over the whole patch (the same draws, in order)."""
+    from pipeline.boxes import Box
+    from pipeline.data.shadows import shadow_mask
+
+    settings = {**NEUTRAL, "shadow_strength": 0.9, "shadow_softness": 0.02,
+                "shadow_family": family}
+    lit = illuminate(faces[:5], settings, illumination_rng(4))
+    rng = illumination_rng(4)
+    side = faces.shape[1]
+    for face, out in zip(faces[:5], lit, strict=True):
+        rng.random()  # the probability draw
+        mask = shadow_mask((side, side), [Box(0, 0, side, side)], 0.02, 0.25, rng, family)
+        expected = face * (1 - rng.uniform(0, 0.9) * mask)
+        rng.uniform(0, 2 * np.pi), rng.uniform(0, 0), rng.uniform(-1, 1), rng.uniform(1, 1)
+        assert np.array_equal(out, np.clip(np.rint(expected), 0, 255).astype(np.uint8))

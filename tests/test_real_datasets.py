@@ -206,3 +206,55 @@ def test_architectures_config_is_valid(default_config):
     validate_config(config)
     assert {m["architecture"] for m in config["models"].values()} == {
         "lenet5", "vgg", "googlenet", "proposal"}
+
+
+def test_scene_split_gives_training_and_yale_canvases_disjoint_scenes(tmp_path):
+    """Scenes of one folder, each a flat grey of its own: face_folders keeps part a as its
+    negatives, and every Yale B canvas is a crop of a part b scene (its background grey)."""
+    from pipeline.data.roles import in_part
+
+    levels = {f"s{k:02d}.png": 10 + 8 * k for k in range(20)}
+    for name, value in levels.items():
+        scene(tmp_path / "scenes" / name, 400, 300, value)
+    scene(tmp_path / "faces" / "f.png", 36, 36, 128)
+    split = {"part": "a", "fraction": 0.6}
+    build_dataset({"kind": "face_folders", "faces": str(tmp_path / "faces"),
+                   "scenes": str(tmp_path / "scenes"), "scene_split": split}, tmp_path / "train")
+    trained = {r.file for r in Manifest.load(tmp_path / "train" / "train_backgrounds.json").images}
+    assert trained == {n for n in levels if in_part(n, split)}
+    assert 0 < len(trained) < len(levels)
+
+    folder = tmp_path / "yale" / "yaleB01"
+    folder.mkdir(parents=True)
+    for azimuth in range(0, 60, 5):
+        cv2.imwrite(str(folder / f"yaleB01_P00A+{azimuth:03d}E+00.pgm"),
+                    np.full((192, 168), 250, np.uint8))
+    build_dataset({"kind": "yale_b", "folder": str(tmp_path / "yale"), "seed": 0,
+                   "canvas_size": [160, 120], "face_size": [40, 60], "angle_bins": [0, 90],
+                   "scenes": str(tmp_path / "scenes"),
+                   "scene_split": {"part": "b", "fraction": 0.6}}, tmp_path / "yaleb")
+    truth = Manifest.load(tmp_path / "yaleb" / "test.json")
+    held_out = {v for n, v in levels.items() if n not in trained}
+    backgrounds = set()
+    for record in truth.images:
+        image = cv2.imread(str(truth.image_path(record)), 0)
+        backgrounds.add(int(image[0, 0]) if record.boxes[0].x > 2 else int(image[-1, -1]))
+    assert backgrounds <= held_out and len(backgrounds) > 1
+
+
+def test_yale_canvases_from_training_scenes_need_a_disjoint_scene_split(default_config):
+    config = copy.deepcopy(default_config)
+    config["datasets"]["train_faces"] = {"kind": "face_folders", "faces": "/f",
+                                         "scenes": "/scenes"}
+    config["datasets"]["yale"] = {"kind": "yale_b", "folder": "/y", "seed": 0,
+                                  "canvas_size": [320, 240], "face_size": [80, 140],
+                                  "angle_bins": [0, 90], "scenes": "/scenes/"}
+    with pytest.raises(ConfigError, match="datasets.yale.scenes: the face-free scenes "
+                                          "datasets.train_faces trains on"):
+        validate_config(copy.deepcopy(config))
+    config["datasets"]["train_faces"]["scene_split"] = {"part": "a", "fraction": 0.8}
+    config["datasets"]["yale"]["scene_split"] = {"part": "a", "fraction": 0.8}
+    with pytest.raises(ConfigError, match="different parts"):
+        validate_config(copy.deepcopy(config))
+    config["datasets"]["yale"]["scene_split"] = {"part": "b", "fraction": 0.8}
+    validate_config(config)

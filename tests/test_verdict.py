@@ -28,7 +28,9 @@ from tests.test_workflow import REPO, job_counts
 
 ARMS = {"photo": {"haar": "haar_trained", "cnn": "cnn"}}
 CONFIG = {"report": {"arms": ARMS}, "detectors": {"haar_trained": {"kind": "haar"},
-                                                  "cnn": {"kind": "cnn"}}}
+                                                  "cnn": {"kind": "cnn"}},
+          "variants": {"original": {"kind": "original"},
+                       "shadow": {"kind": "shadow", "family": "edge"}}}
 REPORT_SETTINGS = {"main_variants": ["original", "shadow"], "config": CONFIG}
 
 
@@ -235,7 +237,8 @@ AUGMENTED = {**REPORT_SETTINGS, "config": {
     "report": {"arms": AUGMENTED_ARMS},
     "detectors": {"haar_trained": {"kind": "haar", "trained_cascade": "haar_trained"},
                   "haar_lit": {"kind": "haar", "trained_cascade": "haar_lit"},
-                  "haar": {"kind": "haar"}, "cnn": {"kind": "cnn"}, "cnn_lit": {"kind": "cnn"}}}}
+                  "haar": {"kind": "haar"}, "cnn": {"kind": "cnn"}, "cnn_lit": {"kind": "cnn"}},
+    "cascades": {"haar_trained": {}, "haar_lit": {}}, "variants": CONFIG["variants"]}}
 
 
 def test_cross_set_rows_reference_column_and_gains_are_the_statistics():
@@ -333,8 +336,9 @@ def test_a_new_arm_is_added_by_configuration_alone(default_config, tmp_path):
         "detectors": {"cnn_new": {**default_config["detectors"]["cnn"], "model": "cnn_new"},
                       "haar_new": {**default_config["detectors"]["haar_trained"],
                                    "trained_cascade": "haar_new"}},
-        "report": {"arms": {"new": {"haar": "haar_new", "cnn": "cnn_new",
-                                    "augments": "photo"}}}}
+        "report": {"arms": {"new": {"haar": "haar_new", "cnn": "cnn_new", "augments": "photo",
+                                    "differences": default_config["report"]["arms"]["photo"][
+                                        "differences"]}}}}
     (tmp_path / "new_arm.yaml").write_text(yaml.safe_dump(overlay))
 
     def plan(*configs: Path) -> str:

@@ -30,6 +30,7 @@ from pipeline.data.formats_box_list import attach_landmarks, read_box_list, read
 from pipeline.data.formats_dlib_coco import read_coco, read_dlib_xml
 from pipeline.data.formats_fddb_wider import read_fddb, read_wider
 from pipeline.data.formats_yale import light_angle, read_yale_b
+from pipeline.data.roles import scene_part
 from pipeline.io import progress, read_gray, write_image
 
 LOG = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def build_face_folders(settings: dict[str, Any], out_dir: Path) -> None:
     save_training_arrays(out_dir, np.stack(faces), _empty())
     scenes_root = Path(settings["scenes"])
     records = []
-    for path in image_files(scenes_root):
+    for path in scene_part(scenes_root, settings.get("scene_split")):
         try:
             width, height = image_size(path, str(scenes_root))
         except ValueError as error:
@@ -251,8 +252,11 @@ def light_group(azimuth: float, elevation: float, edges: list[float], by: str) -
 def build_yale_b(settings: dict[str, Any], out_dir: Path) -> None:
     rng = np.random.default_rng(settings["seed"])
     width, height = settings["canvas_size"]
-    scenes = [read_gray(p) for p in image_files(settings["scenes"])] if settings.get(
-        "scenes") else []
+    scenes = [read_gray(p) for p in scene_part(settings["scenes"], settings.get("scene_split"))
+              ] if settings.get("scenes") else []
+    if settings.get("scenes") and not scenes:
+        raise ValueError(f"{settings['scenes']}: no face-free scene in scene_split "
+                         f"{settings.get('scene_split')}")
     records = []
     crops = [(path, light) for path, light in read_yale_b(settings["folder"])
              if light["subject"] in settings.get("subjects", [light["subject"]])]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 from pipeline.boxes import ImageRecord, Manifest
@@ -109,6 +110,39 @@ def role_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
                 "different parts by the same unit (split: {part: a} and {part: b}, part a's "
                 "fraction at most part b's)")
     return messages
+
+
+def scene_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
+    """Messages for test canvases drawn from the face-free scenes a training set mines its
+    negatives from (a Yale B set's ``scenes`` = a face folder set's ``scenes``) without a
+    ``scene_split`` that keeps the two parts apart: a detector would be tested on backgrounds
+    it was trained to reject."""
+    messages = []
+    for name, test in sorted(datasets.items()):
+        if test["kind"] != "yale_b" or not test.get("scenes"):
+            continue
+        for source, train in sorted(datasets.items()):
+            if (train["kind"] == "face_folders"
+                    and _paths(train["scenes"]) == _paths(test["scenes"])
+                    and not _disjoint_parts({"split": train.get("scene_split")},
+                                            {"split": test.get("scene_split")})):
+                messages.append(
+                    f"datasets.{name}.scenes: the face-free scenes datasets.{source} trains on; "
+                    "give both a scene_split with different parts (scene_split: {part: a} "
+                    "for training, {part: b} for the canvases, part a's fraction at most "
+                    "part b's)")
+    return messages
+
+
+def scene_part(root: str | Path, split: dict[str, Any] | None) -> list[Path]:
+    """The image files under ``root`` in the split's part (all of them without a split),
+    split by a hash of each file's path relative to ``root``."""
+    from pipeline.data.formats import image_files
+
+    files = image_files(root)
+    if split is None:
+        return files
+    return [p for p in files if in_part(Path(p).relative_to(root).as_posix(), split)]
 
 
 def dataset_roles(config: dict[str, Any]) -> dict[str, str]:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline import paths
 from pipeline.boxes import Box, ImageRecord, Manifest
+from pipeline.data.shadows import cast_shadow
+from pipeline.data.stylise import stylise
 from pipeline.io import (
     atomic_folder,
     check_output_folder,
@@ -39,56 +40,19 @@ def original(image: np.ndarray, boxes: list[Box], settings: dict[str, Any],
     return image.copy()
 
 
-def shadow_mask(shape: tuple[int, int], boxes: list[Box], softness: float, offset: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """Shadow opacity in [0, 1], shape ``shape``; zero outside every face box.
-
-    Per face: a straight shadow edge at a random angle passing within ``offset`` x face size of
-    the face centre, drawn as a logistic ramp ``softness`` x face size wide; the shadow fades in
-    over the outer 10% of the box so that it has no hard rim at the box border.
-    """
-    height, width = shape
-    mask = np.zeros(shape, np.float32)
-    for box in boxes:
-        size = max(box.w, box.h)
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        shift = rng.uniform(-offset, offset) * size
-        x1, y1 = max(int(np.floor(box.x)), 0), max(int(np.floor(box.y)), 0)
-        x2 = min(int(np.ceil(box.x + box.w)), width)
-        y2 = min(int(np.ceil(box.y + box.h)), height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        ys, xs = np.mgrid[y1:y2, x1:x2].astype(np.float32) + 0.5
-        cx, cy = box.x + box.w / 2, box.y + box.h / 2
-        signed = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle) - shift
-        half_plane = 1.0 / (1.0 + np.exp(-signed / (softness * size)))
-        fade = 0.1 * size
-        inside_x = np.clip(np.minimum(xs - box.x, box.x + box.w - xs) / fade, 0, 1)
-        inside_y = np.clip(np.minimum(ys - box.y, box.y + box.h - ys) / fade, 0, 1)
-        mask[y1:y2, x1:x2] = np.maximum(mask[y1:y2, x1:x2], half_plane * inside_x * inside_y)
-    return mask
-
-
 def shadow(image: np.ndarray, boxes: list[Box], settings: dict[str, Any],
            rng: np.random.Generator) -> np.ndarray:
-    """A soft-edged cast shadow across part of each face: pixels x (1 - strength x mask)."""
-    mask = shadow_mask(image.shape, boxes, settings["softness"], settings["offset"], rng)
-    shaded = image.astype(np.float32) * (1.0 - settings["strength"] * mask)
-    return np.clip(shaded.round(), 0, 255).astype(np.uint8)
+    """A cast shadow of the configured ``family`` across part of each face and past it
+    (:mod:`pipeline.data.shadows`): pixels x (1 - strength x mask)."""
+    return cast_shadow(image, boxes, settings["strength"], settings["softness"],
+                       settings["offset"], rng, settings["family"], settings["reach"])
 
 
 def cartoon(image: np.ndarray, boxes: list[Box], settings: dict[str, Any],
             rng: np.random.Generator) -> np.ndarray:
-    """Flat shading: bilateral smoothing, intensity quantisation and dark Canny outlines."""
-    smooth = image.copy()
-    for _ in range(settings["smoothing_passes"]):
-        smooth = cv2.bilateralFilter(smooth, d=7, sigmaColor=40, sigmaSpace=5)
-    levels = settings["levels"]
-    step = 256.0 / levels
-    flat = (np.floor(smooth / step) * step + step / 2).clip(0, 255).astype(np.uint8)
-    edges = cv2.Canny(smooth, settings["outline_low"], settings["outline_high"])
-    flat[edges > 0] = settings["outline_value"]
-    return flat
+    """Flat shading in the configured ``style``, sized to the faces
+    (:mod:`pipeline.data.stylise`)."""
+    return stylise(image, boxes, settings)
 
 
 # The variant every other variant of a dataset is measured against: "share of AP kept" is a

@@ -31,6 +31,12 @@ from pipeline.evaluation.contracts import (
 from pipeline.evaluation.verdict_rule import MIN_TAIL_RESAMPLES, judged_arms
 from pipeline.io import atomic_open, read_json
 from pipeline.report import sections
+from pipeline.report.families import (
+    declared_differences,
+    families_compared,
+    family_disagreements,
+    family_notes,
+)
 from pipeline.report.findings import findings, folded_findings
 from pipeline.report.numbers import ci, p_value
 from pipeline.report.verdicts import (
@@ -149,7 +155,12 @@ def verdict_view(config: dict[str, Any], statistics: Statistics,
             "notes": [f"arm {name}: {arm['note']}" for name, arm in arms.items()
                       if arm.get("note")]
             + [f"{e['dataset']} against {e['reference_dataset']} {BASELINE_VARIANT}: left out of "
-               f"the verdict, since {e['why']}" for e in statistics.cross_sets.excluded],
+               f"the verdict, since {e['why']}" for e in statistics.cross_sets.excluded]
+            + family_notes(config, rows),
+            "differences": sections.Table(["arm", "aspect", "CNN side", "cascade side",
+                                           "why kept"], declared_differences(config)),
+            "families": families_compared(config, rows),
+            "family_changes": family_disagreements(config, rows),
             "gains": gain_blocks(arms, rows, samples)}
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.boxes import Manifest, boxes_to_array, iou_matrix, overlap_matrix
+from pipeline.boxes import Box, Manifest, boxes_to_array, iou_matrix, overlap_matrix
 from pipeline.data.compose import feathered_mask
+from pipeline.data.shadows import shadow_mask
 from pipeline.io import progress, read_gray, resize_image
 
 LOG = logging.getLogger(__name__)
@@ -120,9 +121,10 @@ def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Gen
                ) -> np.ndarray:
     """Training faces (N, h, w) uint8 under random light, each with ``probability``.
 
-    Per altered face, in this order: a cast-shadow edge (a straight edge at a random angle
-    within the middle half of the patch, logistic profile of width ``shadow_softness`` x the
-    side; the far side darkened by a factor drawn from [0, ``shadow_strength``]); a light
+    Per altered face, in this order: a cast shadow of ``shadow_family`` (the test variants'
+    generator, :func:`pipeline.data.shadows.shadow_mask`, over the whole patch as the face box:
+    an edge passing within the middle half of the patch, a logistic rim ``shadow_softness`` x
+    the side wide; the shadow darkened by a factor drawn from [0, ``shadow_strength``]); a light
     gradient (a linear ramp of up to +-``gradient`` grey levels across the patch, random
     direction); gamma drawn log-uniformly from [1/``gamma``, ``gamma``]; local contrast (CLAHE,
     clip limit drawn from [1, ``local_contrast``], 4x4 tiles; none when it is 1). Each part
@@ -132,17 +134,17 @@ def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Gen
     out = faces.copy()
     n, height, width = faces.shape
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    face = Box(0.0, 0.0, float(width), float(height))
     for k in range(n):
         if rng.random() >= settings["probability"]:
             continue
         patch = out[k].astype(np.float32)
+        mask = shadow_mask((height, width), [face], settings["shadow_softness"], 0.25, rng,
+                           settings["shadow_family"])
+        patch *= 1 - rng.uniform(0, settings["shadow_strength"]) * mask
         angle = rng.uniform(0, 2 * np.pi)
-        normal = np.cos(angle) * (xs - width / 2) + np.sin(angle) * (ys - height / 2)
-        offset = rng.uniform(-0.25, 0.25) * min(height, width)
-        width_px = max(settings["shadow_softness"] * min(height, width), 1e-3)
-        side = 1 / (1 + np.exp(-(normal - offset) / width_px))
-        patch *= 1 - rng.uniform(0, settings["shadow_strength"]) * side
-        ramp = np.cos(angle + rng.uniform(0, np.pi)) * (xs - width / 2) / max(width, 1) * 2
+        ramp = (np.cos(angle) * (xs - width / 2) / max(width, 1)
+                + np.sin(angle) * (ys - height / 2) / max(height, 1)) * 2
         patch += rng.uniform(-settings["gradient"], settings["gradient"]) * ramp
         gamma = float(np.exp(rng.uniform(-1, 1) * np.log(settings["gamma"])))
         patch = 255 * (np.clip(patch, 0, 255) / 255) ** gamma

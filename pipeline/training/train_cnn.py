@@ -203,6 +203,8 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
             current = new_round(round_index, model, positives, negatives, settings, generator,
                                 device, parts, targets)
         tensors = current.tensors()
+        if device.type == "cuda":  # the round's patches onto the GPU once, not every batch
+            tensors = tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
         steps = steps_per_epoch(len(tensors[1]), settings["batch_size"])
         bar = progress(total=steps * settings["epochs"], initial=steps * current.next_epoch,
                        desc=f"train round {round_index}", unit="step")

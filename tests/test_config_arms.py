@@ -1,0 +1,82 @@
+"""Every difference between an arm's two sides besides the features is declared
+(pipeline.config_arms): the shipped configurations declare exactly their differences, an
+undeclared or a stale declaration is refused, and the report lists them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pipeline.config import ConfigError, deep_merge, load_yaml, validate_config
+from pipeline.config_arms import ASPECTS, arm_differences
+from pipeline.defaults import SCHEMA_PATH
+from tests.test_workflow import REPO
+
+
+def shipped(name):
+    """A shipped configuration, layered on the default one as Snakemake layers it."""
+    config = load_yaml(REPO / "config" / "default.yaml")
+    if name != "default":
+        config = deep_merge(config, load_yaml(REPO / "config" / f"{name}.yaml"))
+    config["data_root"] = "/data"
+    validate_config(config)
+    return config
+
+
+@pytest.mark.parametrize("name", ["default", "research", "fddb", "wider"])
+def test_shipped_arms_declare_exactly_their_differences(name):
+    config = shipped(name)
+    for arm_name, arm in config["report"]["arms"].items():
+        actual = {d.aspect for d in arm_differences(config, arm)}
+        assert set(arm["differences"]) == actual, arm_name
+        assert "smallest_face" not in actual and "mining_scenes" not in actual
+
+
+def test_research_photo_arm_differs_where_the_issue_says():
+    research = shipped("research")
+    differences = {d.aspect: d for d in arm_differences(research,
+                                                        research["report"]["arms"]["photo"])}
+    assert (differences["copies_per_face"].cnn, differences["copies_per_face"].haar) == ("4", "2")
+    assert differences["scene_blended_faces"].haar == "none"
+    assert differences["box_regression"].cnn == "yes"
+    assert "neighbour grouping" in differences["post_processing"].haar
+
+
+def test_an_undeclared_difference_is_refused(default_config):
+    config = copy.deepcopy(default_config)
+    config["models"]["cnn"]["illumination"] = {
+        "probability": 0.5, "shadow_strength": 0.8, "shadow_softness": 0.08, "gradient": 40,
+        "gamma": 1.8, "local_contrast": 3.0, "shadow_family": "edge"}
+    with pytest.raises(ConfigError, match=r"report.arms.photo.differences: 'illumination' "
+                                          r"\(illumination augmentation of the positives\) "
+                                          r"differs .* and is not declared"):
+        validate_config(config)
+    config["report"]["arms"]["photo"]["differences"]["illumination"] = "on purpose"
+    validate_config(config)
+
+
+def test_a_stale_declaration_is_refused(default_config):
+    config = copy.deepcopy(default_config)
+    config["cascades"]["haar_trained"]["positives_per_face"] = \
+        config["models"]["cnn"]["positives_per_face"]
+    with pytest.raises(ConfigError, match="differences.copies_per_face: declared, but both "
+                                          "sides are the same"):
+        validate_config(config)
+
+
+def test_schema_lists_the_aspects():
+    schema = load_yaml(SCHEMA_PATH)
+    arm = schema["properties"]["report"]["properties"]["arms"]["additionalProperties"]
+    assert arm["properties"]["differences"]["propertyNames"]["enum"] == list(ASPECTS)
+
+
+def test_the_report_lists_each_declared_difference_with_its_reason():
+    from pipeline.report.families import declared_differences
+
+    research = shipped("research")
+    rows = declared_differences(research)
+    assert len(rows) == sum(len(a["differences"]) for a in research["report"]["arms"].values())
+    photo = {row[1]: row for row in rows if row[0] == "photo"}
+    assert photo[ASPECTS["copies_per_face"]][2:4] == ["4", "2"]
+    assert photo[ASPECTS["copies_per_face"]][4].startswith("4 for the CNN, 2 for the cascade")
