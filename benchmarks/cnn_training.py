@@ -36,11 +36,12 @@ from pipeline.commands import set_threads
 from pipeline.config import load_config
 
 
-def counted(function: Any, patches: list[int]) -> Any:
-    """``run_epoch`` that appends the number of training patches of each epoch to ``patches``."""
+def counted(function: Any, epochs: list[tuple[int, int]]) -> Any:
+    """``run_epoch`` that appends (round, training patches) of each epoch to ``epochs`` (early
+    stopping can end a round before its last epoch)."""
 
     def wrapper(model: Any, current: Any, *args: Any, **kwargs: Any) -> Any:
-        patches.append(len(current.order) - current.n_val)
+        epochs.append((current.index, len(current.order) - current.n_val))
         return function(model, current, *args, **kwargs)
 
     return wrapper
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--train", help="train.npz of a built dataset (default: embedded)")
     parser.add_argument("--backgrounds", help="its train_backgrounds.json")
     args = parser.parse_args()
+    if (args.train is None) != (args.backgrounds is None):
+        parser.error("--train and --backgrounds go together (a built dataset's two files)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from pipeline.training import train_cnn as trainer
@@ -73,10 +76,10 @@ def main() -> None:
     preparing: list[float] = []
     mining: list[float] = []
     epochs: list[float] = []
-    patches: list[int] = []
+    rounds: list[tuple[int, int]] = []
     trainer.round_faces = timed(trainer.round_faces, preparing)
     trainer.mine_hard_negatives = timed(trainer.mine_hard_negatives, mining)
-    trainer.run_epoch = counted(timed(trainer.run_epoch, epochs), patches)
+    trainer.run_epoch = counted(timed(trainer.run_epoch, epochs), rounds)
     with tempfile.TemporaryDirectory() as folder:
         train, backgrounds = args.train, args.backgrounds
         if train is None:
@@ -89,17 +92,17 @@ def main() -> None:
         trainer.train_cnn(settings, train, backgrounds, Path(folder) / "model.pt")
         wall = time.perf_counter() - start
     print(json.dumps({key: settings[key] for key in sorted(settings)}, default=str))
-    per_round = settings["epochs"]
-    print(f"{'round':>5} {'patches':>8} {'prepare s':>9} {'mining s':>8} {'epochs s':>8} "
-          f"{'patches/s':>10}")
+    print(f"{'round':>5} {'epochs':>6} {'patches':>8} {'prepare s':>9} {'mining s':>8} "
+          f"{'epochs s':>8} {'patches/s':>10}")
     for index, prepare in enumerate(preparing):
         mine = mining[index - 1] if index > 0 and index - 1 < len(mining) else 0.0
-        spent = epochs[index * per_round:(index + 1) * per_round]
-        seen = patches[index * per_round:(index + 1) * per_round]
+        spent = [s for s, (r, _) in zip(epochs, rounds, strict=True) if r == index]
+        seen = [n for r, n in rounds if r == index]
         rate = sum(seen) / sum(spent) if spent and sum(spent) > 0 else float("nan")
-        print(f"{index:>5} {seen[0] if seen else 0:>8} {prepare:>9.1f} {mine:>8.1f} "
-              f"{sum(spent):>8.1f} {rate:>10.0f}")
-    rate = sum(patches) / sum(epochs) if epochs else float("nan")
+        print(f"{index:>5} {len(spent):>6} {seen[0] if seen else 0:>8} {prepare:>9.1f} "
+              f"{mine:>8.1f} {sum(spent):>8.1f} {rate:>10.0f}")
+    patches = sum(n for _, n in rounds)
+    rate = patches / sum(epochs) if epochs else float("nan")
     print(f"total: device {args.device}, {args.threads} thread(s); preparing "
           f"{sum(preparing):.1f} s, mining {sum(mining):.1f} s, epochs {sum(epochs):.1f} s "
           f"({rate:.0f} training patches/s), wall {wall:.1f} s (with loading the data)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -58,13 +59,14 @@ def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def training_threads(setting: int | str, cores: int | None) -> int:
     """Threads of one training job: ``setting``, or for ``auto`` half of the ``cores`` that
-    Snakemake was given (at least 1), so that two training jobs share the machine side by side.
+    Snakemake was given (at most this machine's CPUs; at least 1), so that two training jobs
+    share the machine side by side.
 
     CNN weights are bit-identical only for the same thread count, so ``auto`` ties them to
     ``--cores``; a configuration that must reproduce weights across machines names a number.
     """
-    if setting == "auto":
-        return max(1, int(cores or 1) // 2)
+    if setting == "auto":  # capped at this machine's CPUs (-j unlimited gives a huge count)
+        return max(1, min(int(cores or 1), os.cpu_count() or 1) // 2)
     return int(setting)
 
 

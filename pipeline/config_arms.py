@@ -19,6 +19,8 @@ ASPECTS = {
     "positives_redrawn": "positives drawn anew each training round",
     "scene_blended_faces": "extra positives blended into face-free scenes (feathered rim)",
     "illumination": "illumination augmentation of the positives",
+    "low_resolution": "low-resolution augmentation of the positives",
+    "window": "training window side (pixels)",
     "mining_scenes": "face-free scenes scanned per round or stage",
     "negative_budget": "random and mined negatives",
     "smallest_face": "smallest face searched (pixels)",
@@ -45,10 +47,10 @@ def _tuned(config: dict[str, Any], detector: str, key: str, value: Any) -> str:
     return str(value)
 
 
-def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """Every aspect of :data:`ASPECTS` for the arm's CNN side and cascade side, in words.
-    The CNN side is the detector's verifying model (``model``), the cascade its
-    ``trained_cascade``."""
+def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+    """Every aspect of :data:`ASPECTS` for the arm's CNN side and cascade side: settings as
+    configured (compared as values) or words. The CNN side is the detector's verifying model
+    (``model``), the cascade its ``trained_cascade``."""
     cnn_detector, haar_detector = config["detectors"][arm["cnn"]], config["detectors"][arm["haar"]]
     cnn = config["models"][cnn_detector["model"]]
     haar = config["cascades"][haar_detector["trained_cascade"]]
@@ -57,18 +59,20 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
     cnn_nms = _tuned(config, arm["cnn"], "nms_method", cnn_detector["nms_method"])
     haar_grouping = _tuned(config, arm["haar"], "min_neighbors", haar_detector["min_neighbors"])
     return {
-        "copies_per_face": (str(cnn["positives_per_face"]), str(haar["positives_per_face"])),
+        "copies_per_face": (cnn["positives_per_face"], haar["positives_per_face"]),
         "positives_redrawn": ("yes" if rounds > 0 else "no", "no"),
-        "scene_blended_faces": (f"{blended['faces_per_face']} per face" if blended else "none",
-                                "none"),
-        "illumination": (str(cnn.get("illumination")), str(haar.get("illumination"))),
-        "mining_scenes": (str(cnn["mining_scenes"]), str(haar["mining_scenes"])),
+        "scene_blended_faces": (f"{blended['faces_per_face']} per face" if blended else None,
+                                None),
+        "illumination": (cnn.get("illumination"), haar.get("illumination")),
+        "low_resolution": (cnn.get("low_resolution"), haar.get("low_resolution")),
+        "window": (cnn["window"], haar["window"]),
+        "mining_scenes": (cnn["mining_scenes"], haar["mining_scenes"]),
         "negative_budget": (
             f"{cnn['negatives_per_round']} random, then {rounds} x "
             f"{cnn['hard_negatives_per_round']} mined",
             f"{haar['negatives_per_stage']} per stage (random, then mined), up to "
             f"{haar['max_stages']} stages"),
-        "smallest_face": (str(cnn_detector["min_size"]), str(haar_detector["min_size"])),
+        "smallest_face": (cnn_detector["min_size"], haar_detector["min_size"]),
         "pyramid_step": (_tuned(config, arm["cnn"], "scale_factor", cnn_detector["scale_factor"]),
                          _tuned(config, arm["haar"], "scale_factor",
                                 haar_detector["scale_factor"])),
@@ -77,6 +81,15 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
                             "neighbour count as score"),
         "box_regression": ("yes" if blended else "no", "no"),
     }
+
+
+def words(value: Any) -> str:
+    """A setting in the report's words: ``none``, ``key value, ...`` for a block, else str."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {value[key]}" for key in sorted(value))
+    return str(value)
 
 
 def configured_models(config: dict[str, Any], arm: dict[str, str]) -> bool:
@@ -89,8 +102,13 @@ def configured_models(config: dict[str, Any], arm: dict[str, str]) -> bool:
 
 def arm_differences(config: dict[str, Any], arm: dict[str, str]) -> list[Difference]:
     """The aspects in which the arm's two sides differ."""
-    return [Difference(aspect, cnn, haar)
+    return [Difference(aspect, words(cnn), words(haar))
             for aspect, (cnn, haar) in arm_aspects(config, arm).items() if cnn != haar]
+
+
+def declarations(arm: dict[str, Any]) -> dict[str, str]:
+    """The arm's declared differences; an overlay withdraws one with ``null``."""
+    return {k: v for k, v in arm.get("differences", {}).items() if v is not None}
 
 
 def declaration_errors(config: dict[str, Any]) -> list[str]:
@@ -99,7 +117,7 @@ def declaration_errors(config: dict[str, Any]) -> list[str]:
     for name, arm in config["report"]["arms"].items():
         if not configured_models(config, arm):
             continue  # a missing model is reported where detectors are checked
-        declared = arm.get("differences", {})
+        declared = declarations(arm)
         actual = {d.aspect: d for d in arm_differences(config, arm)}
         for aspect, difference in actual.items():
             if aspect not in declared:
@@ -110,5 +128,6 @@ def declaration_errors(config: dict[str, Any]) -> list[str]:
         for aspect in declared:
             if aspect not in actual:
                 messages.append(f"report.arms.{name}.differences.{aspect}: declared, but both "
-                                "sides are the same: remove the declaration")
+                                "sides are the same: remove the declaration (an overlay sets "
+                                "it to null)")
     return messages

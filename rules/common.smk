@@ -5,6 +5,8 @@ import os
 import shlex
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from pipeline import paths
 from pipeline.commands import training_threads
 from pipeline.config import arm_training_sets
@@ -37,7 +39,11 @@ SWEEP = config["shadow_sweep"]
 SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
 SHARDS = config["execution"]["detection_shards"]
 # Threads per training job: a number, or `auto` (half of --cores, so two trainings run at once).
-TRAINING_THREADS = training_threads(config["execution"]["training_threads"], workflow.cores)
+try:
+    GIVEN_CORES = workflow.cores
+except WorkflowError:  # no --cores (e.g. --unlock, --list-rules, a remote executor)
+    GIVEN_CORES = None
+TRAINING_THREADS = training_threads(config["execution"]["training_threads"], GIVEN_CORES)
 # Every trained model is trained once per training seed; a detector that needs one is run once
 # per seed (its draws: seed0, seed1, ...), one that trains nothing once (fixed).
 SEEDS = config["seeds"]

@@ -80,12 +80,13 @@ def test_train_haar_from_the_command_line(tiny_dataset, tiny_config, tmp_path):
 
 @pytest.mark.parametrize(("setting", "cores", "expected"),
                          [("auto", 2, 1), ("auto", 1, 1), ("auto", 16, 8), ("auto", None, 1),
-                          (8, 2, 8), (3, 16, 3)])
-def test_training_threads_auto_is_half_the_cores(setting, cores, expected):
-    """auto lets two training jobs share Snakemake's cores; a number is kept (Snakemake itself
-    lowers it to --cores)."""
+                          ("auto", sys.maxsize, 16), (8, 2, 8), (3, 16, 3)])
+def test_training_threads_auto_is_half_the_cores(setting, cores, expected, monkeypatch):
+    """auto lets two training jobs share Snakemake's cores, at most this machine's 32 CPUs
+    (-j unlimited); a number is kept (Snakemake itself lowers it to --cores)."""
     from pipeline.commands import training_threads
 
+    monkeypatch.setattr("os.cpu_count", lambda: 32)
     assert training_threads(setting, cores) == expected
 
 

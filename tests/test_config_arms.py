@@ -80,3 +80,27 @@ def test_the_report_lists_each_declared_difference_with_its_reason():
     photo = {row[1]: row for row in rows if row[0] == "photo"}
     assert photo[ASPECTS["copies_per_face"]][2:4] == ["4", "2"]
     assert photo[ASPECTS["copies_per_face"]][4].startswith("4 for the CNN, 2 for the cascade")
+
+
+def test_an_overlay_withdraws_a_declaration_with_null(default_config):
+    """Making two sides equal in an overlay: the overlay sets the stale declaration to null
+    (deep_merge cannot remove a key), and the illumination blocks compare as values, whatever
+    order their keys are written in."""
+    config = copy.deepcopy(default_config)
+    config["cascades"]["haar_trained"]["positives_per_face"] = \
+        config["models"]["cnn"]["positives_per_face"]
+    config["report"]["arms"]["photo"]["differences"]["copies_per_face"] = None
+    light = {"probability": 0.5, "shadow_strength": 0.8, "shadow_softness": 0.08,
+             "gradient": 40, "gamma": 1.8, "local_contrast": 3.0, "shadow_family": "edge"}
+    config["models"]["cnn"]["illumination"] = light
+    config["cascades"]["haar_trained"]["illumination"] = dict(reversed(light.items()))
+    validate_config(config)
+    assert "copies_per_face" not in {d.aspect for d in arm_differences(
+        config, config["report"]["arms"]["photo"])}
+
+
+def test_a_low_resolution_augmentation_on_one_side_is_a_difference(default_config):
+    config = copy.deepcopy(default_config)
+    config["models"]["cnn"]["low_resolution"] = {"probability": 0.5, "min_side": 12}
+    with pytest.raises(ConfigError, match="'low_resolution'"):
+        validate_config(config)

@@ -101,3 +101,11 @@ def test_one_family_per_question_compares_nothing(config):
                    "cartoon": {"photo": cell("contradicted")}})
     assert families_compared(config, judged) == []
     assert family_disagreements(config, judged) == []
+
+
+def test_two_variants_of_one_family_are_not_two_families(config):
+    config["variants"]["shadow_hard"] = dict(config["variants"]["shadow"], softness=0.01)
+    judged = rows({"shadow": {"photo": cell("supported")},
+                   "shadow_hard": {"photo": cell("contradicted", haar_breaks="no")}})
+    assert families_compared(config, judged) == []
+    assert family_disagreements(config, judged) == []

@@ -224,6 +224,9 @@ def build_face_folders(settings: dict[str, Any], out_dir: Path) -> None:
             LOG.warning("skipping face-free scene: %s", error)
             continue
         records.append(ImageRecord(path.relative_to(scenes_root).as_posix(), width, height))
+    if not records and settings.get("scene_split"):
+        raise ValueError(f"{scenes_root}: no face-free scene in scene_split "
+                         f"{settings['scene_split']}")
     Manifest("ground_truth", scenes_root, records, meta={"purpose": "face-free scenes"}
              ).save(out_dir / "train_backgrounds.json")
     Manifest("ground_truth", scenes_root, [], meta={"note": "training-only dataset"}

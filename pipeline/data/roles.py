@@ -119,6 +119,8 @@ def scene_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
     it was trained to reject."""
     messages = []
     for name, test in sorted(datasets.items()):
+        if test["kind"] == "yale_b" and test.get("scene_split") and not test.get("scenes"):
+            messages.append(f"datasets.{name}.scene_split: no scenes to split (scenes:)")
         if test["kind"] != "yale_b" or not test.get("scenes"):
             continue
         for source, train in sorted(datasets.items()):

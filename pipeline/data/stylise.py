@@ -58,7 +58,7 @@ def lab(image: np.ndarray, scale: float, settings: dict[str, Any]) -> np.ndarray
     ``smoothing_passes`` times, then L* quantised to ``levels`` even steps; grey out."""
     colour = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     sigma = float(np.clip(settings["flatten"] * settings["reference_face"] * scale, 1, 200))
-    for _ in range(max(settings["smoothing_passes"], 1)):
+    for _ in range(settings["smoothing_passes"]):
         colour = cv2.edgePreservingFilter(colour, flags=cv2.RECURS_FILTER, sigma_s=sigma,
                                           sigma_r=0.4)
     lightness = cv2.cvtColor(colour, cv2.COLOR_BGR2Lab)[..., 0].astype(np.float32)

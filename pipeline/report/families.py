@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pipeline.config_arms import ASPECTS, arm_differences, configured_models
+from pipeline.config_arms import ASPECTS, arm_differences, configured_models, declarations
 from pipeline.data.shadows import SHADOW_SHAPES
 from pipeline.detection.detectors import trained_models
 from pipeline.report.verdicts import VerdictRow
@@ -29,7 +29,7 @@ def declared_differences(config: dict[str, Any]) -> list[list[str]]:
     for name, arm in config["report"].get("arms", {}).items():
         if not configured_models(config, arm):
             continue
-        why = arm.get("differences", {})
+        why = declarations(arm)
         for difference in arm_differences(config, arm):
             rows.append([name, ASPECTS[difference.aspect], difference.cnn, difference.haar,
                          why.get(difference.aspect, "not declared")])
@@ -96,9 +96,11 @@ def family_disagreements(config: dict[str, Any], rows: list[VerdictRow]) -> list
             c = row.condition
             by_question[c.dataset, c.group, c.reference_dataset, family[0]].append(row)
     lines = []
-    for (dataset, _, _, kind), group in by_question.items():
-        if len(group) < 2:
-            continue
+    for (dataset, image_group, reference, kind), group in by_question.items():
+        if len({variant_family(config, r.condition.variant) for r in group}) < 2:
+            continue  # one family, however many variants of it
+        where = dataset + (f" light {image_group}" if image_group else "") + (
+            f" against {reference}" if reference else "")
         for arm in config["report"].get("arms", {}):
             cells = {r.condition.variant: r.cells[arm] for r in group if arm in r.cells}
             if len({c.verdict for c in cells.values()}) < 2:
@@ -110,7 +112,7 @@ def family_disagreements(config: dict[str, Any], rows: list[VerdictRow]) -> list
                 f"{QUESTION_WORDS[q]}: " + ", ".join(f"{v} {c.questions.get(q, 'open')}"
                                                      for v, c in cells.items())
                 for q in changed)
-            lines.append(f"arm {arm}, {dataset}, {kind}: {verdicts} (changed: {answers})")
+            lines.append(f"arm {arm}, {where}, {kind}: {verdicts} (changed: {answers})")
     return lines
 
 

@@ -125,9 +125,10 @@ def illuminate(faces: np.ndarray, settings: dict[str, float], rng: np.random.Gen
     generator, :func:`pipeline.data.shadows.shadow_mask`, over the whole patch as the face box:
     an edge passing within the middle half of the patch, a logistic rim ``shadow_softness`` x
     the side wide; the shadow darkened by a factor drawn from [0, ``shadow_strength``]); a light
-    gradient (a linear ramp of up to +-``gradient`` grey levels across the patch, random
-    direction); gamma drawn log-uniformly from [1/``gamma``, ``gamma``]; local contrast (CLAHE,
-    clip limit drawn from [1, ``local_contrast``], 4x4 tiles; none when it is 1). Each part
+    gradient (a linear ramp in a random direction, up to +-``gradient`` grey levels at the
+    middle of each edge, +-sqrt(2) x ``gradient`` at the corners); gamma drawn log-uniformly
+    from [1/``gamma``, ``gamma``]; local contrast (CLAHE, clip limit drawn from
+    [1, ``local_contrast``], 4x4 tiles; none when it is 1). Each part
     with its neutral setting (0, 0, 1, 1) leaves a face as it is. Only ``faces`` change: the
     caller applies it to the positives alone, the same way for the CNN and the cascade.
     """
