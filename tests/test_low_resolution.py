@@ -80,8 +80,8 @@ def test_config_errors_name_the_key(default_config):
     from pipeline.config import ConfigError, validate_config
 
     config = copy.deepcopy(default_config)
-    config["models"]["cnn"]["low_resolution"] = dict(BLUR)
+    config["models"]["proposal"]["low_resolution"] = dict(BLUR)  # no arm's side: no declaration
     validate_config(config)
-    config["models"]["cnn"]["low_resolution"]["probability"] = 1.5
-    with pytest.raises(ConfigError, match="models.cnn.low_resolution.probability"):
+    config["models"]["proposal"]["low_resolution"]["probability"] = 1.5
+    with pytest.raises(ConfigError, match="models.proposal.low_resolution.probability"):
         validate_config(config)

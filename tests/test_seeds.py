@@ -189,3 +189,15 @@ def test_the_report_says_whether_training_variance_is_in_the_intervals():
     assert training_variance([0, 1, 2]).startswith("Intervals resample 3 training seeds")
     assert training_variance([0]).startswith("One training seed per model")
     assert training_variance([None]).startswith("No detector here trains a model")
+
+
+def test_one_training_seed_is_named_whatever_detector_sorts_first():
+    """With one seed every detector has one run: the trained detector's seed is the run's
+    training seed, even when an untrained detector sorts first (it had read [None], and the
+    report then said that no detector trains)."""
+    rng = np.random.default_rng(6)
+    runs = seeded_runs("a_bundled", rng, [None]) + seeded_runs("cnn", rng, [0])
+    result = analyse(runs, SETTINGS)
+    assert result["training_seeds"] == [0] and result["resampling"]["d"]["n_seeds"] == 1
+    untrained = seeded_runs("a_bundled", rng, [None]) + seeded_runs("haar", rng, [None])
+    assert analyse(untrained, SETTINGS)["training_seeds"] == [None]

@@ -90,7 +90,10 @@ def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, A
     confidence, fp = settings["confidence"], settings["fp_for_summary"]
     seeds = by_run(runs)
     by_key = {key: seed_mean(group) for key, group in seeds.items()}
-    training_seeds = max((tuple(seed_of(r) for r in g) for g in seeds.values()), key=len)
+    # the trained detectors' seeds; (None,) only when no detector trains (with one seed every
+    # group has one run, and an untrained detector's must not stand for the trained ones')
+    training_seeds = max((tuple(seed_of(r) for r in g) for g in seeds.values()),
+                         key=lambda draws: (len(draws), draws != (None,)))
     picks = seed_resamples(len(training_seeds), settings["bootstrap_samples"], settings["seed"])
     LOG.info("training seeds %s resampled beside the test images", list(training_seeds))
     out_runs, comparisons, resampled, baseline_ap = [], [], {}, {}
