@@ -18,7 +18,9 @@ boosting measurements. The reference detectors of the research configuration:
 Every detector sees the same images with the same smallest face size (``min_size`` of the
 config; the reference detectors without one search their own range); times are the median
 over images of the wall time of ``detect`` alone (image decoding excluded), after one warm-up
-image.
+image; each detector's median is also given as a ratio to ``--baseline``'s (default ``haar``,
+always run), beside its AP on the same images (one untimed pass scored as the evaluate stage
+scores, with the configuration's ``evaluation``; none for a face-free manifest).
 """
 
 from __future__ import annotations
@@ -39,18 +41,48 @@ from pipeline.io import read_gray
 from pipeline.models.cnn import ARCHITECTURES, build_model, resolve_device
 
 
+def detector_aps(config: dict, manifest_path: Path, models: Path, only: list[str] | None
+                 ) -> dict[str, float | None]:
+    """AP of each detector on the manifest's images (one untimed pass, as the detect and
+    evaluate stages run and score it: the configuration's ``evaluation``); empty for a
+    manifest without faces."""
+    from pipeline.detection.detectors import detect_manifest
+    from pipeline.evaluation.metrics import Criterion, evaluate
+
+    truth = Manifest.load(manifest_path)
+    if not any(r.boxes for r in truth.images):
+        return {}
+    evaluation = config["evaluation"]
+    aps = {}
+    for name, settings in config["detectors"].items():
+        model_paths = model_files(settings, str(models))
+        if (only and name not in only) or not all(Path(p).exists() for p in model_paths):
+            continue
+        found, _, _ = detect_manifest(settings, truth, name, model_paths)
+        aps[name] = evaluate(truth, found, Criterion.from_settings(evaluation),
+                             evaluation["false_positive_points"],
+                             evaluation.get("min_face_size"),
+                             settings.get("min_size"))["average_precision"]
+    return aps
+
+
 def detection_speed(config: dict, manifest_path: Path, models: Path, threads: int,
-                    only: list[str] | None = None) -> None:
+                    only: list[str] | None = None, baseline: str = "haar",
+                    aps: dict[str, float | None] | None = None) -> None:
+    """Median and mean ms per image of each detector at ``threads``, the median's ratio to the
+    ``baseline`` detector's (run first), and each detector's AP on the same images."""
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
     manifest = Manifest.load(manifest_path)
     images = [read_gray(manifest.image_path(r)) for r in manifest.images]
     shape = np.median([i.shape for i in images], axis=0).astype(int)
     print(f"\ndetection, {len(images)} images of about {shape[1]}x{shape[0]}, {threads} "
-          f"thread(s):")
-    for name, settings in config["detectors"].items():
-        if only and name not in only:
-            continue
+          f"thread(s); ratio: median ms over {baseline}'s:")
+    names = [n for n in config["detectors"] if not only or n in only]
+    names.sort(key=lambda n: n != baseline)  # the baseline first, for the ratios
+    medians: dict[str, float] = {}
+    for name in names:
+        settings = config["detectors"][name]
         model_paths = model_files(settings, str(models))
         if not all(Path(p).exists() for p in model_paths):
             print(f"  {name:12s} skipped: train its models first ({', '.join(model_paths)})")
@@ -62,10 +94,16 @@ def detection_speed(config: dict, manifest_path: Path, models: Path, threads: in
             start = time.perf_counter()
             detector.detect(image)
             times.append(time.perf_counter() - start)
+        medians[name] = float(np.median(times))
         min_size = f"{settings['min_size']:3d} px" if "min_size" in settings else "own   "
+        ratio = (f"{medians[name] / medians[baseline]:5.2f}x" if baseline in medians
+                 else "   - ")
+        ap = (aps or {}).get(name)
+        ap_text = "   -  " if ap is None else f"{ap:6.3f}"
         print(f"  {name:12s} min face {min_size}: "
-              f"{1000 * np.median(times):7.1f} ms per image (median), "
-              f"{1000 * np.mean(times):7.1f} ms mean, {_live_threads():2d} threads alive")
+              f"{1000 * medians[name]:7.1f} ms per image (median), "
+              f"{1000 * np.mean(times):7.1f} ms mean, ratio {ratio}, AP {ap_text}, "
+              f"{_live_threads():2d} threads alive")
 
 
 def _live_threads() -> int:
@@ -146,6 +184,8 @@ def main() -> None:
                         help="trained models of one seed (default results/models/seed0)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--detectors", nargs="+", help="detector names (default: all)")
+    parser.add_argument("--baseline", default="haar",
+                        help="the detector the ratios divide by (default haar)")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
     config = load_config(args.config)
@@ -157,8 +197,10 @@ def main() -> None:
                     paths.variant_manifest(args.dataset or "embedded", args.variant))
     if not manifest.is_file():
         parser.error(f"{manifest}: no such manifest; build it first (snakemake {manifest})")
+    only = args.detectors and sorted({*args.detectors, args.baseline})
+    aps = detector_aps(config, manifest, Path(args.models), only)
     for threads in args.threads:
-        detection_speed(config, manifest, Path(args.models), threads, args.detectors)
+        detection_speed(config, manifest, Path(args.models), threads, only, args.baseline, aps)
     if not args.skip_training:
         training_throughput()
         boosting_round()
