@@ -296,7 +296,13 @@ def test_cascade_verifies_proposals_with_the_strong_net(tiny_model, tiny_proposa
     record = next(r for r in truth.images if r.boxes)
     image = read_gray(truth.image_path(record))
     proposals = cascade.propose(image)
-    assert 0 < len(proposals) <= settings["max_proposals"]
+    scales = settings["refine_scales"]
+    assert 0 < len(proposals) <= settings["max_proposals"] * len(scales)
+    # each proposal at every refine scale about one centre, in the configured order
+    groups = proposals.reshape(-1, len(scales), 4)
+    centres = groups[:, :, :2] + groups[:, :, 2:] / 2
+    assert np.allclose(centres, centres[:, :1])
+    assert np.allclose(groups[:, :, 2] / groups[:, :1, 2] * scales[0], scales)
     found = cascade.detect(image)
     assert found
     for box in found:
@@ -531,3 +537,13 @@ def test_timing_files_record_each_detectors_own_thread_pool(tiny_dataset, tiny_m
         cv2.setNumThreads(cv2_threads)
     assert read_json(tmp_path / "cnn_time.json")["threads"] == 2
     assert read_json(tmp_path / "haar_time.json")["threads"] == 1
+
+
+def test_rescaled_windows_keep_their_centre():
+    from pipeline.detection.detectors.cnn import rescaled
+
+    windows = np.array([[10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 8.0, 8.0]])
+    out = rescaled(windows, (0.5, 1.0, 2.0))
+    assert np.allclose(out, [[17.5, 30, 15, 20], [10, 20, 30, 40], [-5, 0, 60, 80],
+                             [2, 2, 4, 4], [0, 0, 8, 8], [-4, -4, 16, 16]])
+    assert np.array_equal(rescaled(windows, (1.0,)), windows)

@@ -93,6 +93,16 @@ def setting_fields(cls: type, settings: dict[str, Any]) -> dict[str, Any]:
             if f.name in settings and f.name not in given}
 
 
+def rescaled(windows: np.ndarray, scales: tuple[float, ...] | list[float]) -> np.ndarray:
+    """Windows (K, 4) x, y, w, h, each at every scale about its centre: (K x S, 4), window by
+    window, scales in the given order."""
+    windows = np.asarray(windows, dtype=float).reshape(-1, 4)
+    factors = np.asarray(scales, dtype=float)
+    sizes = windows[:, None, 2:] * factors[None, :, None]  # (K, S, 2)
+    centres = windows[:, None, :2] + windows[:, None, 2:] / 2
+    return np.concatenate([centres - sizes / 2, sizes], axis=2).reshape(-1, 4)
+
+
 @dataclass
 class CnnDetector:
     """Pyramid windows scored by a :class:`FaceNet`, thresholded, refined by the net's box
@@ -166,6 +176,7 @@ class CnnCascadeDetector:
     nms_method: str = "greedy"
     nms_sigma: float = SOFT_NMS_SIGMA
     output: FaceNet | None = None
+    refine_scales: tuple[float, ...] = (1.0,)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], proposal_checkpoint: str,
@@ -185,10 +196,12 @@ class CnnCascadeDetector:
         return torch.get_num_threads()
 
     def propose(self, image: np.ndarray) -> np.ndarray:
-        """Candidate windows (K, 4), best proposal score first."""
+        """Candidate windows (K x len(refine_scales), 4): the proposal net's best windows,
+        best first, each also at every ``refine_scales`` size about its centre (a coarse
+        proposal pyramid then still gives the verifier windows near the face's size)."""
         boxes, scores = score_windows(self.proposal, image, self.min_size, self.scale_factor,
                                       self.proposal_threshold, self.device, self.tile_size)
-        return self.distinct(boxes, scores)
+        return rescaled(self.distinct(boxes, scores), self.refine_scales)
 
     def distinct(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Boxes (K, 4) less near-duplicates: the best of each group overlapping more than
