@@ -37,7 +37,7 @@ from pipeline.config import (
     validate_config,
 )
 from pipeline.detection.detectors import detect_manifest, model_files
-from pipeline.evaluation.metrics import Criterion, evaluate
+from pipeline.evaluation.metrics import evaluate_as_configured
 from pipeline.tuning.operating_point import candidates
 
 
@@ -72,9 +72,7 @@ def sweep(config: dict, dataset: str, variant: str, detector: str, grid: dict[st
                         f"--grid {changed}")
         model_paths = model_files(settings, models)
         found, seconds, _ = detect_manifest(settings, truth, detector, model_paths)
-        metrics = evaluate(truth, found, Criterion.from_settings(evaluation),
-                           evaluation["false_positive_points"], evaluation.get("min_face_size"),
-                           settings.get("min_size"))
+        metrics = evaluate_as_configured(truth, found, evaluation, settings.get("min_size"))
         rows.append({**changed, "ap": metrics["average_precision"],
                      **{f"dr@{n}": rate for n, rate in metrics["detection_rate_at_fp"].items()},
                      "max_recall": metrics["max_recall"],

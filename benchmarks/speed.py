@@ -47,7 +47,7 @@ def detector_aps(config: dict, manifest_path: Path, models: Path, only: list[str
     evaluate stages run and score it: the configuration's ``evaluation``); empty for a
     manifest without faces."""
     from pipeline.detection.detectors import detect_manifest
-    from pipeline.evaluation.metrics import Criterion, evaluate
+    from pipeline.evaluation.metrics import evaluate_as_configured
 
     truth = Manifest.load(manifest_path)
     if not any(r.boxes for r in truth.images):
@@ -59,10 +59,8 @@ def detector_aps(config: dict, manifest_path: Path, models: Path, only: list[str
         if (only and name not in only) or not all(Path(p).exists() for p in model_paths):
             continue
         found, _, _ = detect_manifest(settings, truth, name, model_paths)
-        aps[name] = evaluate(truth, found, Criterion.from_settings(evaluation),
-                             evaluation["false_positive_points"],
-                             evaluation.get("min_face_size"),
-                             settings.get("min_size"))["average_precision"]
+        aps[name] = evaluate_as_configured(truth, found, evaluation,
+                                           settings.get("min_size"))["average_precision"]
     return aps
 
 

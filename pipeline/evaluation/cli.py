@@ -31,7 +31,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.boxes import Manifest
     from pipeline.evaluation.calibration import BoxCalibration
     from pipeline.evaluation.contracts import stamped
-    from pipeline.evaluation.metrics import Criterion, evaluate
+    from pipeline.evaluation.metrics import evaluate_as_configured
     from pipeline.io import read_json, write_json
 
     settings = stage_settings(args)
@@ -40,15 +40,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if fitted is not None:
         BoxCalibration.from_dict(fitted).apply_to(detections)
     try:
-        metrics = evaluate(
-            truth,
-            detections,
-            Criterion.from_settings(settings),
-            settings["false_positive_points"],
-            settings["min_face_size"],
-            args.search_min_size,
-            args.resample_unit,
-        )
+        metrics = evaluate_as_configured(truth, detections, settings, args.search_min_size,
+                                         args.resample_unit)
     except ValueError as error:
         raise SystemExit(f"{args.truth}: {error}") from None
     metrics = {

@@ -346,6 +346,16 @@ def evaluate(truth: Manifest, detections: Manifest, criterion: Criterion | float
     }
 
 
+
+def evaluate_as_configured(truth: Manifest, detections: Manifest, evaluation: dict[str, Any],
+                           search_min_size: float | None = None,
+                           resample_unit: str = "image") -> dict[str, Any]:
+    """:func:`evaluate` with the configuration's ``evaluation`` settings (match criterion,
+    false-positive points, smallest scored face), as the evaluate stage scores."""
+    return evaluate(truth, detections, Criterion.from_settings(evaluation),
+                    evaluation["false_positive_points"], evaluation.get("min_face_size"),
+                    search_min_size, resample_unit)
+
 def resample_units(truth: Manifest, unit: str) -> list[str]:
     """Each image's resampling unit: its file for ``image``, else its attribute ``unit`` (as
     text); ``ValueError`` naming an image that lacks the attribute."""

@@ -69,15 +69,15 @@ def family_notes(config: dict[str, Any], rows: list[VerdictRow]) -> list[str]:
         kind, name = family
         what = SHADOW_SHAPES.get(name, name) if kind == "shadow" else f"the {name} style"
         notes.append(f"{variant}: {kind} family '{name}', {what}")
+    shadows = {}  # judged shadow variant -> its family
+    for variant in judged:
+        family = variant_family(config, variant)
+        if family is not None and family[0] == "shadow":
+            shadows[variant] = family[1]
     for arm_name, arm in config["report"].get("arms", {}).items():
         trained = trained_shadow_families(config, arm)
         if not trained:
             continue
-        shadows = {}
-        for variant in judged:
-            family = variant_family(config, variant)
-            if family is not None and family[0] == "shadow":
-                shadows[variant] = family[1]
         seen = sorted(v for v, f in shadows.items() if f in trained)
         held = sorted(v for v, f in shadows.items() if f not in trained)
         notes.append(f"arm {arm_name} trained on shadow family {', '.join(sorted(trained))}: "

@@ -93,9 +93,8 @@ def tune_operating_point(settings: dict[str, Any], grid: dict[str, list[Any]],
     Returns the record written to ``results/tuning/``: every candidate's scores and the
     choice."""
     from pipeline.detection.detectors import detect_manifest
-    from pipeline.evaluation.metrics import Criterion, evaluate
+    from pipeline.evaluation.metrics import evaluate_as_configured
 
-    criterion = Criterion.from_settings(evaluation)
     loaded = {dataset: Manifest.load(path) for dataset, path in truths.items()}
     rows = []
     for candidate in candidates(grid):
@@ -103,9 +102,8 @@ def tune_operating_point(settings: dict[str, Any], grid: dict[str, list[Any]],
         for dataset, truth in loaded.items():
             found, _, _ = detect_manifest({**settings, **candidate}, truth,
                                           f"{name} {candidate} on {dataset}", models)
-            ap[dataset] = evaluate(truth, found, criterion, evaluation["false_positive_points"],
-                                   evaluation.get("min_face_size"),
-                                   search_min_size)["average_precision"]
+            ap[dataset] = evaluate_as_configured(truth, found, evaluation,
+                                                 search_min_size)["average_precision"]
         defined = [v for v in ap.values() if v is not None]
         score = float(np.mean(defined)) if len(defined) == len(ap) else None
         rows.append({"settings": candidate, "average_precision": ap, "score": score})
