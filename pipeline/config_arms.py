@@ -59,13 +59,16 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
     haar = config["cascades"][haar_detector["trained_cascade"]]
     rounds = cnn["hard_negative_rounds"]
     blended = cnn.get("box_regression")
+    redrawn = rounds > 0 and cnn.get("redraw_positives", True)
+    cnn_scene = blended["faces_per_face"] if blended and blended["faces_per_face"] else None
+    haar_scene = (haar.get("scene_faces") or {}).get("faces_per_face")
     cnn_nms = _tuned(config, arm["cnn"], "nms_method", cnn_detector["nms_method"])
     haar_grouping = _tuned(config, arm["haar"], "min_neighbors", haar_detector["min_neighbors"])
     return {
         "copies_per_face": (cnn["positives_per_face"], haar["positives_per_face"]),
-        "positives_redrawn": ("yes" if rounds > 0 else "no", "no"),
-        "scene_blended_faces": (f"{blended['faces_per_face']} per face" if blended else None,
-                                None),
+        "positives_redrawn": ("yes" if redrawn else "no", "no"),
+        "scene_blended_faces": (f"{cnn_scene} per face" if cnn_scene else None,
+                                f"{haar_scene} per face" if haar_scene else None),
         "illumination": (cnn.get("illumination"), haar.get("illumination")),
         "low_resolution": (cnn.get("low_resolution"), haar.get("low_resolution")),
         "window": (cnn["window"], haar["window"]),
@@ -81,7 +84,7 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
                                 haar_detector["scale_factor"])),
         "post_processing": (f"NMS ({cnn_nms}), classifier probability as score",
                             f"OpenCV neighbour grouping (min_neighbors {haar_grouping}), "
-                            "neighbour count as score"),
+                            "the last stage's boosted sum as score"),
         "box_regression": ("yes" if blended else "no", "no"),
     }
 

@@ -33,14 +33,16 @@ def test_shipped_arms_declare_exactly_their_differences(name):
         assert "smallest_face" not in actual and "mining_scenes" not in actual
 
 
-def test_research_photo_arm_differs_where_the_issue_says():
+def test_research_arms_are_matched_where_the_issue_asks():
+    """Issue 29's primary arm: the same positives (copies, scene-blended faces, no redraw),
+    the same smallest face and pyramid step; what stays declared is the negative budget, the
+    window, the merge and the CNN's box regressor."""
     research = shipped("research")
-    differences = {d.aspect: d for d in arm_differences(research,
-                                                        research["report"]["arms"]["photo"])}
-    assert (differences["copies_per_face"].cnn, differences["copies_per_face"].haar) == ("4", "2")
-    assert differences["scene_blended_faces"].haar == "none"
-    assert differences["box_regression"].cnn == "yes"
-    assert "neighbour grouping" in differences["post_processing"].haar
+    for arm in research["report"]["arms"].values():
+        differences = {d.aspect: d for d in arm_differences(research, arm)}
+        assert set(differences) == {"negative_budget", "window", "post_processing",
+                                    "box_regression"}
+        assert "neighbour grouping" in differences["post_processing"].haar
 
 
 def test_an_undeclared_difference_is_refused(default_config):
@@ -57,13 +59,12 @@ def test_an_undeclared_difference_is_refused(default_config):
 
 
 def test_a_stale_declaration_is_only_a_warning(default_config, caplog):
-    """An overlay that makes two sides equal (the tests' tiny budgets do) runs; the stale
-    declaration is logged and the report does not list it."""
+    """A declaration of an aspect in which the two sides are the same (an overlay may make
+    them equal) runs; it is logged and the report does not list it."""
     from pipeline.report.families import declared_differences
 
     config = copy.deepcopy(default_config)
-    config["cascades"]["haar_trained"]["positives_per_face"] = \
-        config["models"]["cnn"]["positives_per_face"]
+    config["report"]["arms"]["photo"]["differences"]["copies_per_face"] = "kept on purpose"
     validate_config(config)
     assert "differences.copies_per_face: declared, but both sides are the same" in caplog.text
     assert all(row[1] != ASPECTS["copies_per_face"] for row in declared_differences(config))
@@ -82,8 +83,26 @@ def test_the_report_lists_each_declared_difference_with_its_reason():
     rows = declared_differences(research)
     assert len(rows) == sum(len(a["differences"]) for a in research["report"]["arms"].values())
     photo = {row[1]: row for row in rows if row[0] == "photo"}
-    assert photo[ASPECTS["copies_per_face"]][2:4] == ["4", "2"]
-    assert photo[ASPECTS["copies_per_face"]][4].startswith("4 for the CNN, 2 for the cascade")
+    assert photo[ASPECTS["window"]][2:4] == ["32", "24"]
+    assert photo[ASPECTS["window"]][4].startswith("each architecture's input")
+
+
+def test_copies_or_redrawn_positives_on_one_side_are_differences(default_config):
+    """Undoing the match on the CNN side (more copies, redrawn each round, scene-blended
+    faces the cascade lacks) is refused until declared."""
+    for change, aspect in [({"positives_per_face": 60}, "copies_per_face"),
+                           ({"redraw_positives": True}, "positives_redrawn"),
+                           ({"box_regression": {"faces_per_face": 1, "weight": 0.5}},
+                            "scene_blended_faces")]:
+        config = copy.deepcopy(default_config)
+        config["models"]["cnn"].update(change)
+        with pytest.raises(ConfigError, match=f"'{aspect}'"):
+            validate_config(config)
+    config = copy.deepcopy(default_config)
+    config["models"]["cnn"]["box_regression"] = {"faces_per_face": 1, "weight": 0.5}
+    config["cascades"]["haar_trained"]["scene_faces"] = {"faces_per_face": 1}
+    config["report"]["arms"]["photo"]["differences"]["box_regression"] = "no regressor"
+    validate_config(config)
 
 
 def test_an_overlay_withdraws_a_declaration_with_null(default_config):
@@ -91,15 +110,13 @@ def test_an_overlay_withdraws_a_declaration_with_null(default_config):
     (deep_merge cannot remove a key), and the illumination blocks compare as values, whatever
     order their keys are written in."""
     config = copy.deepcopy(default_config)
-    config["cascades"]["haar_trained"]["positives_per_face"] = \
-        config["models"]["cnn"]["positives_per_face"]
-    config["report"]["arms"]["photo"]["differences"]["copies_per_face"] = None
+    config["report"]["arms"]["photo"]["differences"]["illumination"] = None
     light = {"probability": 0.5, "shadow_strength": 0.8, "shadow_softness": 0.08,
              "gradient": 40, "gamma": 1.8, "local_contrast": 3.0, "shadow_family": "edge"}
     config["models"]["cnn"]["illumination"] = light
     config["cascades"]["haar_trained"]["illumination"] = dict(reversed(light.items()))
     validate_config(config)
-    assert "copies_per_face" not in {d.aspect for d in arm_differences(
+    assert "illumination" not in {d.aspect for d in arm_differences(
         config, config["report"]["arms"]["photo"])}
 
 

@@ -15,8 +15,10 @@ from pipeline.training.samples import (
     jitter_faces,
     photometric,
     random_windows,
+    cascade_positives,
     scan_scenes,
     scene_faces,
+    scene_positives,
 )
 from pipeline.training.train_cnn import train_cnn
 
@@ -62,16 +64,40 @@ def test_positives_and_scene_faces_have_their_iou_labels():
     _, boxes = jitter_faces(faces, 10, 32, np.random.default_rng(0))
     whole = np.array([[0.0, 0.0, 32.0, 32.0]])
     assert iou_matrix(boxes, whole).min() >= POSITIVE_IOU
-    settings = {"seed": 0, "box_regression": {"faces_per_face": 5, "weight": 0.5}}
+    settings = {"seed": 0}
     scenes = [Scene(np.random.default_rng(1).integers(0, 256, (80, 90)).astype(np.uint8),
                     np.zeros((0, 4)))]
-    patches, scene_boxes = scene_faces(faces, scenes, settings, 32, round_index=1)
+    patches, scene_boxes = scene_faces(faces, scenes, settings, 32, 5, round_index=1)
     iou = iou_matrix(scene_boxes, whole)[:, 0]
     assert len(patches) >= 95 and iou.min() >= PART_FACE_IOU[0]
     assert 0.2 < np.mean(iou < POSITIVE_IOU) < 0.9
-    again, _ = scene_faces(faces, scenes, settings, 32, round_index=1)
-    other, _ = scene_faces(faces, scenes, settings, 32, round_index=2)
+    assert np.array_equal(scene_positives(scene_boxes, 32), iou >= POSITIVE_IOU)
+    again, _ = scene_faces(faces, scenes, settings, 32, 5, round_index=1)
+    other, _ = scene_faces(faces, scenes, settings, 32, 5, round_index=2)
     assert np.array_equal(patches, again) and not np.array_equal(patches, other[:len(patches)])
+
+
+def test_matched_trainers_receive_the_same_positive_arrays():
+    """A cascade and a CNN trained with one seed, the same copies and the same scene-blended
+    faces get the same positives (at one window size: identical arrays) in every CNN round
+    when the CNN does not redraw them; redrawn, later rounds differ."""
+    from pipeline.training.cnn_samples import round_faces
+
+    faces = lfw_patches()[0][:12]
+    scenes = [Scene(np.random.default_rng(1).integers(0, 256, (90, 120)).astype(np.uint8),
+                    np.zeros((0, 4)))]
+    cascade = {"seed": 3, "positives_per_face": 3, "scene_faces": {"faces_per_face": 2}}
+    cnn = {"seed": 3, "positives_per_face": 3, "redraw_positives": False,
+           "box_regression": {"faces_per_face": 2, "weight": 0.5}}
+    pool = cascade_positives(faces, scenes, cascade, 32)
+    assert len(pool) > len(faces) * 3  # the scene faces at IoU >= 0.65 are added
+    for round_index in (0, 2):
+        positives, parts, _ = round_faces(faces, scenes, cnn, 32, round_index)
+        assert np.array_equal(positives, pool) and len(parts) > 0
+    redrawn = round_faces(faces, scenes, {**cnn, "redraw_positives": True}, 32, 2)[0]
+    assert not np.array_equal(redrawn[:len(faces) * 3], pool[:len(faces) * 3])
+    plain = cascade_positives(faces, scenes, {"seed": 3, "positives_per_face": 3}, 32)
+    assert np.array_equal(plain, pool[:len(plain)])
 
 
 def test_photometric_changes_brightness_and_keeps_range():

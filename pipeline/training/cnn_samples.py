@@ -14,15 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.boxes import edge_offsets, iou_matrix, overlap_matrix
+from pipeline.boxes import edge_offsets, overlap_matrix
 from pipeline.models.cnn import FaceNet
 from pipeline.models.cnn_scoring import crop_windows, for_inference, score_windows
 from pipeline.training.samples import (
     MAX_FACE_OVERLAP,
-    POSITIVE_IOU,
     Scene,
+    positives_rng,
     scan_scenes,
     scene_faces,
+    scene_positives,
     training_positives,
 )
 
@@ -65,19 +66,22 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
 
 
 def round_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any],
-                window: int, rng: np.random.Generator, round_index: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                window: int, round_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A round's positives (P, window, window), part faces (Q, window, window) and the edge
     offsets (P + Q, 4) of their face boxes. Without ``box_regression``: the augmented faces
-    and no part faces; with it, also :func:`pipeline.training.samples.scene_faces`, split by IoU."""
-    positives, boxes = training_positives(faces, settings, window, rng, round_index)
+    and no part faces; with it, also :func:`pipeline.training.samples.scene_faces`, split by IoU.
+    With ``redraw_positives`` false every round gets round 0's draws: the faces a cascade
+    trained with the same seed and settings receives."""
+    drawn = round_index if settings.get("redraw_positives", True) else 0
+    positives, boxes = training_positives(faces, settings, window,
+                                          positives_rng(settings["seed"], drawn), drawn)
     parts = np.zeros((0, window, window), np.uint8)
-    whole = np.array([[0.0, 0.0, window, window]])
     if "box_regression" in settings:
-        extra, extra_boxes = scene_faces(faces, scenes, settings, window, round_index)
-        positive = iou_matrix(extra_boxes, whole)[:, 0] >= POSITIVE_IOU
+        extra, extra_boxes = scene_faces(faces, scenes, settings, window,
+                                         settings["box_regression"]["faces_per_face"], drawn)
+        positive = scene_positives(extra_boxes, window)
         positives = np.concatenate([positives, extra[positive]])
         parts, boxes = extra[~positive], np.concatenate(
             [boxes, extra_boxes[positive], extra_boxes[~positive]])
-    windows = np.repeat(whole, len(boxes), axis=0)
+    windows = np.repeat(np.array([[0.0, 0.0, window, window]]), len(boxes), axis=0)
     return positives, parts, edge_offsets(windows, boxes).astype(np.float32)

@@ -198,13 +198,26 @@ def faces_as_trained(patches: np.ndarray, settings: dict[str, Any], rng: np.rand
     return patches
 
 
+# The positives draw from their own stream, [seed, POSITIVE_STREAM, round], so that a cascade
+# and a CNN trained with one seed receive the same augmented faces (the same mirror, rotation,
+# scale, shift, contrast and brightness per copy, each at its own window size), whatever
+# else each trainer draws first.
+POSITIVE_STREAM = 7_003
+
+
+def positives_rng(seed: int, round_index: int = 0) -> np.random.Generator:
+    """The generator of a training round's (or a cascade's: round 0) augmented positives."""
+    return np.random.default_rng([seed, POSITIVE_STREAM, round_index])
+
+
 def training_positives(faces: np.ndarray, settings: dict[str, Any], window: int,
                        rng: np.random.Generator, round_index: int = 0
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The positives of a ``models:`` or ``cascades:`` entry and their face boxes:
-    :func:`jitter_faces` as :func:`augment_faces` draws, then the entry's optional
-    augmentations (:func:`faces_as_trained`), each from its own generator. Patches (K, window,
-    window) uint8, boxes (K, 4) in window pixels."""
+    :func:`jitter_faces` as :func:`augment_faces` draws from ``rng`` (the trainers pass
+    :func:`positives_rng`), then the entry's optional augmentations (:func:`faces_as_trained`),
+    each from its own generator. Patches (K, window, window) uint8, boxes (K, 4) in window
+    pixels."""
     positives, boxes = jitter_faces(faces, settings["positives_per_face"], window, rng)
     return faces_as_trained(positives, settings, rng, round_index), boxes
 
@@ -219,21 +232,41 @@ PART_FACE_IOU = (0.4, POSITIVE_IOU)
 
 
 def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any], window: int,
-                round_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``box_regression.faces_per_face`` windows per face that overlap it by IoU >= 0.4
+                copies: int, round_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` windows per face that overlap it by IoU >= 0.4
     (scale 0.7-1.45, shift +-30% of the window), each face blended into a random window of the
     face-free ``scenes``, with photometric and the entry's optional augmentations as the
     positives' (:func:`faces_as_trained`, drawn from this stream). Patches (K, window, window)
     uint8 and face boxes (K, 4) in window pixels: positives at IoU >= :data:`POSITIVE_IOU`,
     part faces below."""
     rng = np.random.default_rng([settings["seed"], PART_FACE_STREAM, round_index])
-    copies = settings["box_regression"]["faces_per_face"]
     surrounds = random_windows(scenes, len(faces) * copies, window, window, rng)
     surrounds = (surrounds[np.arange(len(faces) * copies) % len(surrounds)] if len(surrounds)
                  else None)  # none only when every scene is crowded with faces (warned)
     patches, boxes = jitter_faces(faces, copies, window, rng, scale=(0.7, 1.45), shift=0.3,
                                   iou_range=(PART_FACE_IOU[0], np.inf), surrounds=surrounds)
     return faces_as_trained(patches, settings, rng, round_index, own_streams=False), boxes
+
+
+def scene_positives(boxes: np.ndarray, window: int) -> np.ndarray:
+    """Which scene faces (:func:`scene_faces`'s boxes (K, 4)) are positives: IoU with the
+    whole window >= :data:`POSITIVE_IOU`; the others are part faces. Bool (K,)."""
+    whole = np.array([[0.0, 0.0, window, window]])
+    return iou_matrix(np.asarray(boxes, float).reshape(-1, 4), whole)[:, 0] >= POSITIVE_IOU
+
+
+def cascade_positives(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any],
+                      window: int) -> np.ndarray:
+    """The cascade's positives (P, window, window) uint8: the augmented faces a CNN trained with
+    the same seed receives in round 0 (:func:`training_positives` from :func:`positives_rng`),
+    then, with ``scene_faces``, the scene-blended faces at IoU >= 0.65 that such a CNN's box
+    regression draws (:func:`scene_faces`; the cascade has no use for its part faces)."""
+    positives = training_positives(faces, settings, window, positives_rng(settings["seed"]))[0]
+    if not settings.get("scene_faces"):
+        return positives
+    extra, boxes = scene_faces(faces, scenes, settings, window,
+                               settings["scene_faces"]["faces_per_face"])
+    return np.concatenate([positives, extra[scene_positives(boxes, window)]])
 
 
 def resize_patches(patches: np.ndarray, window: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Training a Viola-Jones attentional cascade of boosted Haar stumps, saved as OpenCV XML.
 
-Positives are the CNN's training faces with the same augmentation; stage 0's negatives are
+Positives are the CNN's training faces with the same augmentation and draws
+(:func:`cascade_positives`); stage 0's negatives are
 random windows of the face-free scenes (and the dataset's face-free patches); every later
 stage's negatives are bootstrapped: windows of the face-free scenes that the cascade trained so
 far still accepts. Each stage boosts stumps until, with its threshold lowered to keep
@@ -46,11 +47,11 @@ from pipeline.training.resume import load_resume_state, resume_key, resume_path
 from pipeline.training.samples import (
     MAX_FACE_OVERLAP,
     Scene,
+    cascade_positives,
     load_training_data,
     random_windows,
     resize_patches,
     scan_scenes,
-    training_positives,
 )
 
 LOG = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
     window = settings["window"]
     faces, nonfaces, scenes = load_training_data(train_npz, backgrounds_json)
     candidates = candidate_features(settings, rng)
-    pool = training_positives(faces, settings, window, rng)[0]
+    pool = cascade_positives(faces, scenes, settings, window)
     positives = classifiable(pool)
     LOG.info("training a %dx%d cascade on %s: %d faces -> %d positives (%d too flat for "
              "OpenCV), %d face-free scenes, %d candidate features, device %s", window, window,

@@ -198,7 +198,7 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                                             settings["seed"], round_index)
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])
-            positives, parts, targets = round_faces(faces, backgrounds, settings, window, rng,
+            positives, parts, targets = round_faces(faces, backgrounds, settings, window,
                                                      round_index)
             current = new_round(round_index, model, positives, negatives, settings, generator,
                                 device, parts, targets)
