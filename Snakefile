@@ -34,6 +34,7 @@ the config.
 
 from pathlib import Path
 
+from pipeline.command_line_config import typed_command_line_values
 from pipeline.config import resolve_data_paths, validate_config
 from pipeline.detection.detectors import require_packages
 
@@ -41,6 +42,7 @@ from pipeline.detection.detectors import require_packages
 configfile: Path(workflow.basedir) / "config" / "default.yaml"
 
 
+typed_command_line_values(config)  # `--config seeds=[0,1]` gives text items
 validate_config(config)
 require_packages([d["kind"] for d in config["detectors"].values()])
 resolve_data_paths(config)

@@ -28,7 +28,9 @@ def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
     against the stage's part of the schema (``args.schema_section``, where it has one).
 
     ``--config`` reads a file as Snakemake does: an overlay such as ``config/research.yaml``
-    is merged over the default, and ``{data_root}`` is replaced by ``--data-root``.
+    is merged over the default, and ``{data_root}`` is replaced by ``--data-root``. A stage
+    whose settings gather several sections (``args.compose``, the function the Snakefile
+    builds them with) takes ``--config`` alone.
     """
     from pipeline.config import ConfigError, load_config, validate_section
 
@@ -39,6 +41,12 @@ def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
             except json.JSONDecodeError as error:
                 raise SystemExit(f"--settings: not valid JSON ({error})") from error
             source = "--settings"
+        elif args.config is not None and getattr(args, "compose", None) is not None:
+            if args.section is not None:
+                raise SystemExit(f"--section: the {args.command} settings gather several "
+                                 "sections of the config; give --config alone")
+            settings = args.compose(load_config(args.config, args.data_root))
+            source = f"{args.config}: the {args.command} settings"
         elif args.config is None or args.section is None:
             raise SystemExit("give --settings JSON, or --config FILE with --section KEY.PATH")
         else:
@@ -94,10 +102,12 @@ def add_stage(
     handler: Any,
     help_text: str,
     schema_section: str | None = None,
+    compose: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> argparse.ArgumentParser:
-    """A stage sub-command with settings; they are checked against ``schema_section``."""
+    """A stage sub-command with settings; they are checked against ``schema_section``.
+    ``compose`` builds them from a whole config where they gather several sections."""
     sub = add_command(commands, name, handler, help_text)
-    sub.set_defaults(schema_section=schema_section)
+    sub.set_defaults(schema_section=schema_section, compose=compose)
     group = sub.add_argument_group("settings (one of)")
     group.add_argument("--settings", help="stage settings as a JSON object")
     group.add_argument(
@@ -105,7 +115,9 @@ def add_stage(
         help="a YAML config file: the default, or an overlay "
         "merged over it as snakemake --configfile does",
     )
-    group.add_argument("--section", help="dotted key of the section in --config")
+    group.add_argument("--section", help="dotted key of the section in --config"
+                       + ("" if compose is None else " (not for this command: it gathers "
+                                                      "several sections)"))
     group.add_argument(
         "--data-root", help="with --config: the folder that {data_root} in dataset paths stands for"
     )

@@ -11,11 +11,11 @@ from pipeline import paths
 from pipeline.commands import training_threads
 from pipeline.config import arm_training_sets
 from pipeline.data.datasets import dataset_inputs
-from pipeline.data.roles import dataset_roles, evaluated_datasets
+from pipeline.data.roles import evaluated_datasets
 from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
 from pipeline.detection.detectors import draws, model_files, model_names, role, trained_models
 from pipeline.detection.detectors.haar import cascade_file
-from pipeline.evaluation.verdict_rule import judged_arms
+from pipeline.evaluation.statistics import statistics_settings
 from pipeline.report.figures import FIGURES
 from pipeline.tuning.operating_point import tune_sets
 

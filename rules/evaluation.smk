@@ -47,15 +47,7 @@ rule statistics:
     output:
         "results/summary/statistics.json",
     params:
-        settings=as_json(
-            {
-                **config["statistics"],
-                "fp_for_summary": config["report"]["fp_for_summary"],
-                "arms": judged_arms(config),
-                "main_variants": MAIN_VARIANTS,
-                "roles": dataset_roles(config),
-            }
-        ),
+        settings=as_json(statistics_settings(config)),
     log:
         "results/logs/statistics.log",
     benchmark:

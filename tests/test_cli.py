@@ -46,6 +46,31 @@ def test_stage_chain_from_the_command_line(tiny_dataset, tiny_model, tiny_config
           "--metrics", *metrics_files, "--out", str(tmp_path / "stats.json")])
     stats = read_json(tmp_path / "stats.json")
     assert len(stats["runs"]) == 2 and stats["comparisons"][0]["variant"] == "shadow"
+    # the statistics settings gather several sections: --config alone gives them all
+    main(["statistics", "--config", "config/default.yaml", "--metrics", *metrics_files,
+          "--out", str(tmp_path / "stats_config.json")])
+    assert len(read_json(tmp_path / "stats_config.json")["runs"]) == 2
+
+
+def test_a_stage_whose_settings_gather_sections_takes_the_config_alone(tmp_path):
+    import argparse
+
+    from pipeline.commands import stage_settings
+    from pipeline.config import load_config
+    from pipeline.evaluation.statistics import statistics_settings
+
+    args = argparse.Namespace(settings=None, config="config/default.yaml", section=None,
+                              data_root=str(tmp_path), schema_section=None,
+                              compose=statistics_settings, command="statistics")
+    settings = stage_settings(args)
+    config = load_config("config/default.yaml", str(tmp_path))
+    assert settings == statistics_settings(config)
+    assert settings["fp_for_summary"] == config["report"]["fp_for_summary"]
+    assert set(settings["arms"]) == set(config["report"]["arms"])
+    assert settings["roles"] == {name: "test" for name in config["datasets"]}
+    assert settings["main_variants"] == list(config["variants"])
+    with pytest.raises(SystemExit, match="the statistics settings gather several sections"):
+        stage_settings(argparse.Namespace(**{**vars(args), "section": "statistics"}))
 
 
 def test_bad_settings_and_sections_are_reported(tmp_path):

@@ -201,3 +201,39 @@ def test_one_training_seed_is_named_whatever_detector_sorts_first():
     assert result["training_seeds"] == [0] and result["resampling"]["d"]["n_seeds"] == 1
     untrained = seeded_runs("a_bundled", rng, [None]) + seeded_runs("haar", rng, [None])
     assert analyse(untrained, SETTINGS)["training_seeds"] == [None]
+
+
+def test_seeds_typed_on_snakemakes_command_line_are_numbers(default_config):
+    """`snakemake --config seeds=[0,1]` reads the items as text; they are typed as the schema
+    asks, and text that spells no number is left for validation to name."""
+    from pipeline.command_line_config import typed_command_line_values
+    from pipeline.config import ConfigError, deep_merge, validate_config
+
+    config = deep_merge(default_config, {"seeds": ["0", "1"],
+                                         "statistics": {"confidence": "0.9"},
+                                         "execution": {"training_threads": "auto"}})
+    assert typed_command_line_values(config) == ["seeds.0", "seeds.1", "statistics.confidence"]
+    assert config["seeds"] == [0, 1] and config["statistics"]["confidence"] == 0.9
+    assert config["execution"]["training_threads"] == "auto"  # a word the schema allows
+    validate_config(config)
+    wrong = deep_merge(default_config, {"seeds": ["0", "one"]})
+    typed_command_line_values(wrong)
+    with pytest.raises(ConfigError, match="seeds.1: 'one' is not of type 'integer'"):
+        validate_config(wrong)
+
+
+@pytest.mark.workflow
+def test_the_workflow_trains_once_per_seed_given_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1",
+         "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--config", "seeds=[0,1]"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(line.split()[:2] for line in result.stdout.splitlines()
+                  if line.strip() and line.split()[0].startswith("train_"))
+    assert counts and all(int(n) % 2 == 0 for n in counts.values()), counts

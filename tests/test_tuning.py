@@ -26,6 +26,8 @@ from pipeline.tuning.operating_point import (
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = {"min_neighbors": [0, 2], "scale_factor": [1.1, 1.3]}
+# An arm's cascade shares its CNN's pyramid step, so only its grouping threshold is tuned.
+ARM_GRID = {"min_neighbors": [0, 2]}
 
 
 def test_candidates_are_every_combination_in_grid_order():
@@ -90,9 +92,12 @@ def split_config(default_config: dict, **tuning) -> dict:
 
 
 def test_a_configuration_that_tunes_on_a_test_set_is_refused(default_config):
-    config = split_config(default_config, haar_trained={"grid": GRID})
+    config = split_config(default_config, haar_trained={"grid": ARM_GRID})
     validate_config(copy.deepcopy(config))
     assert not tuning_conflicts(config)
+    unmatched = split_config(default_config, haar_trained={"grid": GRID})
+    with pytest.raises(ConfigError, match="'pyramid_step' .* differs .* chosen on tune data"):
+        validate_config(unmatched)
     wrong = deep_merge(config, {"tuning": {"haar_trained": {"datasets": ["embedded"]}}})
     with pytest.raises(ConfigError, match="tuning.haar_trained.datasets: 'embedded' has role "
                                           "test; only tune sets may choose anything"):
@@ -116,7 +121,7 @@ def test_the_workflow_tunes_on_the_tune_half_and_detects_with_the_choice(default
     import yaml
 
     overlay = tmp_path / "tuned.yaml"
-    config = split_config(default_config, haar_trained={"grid": GRID})
+    config = split_config(default_config, haar_trained={"grid": ARM_GRID})
     overlay.write_text(yaml.safe_dump({"datasets": {k: config["datasets"][k] for k in (
         "embedded", "embedded_tune")}, "tuning": config["tuning"], "seeds": [0, 1]}))
     result = subprocess.run(

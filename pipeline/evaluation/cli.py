@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from pipeline.commands import add_command, add_draw, add_stage, entry_point, stage_settings
+from pipeline.evaluation.statistics import statistics_settings
 
 LOG = logging.getLogger("pipeline.evaluation")
 
@@ -131,8 +132,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument("--out", required=True)
     sub = add_stage(
-        commands, "statistics", cmd_statistics, "bootstrap intervals and paired detector tests"
-    )
+        commands, "statistics", cmd_statistics, "bootstrap intervals and paired detector tests",
+        compose=statistics_settings)
     sub.add_argument("--metrics", nargs="+", required=True)
     sub.add_argument("--out", required=True)
     sub = add_command(commands, "summarise", cmd_summarise, "collect metrics files into one table")

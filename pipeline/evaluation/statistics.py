@@ -75,6 +75,18 @@ def _negatives_only(by_key: dict[tuple[str, str, str], dict[str, Any]],
     return runs, tests
 
 
+def statistics_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The statistics stage's settings, gathered from a validated config: the ``statistics``
+    section, the report's summary FP point, the judged arms, the main variants and the
+    datasets' roles (what the Snakefile passes, and ``--config`` alone gives the command)."""
+    from pipeline.data.roles import dataset_roles
+    from pipeline.evaluation.verdict_rule import judged_arms
+
+    return {**config["statistics"], "fp_for_summary": config["report"]["fp_for_summary"],
+            "arms": judged_arms(config), "main_variants": list(config["variants"]),
+            "roles": dataset_roles(config)}
+
+
 def analyse(runs: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
     """Intervals for every run, share of AP kept (relative to the baseline variant), and
     paired detector tests.
