@@ -34,6 +34,8 @@ the config.
 
 from pathlib import Path
 
+from snakemake.logging import logger
+
 from pipeline.command_line_config import typed_command_line_values
 from pipeline.config import resolve_data_paths, validate_config
 from pipeline.detection.detectors import require_packages
@@ -42,7 +44,10 @@ from pipeline.detection.detectors import require_packages
 configfile: Path(workflow.basedir) / "config" / "default.yaml"
 
 
-typed_command_line_values(config)  # `--config seeds=[0,1]` gives text items
+# `--config seeds=[0,1]` gives text items: typed as the schema asks, and logged
+typed = typed_command_line_values(config, workflow.config_settings.config)
+if typed:
+    logger.info("--config values typed as the schema asks: " + ", ".join(typed))
 validate_config(config)
 require_packages([d["kind"] for d in config["detectors"].values()])
 resolve_data_paths(config)

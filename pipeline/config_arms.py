@@ -43,10 +43,11 @@ class Difference:
 
 
 def _tuned(config: dict[str, Any], detector: str, key: str, value: Any) -> str:
-    """A detector setting in words, or the grid it is chosen from on tune data."""
+    """A detector setting in words, or the grid it is chosen from on tune data (naming the
+    detector: two sides tuned from one grid may still choose differently)."""
     grid = config.get("tuning", {}).get(detector, {}).get("grid", {})
     if key in grid:
-        return f"chosen on tune data from {', '.join(map(str, grid[key]))}"
+        return f"chosen for {detector} on tune data from {', '.join(map(str, grid[key]))}"
     return str(value)
 
 
@@ -75,10 +76,12 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
         "mining_scenes": (cnn["mining_scenes"], haar["mining_scenes"]),
         "negative_budget": (
             f"{cnn['negatives_per_round']} random, then {rounds} x "
-            f"{cnn['hard_negatives_per_round']} mined",
-            f"{haar['negatives_per_stage']} per stage (random, then mined), up to "
-            f"{haar['max_stages']} stages"),
-        "smallest_face": (cnn_detector["min_size"], haar_detector["min_size"]),
+            f"{cnn['hard_negatives_per_round']} mined (pyramid step "
+            f"{cnn.get('mining_scale_factor', 1.25)})",
+            f"{haar['negatives_per_stage']} per stage (random, then mined; pyramid step "
+            f"{haar['mining_scale_factor']}), up to {haar['max_stages']} stages"),
+        "smallest_face": (_tuned(config, arm["cnn"], "min_size", cnn_detector["min_size"]),
+                          _tuned(config, arm["haar"], "min_size", haar_detector["min_size"])),
         "pyramid_step": (_tuned(config, arm["cnn"], "scale_factor", cnn_detector["scale_factor"]),
                          _tuned(config, arm["haar"], "scale_factor",
                                 haar_detector["scale_factor"])),

@@ -125,3 +125,20 @@ def test_a_low_resolution_augmentation_on_one_side_is_a_difference(default_confi
     config["models"]["cnn"]["low_resolution"] = {"probability": 0.5, "min_side": 12}
     with pytest.raises(ConfigError, match="'low_resolution'"):
         validate_config(config)
+
+
+def test_settings_tuned_on_each_side_are_differences_even_from_one_grid():
+    """Two detectors tuned from the same grid may choose differently: a tuned pyramid step or
+    smallest face is a difference, named with the detector; so is each mining pyramid step."""
+    research = shipped("research")
+    arm = research["report"]["arms"]["photo"]
+    grid = {"scale_factor": [1.1, 1.2]}
+    tuned = deep_merge(research, {"tuning": {arm["cnn"]: {"grid": grid},
+                                             arm["haar"]: {"grid": grid}}})
+    step = {d.aspect: d for d in arm_differences(tuned, arm)}["pyramid_step"]
+    assert step.cnn == f"chosen for {arm['cnn']} on tune data from 1.1, 1.2"
+    assert step.haar == f"chosen for {arm['haar']} on tune data from 1.1, 1.2"
+    smallest = deep_merge(research, {"tuning": {arm["haar"]: {"grid": {"min_size": [24, 30]}}}})
+    assert "smallest_face" in {d.aspect for d in arm_differences(smallest, arm)}
+    budget = {d.aspect: d for d in arm_differences(research, arm)}["negative_budget"]
+    assert "pyramid step 1.25" in budget.cnn and "pyramid step 1.1" in budget.haar

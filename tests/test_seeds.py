@@ -204,22 +204,29 @@ def test_one_training_seed_is_named_whatever_detector_sorts_first():
 
 
 def test_seeds_typed_on_snakemakes_command_line_are_numbers(default_config):
-    """`snakemake --config seeds=[0,1]` reads the items as text; they are typed as the schema
-    asks, and text that spells no number is left for validation to name."""
+    """`snakemake --config seeds=[0,1]` reads the items as text; under the keys given on the
+    command line they are typed as the schema asks, text that spells no such value is left
+    for validation to name, and a file's quoted value keeps its type."""
     from pipeline.command_line_config import typed_command_line_values
     from pipeline.config import ConfigError, deep_merge, validate_config
 
-    config = deep_merge(default_config, {"seeds": ["0", "1"],
-                                         "statistics": {"confidence": "0.9"},
-                                         "execution": {"training_threads": "auto"}})
-    assert typed_command_line_values(config) == ["seeds.0", "seeds.1", "statistics.confidence"]
+    given = {"seeds": ["0", "1"], "statistics": {"confidence": "0.9"},
+             "execution": {"training_threads": "auto"}}
+    config = deep_merge(default_config, {**given, "evaluation": {"iou_threshold": "0.5"}})
+    assert typed_command_line_values(config, given) == [
+        "seeds.0", "seeds.1", "statistics.confidence"]
     assert config["seeds"] == [0, 1] and config["statistics"]["confidence"] == 0.9
     assert config["execution"]["training_threads"] == "auto"  # a word the schema allows
-    validate_config(config)
+    assert config["evaluation"]["iou_threshold"] == "0.5"  # not given on the command line
     wrong = deep_merge(default_config, {"seeds": ["0", "one"]})
-    typed_command_line_values(wrong)
+    assert typed_command_line_values(wrong, {"seeds": ["0", "one"]}) == ["seeds.0"]
     with pytest.raises(ConfigError, match="seeds.1: 'one' is not of type 'integer'"):
         validate_config(wrong)
+    assert typed_command_line_values(copy.deepcopy(default_config), {}) == []
+    nulled = deep_merge(default_config, {"evaluation": {"min_face_size": "null"}})
+    assert typed_command_line_values(nulled, {"evaluation": {"min_face_size": "null"}}) == [
+        "evaluation.min_face_size"]
+    assert nulled["evaluation"]["min_face_size"] is None
 
 
 @pytest.mark.workflow

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -98,6 +99,26 @@ def test_matched_trainers_receive_the_same_positive_arrays():
     assert not np.array_equal(redrawn[:len(faces) * 3], pool[:len(faces) * 3])
     plain = cascade_positives(faces, scenes, {"seed": 3, "positives_per_face": 3}, 32)
     assert np.array_equal(plain, pool[:len(plain)])
+
+
+def test_a_24_and_a_32_px_trainer_get_the_same_scene_faces_at_two_resolutions():
+    """The shipped arms pair a 24 px cascade with a 32 px CNN: the scene-blended faces are
+    the same draws (boxes equal relative to the window, the 32 px patches shrunk to 24 px
+    close to the 24 px ones), also where the scenes hold faces to avoid."""
+    faces = lfw_patches()[0][:10]
+    y, x = np.mgrid[:90, :120]
+    image = (127 + 120 * np.sin(x / 7.0) * np.cos(y / 11.0)).astype(np.uint8)  # no two alike
+    scenes = [Scene(image, np.array([[10.0, 10.0, 30.0, 30.0]]))]
+    settings = {"seed": 5}
+    small, small_boxes = scene_faces(faces, scenes, settings, 24, 3)
+    large, large_boxes = scene_faces(faces, scenes, settings, 32, 3)
+    assert len(small) == len(large) > 0
+    np.testing.assert_allclose(small_boxes / 24, large_boxes / 32, atol=1e-9)
+    shrunk = np.array([cv2.resize(p, (24, 24), interpolation=cv2.INTER_AREA) for p in large])
+    same = np.abs(shrunk.astype(int) - small).mean()
+    other = np.abs(shrunk.astype(int) - np.roll(small, 1, axis=0)).mean()
+    assert same < 6 and same < other / 3, (same, other)
+    assert np.array_equal(scene_positives(small_boxes, 24), scene_positives(large_boxes, 32))
 
 
 def test_photometric_changes_brightness_and_keeps_range():

@@ -96,7 +96,8 @@ def test_a_configuration_that_tunes_on_a_test_set_is_refused(default_config):
     validate_config(copy.deepcopy(config))
     assert not tuning_conflicts(config)
     unmatched = split_config(default_config, haar_trained={"grid": GRID})
-    with pytest.raises(ConfigError, match="'pyramid_step' .* differs .* chosen on tune data"):
+    with pytest.raises(ConfigError,
+                       match="'pyramid_step' .* differs .* chosen for haar_trained on tune"):
         validate_config(unmatched)
     wrong = deep_merge(config, {"tuning": {"haar_trained": {"datasets": ["embedded"]}}})
     with pytest.raises(ConfigError, match="tuning.haar_trained.datasets: 'embedded' has role "

@@ -30,10 +30,14 @@ from pipeline.training.samples import (
 LOG = logging.getLogger(__name__)
 
 
+# Hard-negative mining scans each scene for faces from 24 px up (as the cascade trainer does).
+MINING_MIN_SIZE = 24
+
 def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
                         device: torch.device, min_scenes: int = 0, seed: int = 0,
-                        round_index: int = 0) -> np.ndarray:
-    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces.
+                        round_index: int = 0, scale_factor: float = 1.25) -> np.ndarray:
+    """The ``count`` highest-scoring windows (prob >= 0.5) away from the scenes' faces, found
+    over each scene's pyramid (levels ``scale_factor`` apart).
 
     Scenes are scanned in a random order until at least ``min_scenes`` are scanned and they
     hold ``count`` such windows (:func:`pipeline.training.samples.scan_scenes`; 0: every scene).
@@ -41,7 +45,8 @@ def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
     scorer = for_inference(model)
 
     def face_like(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-        found, probs = score_windows(scorer, scene.image, min_size=24, scale_factor=1.25,
+        found, probs = score_windows(scorer, scene.image, min_size=MINING_MIN_SIZE,
+                                     scale_factor=scale_factor,
                                      threshold=0.5, device=device, refine=False)
         if len(scene.faces) and len(found):
             away = overlap_matrix(found, scene.faces).max(axis=1) < MAX_FACE_OVERLAP

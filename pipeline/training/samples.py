@@ -229,6 +229,9 @@ PART_FACE_STREAM = 7_013
 # POSITIVE_IOU, part face (box regression only) in PART_FACE_IOU, negative below 0.3.
 POSITIVE_IOU = 0.65
 PART_FACE_IOU = (0.4, POSITIVE_IOU)
+# The smallest scene window a scene face is blended into, in scene pixels, whatever the
+# trainer's window: a 24 px cascade and a 32 px CNN then draw the same surroundings.
+SURROUND_MIN_SIDE = 24
 
 
 def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any], window: int,
@@ -238,9 +241,10 @@ def scene_faces(faces: np.ndarray, scenes: list[Scene], settings: dict[str, Any]
     face-free ``scenes``, with photometric and the entry's optional augmentations as the
     positives' (:func:`faces_as_trained`, drawn from this stream). Patches (K, window, window)
     uint8 and face boxes (K, 4) in window pixels: positives at IoU >= :data:`POSITIVE_IOU`,
-    part faces below."""
+    part faces below. Every draw is relative to the window, so two window sizes get the same
+    faces on the same surroundings at two resolutions."""
     rng = np.random.default_rng([settings["seed"], PART_FACE_STREAM, round_index])
-    surrounds = random_windows(scenes, len(faces) * copies, window, window, rng)
+    surrounds = random_windows(scenes, len(faces) * copies, window, SURROUND_MIN_SIDE, rng)
     surrounds = (surrounds[np.arange(len(faces) * copies) % len(surrounds)] if len(surrounds)
                  else None)  # none only when every scene is crowded with faces (warned)
     patches, boxes = jitter_faces(faces, copies, window, rng, scale=(0.7, 1.45), shift=0.3,

@@ -195,7 +195,8 @@ def train_cnn(settings: dict[str, Any], train_npz: str | Path, backgrounds_json:
                 mined = mine_hard_negatives(model, backgrounds,
                                             settings["hard_negatives_per_round"], device,
                                             settings["mining_scenes"],
-                                            settings["seed"], round_index)
+                                            settings["seed"], round_index,
+                                            settings["mining_scale_factor"])
                 LOG.info("round %d: mined %d hard negatives", round_index, len(mined))
                 negatives = np.concatenate([negatives, mined])
             positives, parts, targets = round_faces(faces, backgrounds, settings, window,
