@@ -1,6 +1,6 @@
 """The cascade trainer's fast paths give exactly the answers of straightforward versions.
 
-Each test runs an optimised piece (the blocked stump search, remembered mining windows, the
+Each test runs an optimised piece (the compiled stump search, remembered mining windows, the
 stacked OpenCV check, cached positive feature values) beside a plain reference written here,
 and asserts equality, not closeness: training must give the same cascade for the same seed.
 """
@@ -51,11 +51,10 @@ def reference_best(values: np.ndarray, labels: np.ndarray, weights: np.ndarray
     return best[1], best[2], best[3]
 
 
-@pytest.mark.parametrize(("chunk", "block"), [(2048, 32), (8, 3), (6, 4), (5, 64)])
-def test_blocked_stump_search_equals_the_plain_search(monkeypatch, chunk, block):
-    """Blocks that split chunks unevenly, ties inside and across features, constant rows."""
+@pytest.mark.parametrize("chunk", [2048, 8, 6, 5])
+def test_compiled_stump_search_equals_the_plain_search(monkeypatch, chunk):
+    """Chunks that split the rows unevenly, ties inside and across features, constant rows."""
     monkeypatch.setattr(boosting, "CHUNK_FEATURES", chunk)
-    monkeypatch.setattr(boosting, "BLOCK_FEATURES", block)
     rng = np.random.default_rng(7)
     values = rng.integers(0, 9, (23, 70)).astype(np.float32)  # many ties
     values[3] = 2.0  # constant: never choosable
@@ -72,16 +71,20 @@ def test_blocked_stump_search_equals_the_plain_search(monkeypatch, chunk, block)
                            stump_weight(stump.error))
 
 
-def test_blocked_stump_search_equals_the_whole_chunk_torch_path():
+def test_compiled_stump_search_equals_the_whole_chunk_torch_path():
     rng = np.random.default_rng(8)
     values = (rng.normal(size=(70, 300)) * 3).round(1).astype(np.float32)
     labels = (rng.random(300) < 0.6).astype(int)
     weights = rng.random(300) ** 4
     weights /= weights.sum()
-    blocked = SortedFeatures.build(values)
-    whole = SortedFeatures(values, torch.from_numpy(blocked.order).long(),
-                           torch.from_numpy(blocked.closed))
-    assert best_stump(blocked, labels, weights) == best_stump(whole, labels, weights)
+    compiled = SortedFeatures.build(values)
+    order, closed = compiled.unpacked()
+    whole = SortedFeatures(values, torch.from_numpy(order), torch.from_numpy(closed))
+    for _ in range(6):
+        stump = best_stump(compiled, labels, weights)
+        assert stump == best_stump(whole, labels, weights)
+        weights = reweight(weights, labels, stump.predict(values[stump.feature]),
+                           stump_weight(stump.error))
 
 
 def test_feature_values_of_a_column_do_not_depend_on_the_others():
@@ -144,3 +147,43 @@ def test_remembered_mining_windows_equal_a_rescan(monkeypatch):
         assert np.array_equal(fresh[0], reused[0])
         assert all(known.depth == depth for known in remembered.values())
         assert len(remembered) == len(scenes)
+
+
+@pytest.mark.parametrize(("width", "dtype"), [(300, np.int16), (33_000, np.int32)])
+def test_the_packed_order_holds_the_stable_order_and_the_ties(width, dtype):
+    """int16 while every sample index fits, int32 beyond; the search on the packed order
+    gives the plain search's stump either way."""
+    rng = np.random.default_rng(10)
+    values = rng.integers(0, 50, (4, width)).astype(np.float32)
+    features = SortedFeatures.build(values)
+    assert features.order.dtype == dtype and features.closed is None
+    order, closed = features.unpacked()
+    assert np.array_equal(order, np.argsort(values, axis=1, kind="stable"))
+    ordered = np.take_along_axis(values, order, axis=1)
+    assert np.array_equal(closed[:, :-1], ordered[:, 1:] == ordered[:, :-1]) and closed[:, -1].all()
+    labels = (rng.random(width) < 0.5).astype(int)
+    weights = boosting.initial_weights(labels)
+    stump = best_stump(features, labels, weights)
+    feature, position, polarity = reference_best(values, labels, weights)
+    assert (stump.feature, stump.polarity) == (feature, polarity)
+    assert stump.threshold == features.threshold(feature, position)
+
+
+@pytest.mark.parametrize(("positives", "negatives"), [(60, 25), (40_000, 40)])
+def test_merging_the_kept_positives_order_equals_sorting_the_stage(positives, negatives):
+    """A stage's features sorted from the positives' order kept across stages (some
+    positives left out) and its negatives sorted alone: the packed order of sorting the
+    whole stage, ties between a positive and a negative included."""
+    rng = np.random.default_rng(11)
+    first = rng.integers(0, 30, (5, positives)).astype(np.float32)
+    passing = rng.random(positives) < 0.9
+    new = rng.integers(0, 30, (5, negatives)).astype(np.float32)
+    values = np.concatenate([first[:, passing], new], axis=1)
+    merged = SortedFeatures.merged(values, boosting.stable_order(first),
+                                   np.where(passing, np.cumsum(passing) - 1, -1))
+    whole = SortedFeatures.build(values)
+    assert merged.order.dtype == whole.order.dtype
+    assert np.array_equal(merged.order, whole.order)
+    with pytest.raises(ValueError, match="NaN"):
+        SortedFeatures.merged(np.full((1, 3), np.nan, np.float32), np.zeros((1, 3), np.int16),
+                              np.arange(3))

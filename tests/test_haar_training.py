@@ -202,8 +202,8 @@ def test_best_stump_equals_brute_force(backend):
     weights /= weights.sum()
     features = SortedFeatures.build(values)
     if backend == "torch":  # the GPU code path, run on the CPU
-        features = SortedFeatures(values, torch.from_numpy(features.order).long(),
-                                  torch.from_numpy(features.closed))
+        order, closed = features.unpacked()
+        features = SortedFeatures(values, torch.from_numpy(order), torch.from_numpy(closed))
     stump = best_stump(features, labels, weights)
     assert stump.error == pytest.approx(brute_force_stump(values, labels, weights), abs=1e-6)
     assert stump.feature != 9

@@ -7,11 +7,11 @@ a stump "value >= threshold -> face" placed after sample ``i`` errs on ``Tn + D[
 opposite stump on ``Tp - D[i]``. The arrays may be numpy (CPU) or torch tensors (GPU): the
 search uses only operations both share (plus torch's faster running sum on the CPU).
 
-On the CPU the search runs over blocks of :data:`BLOCK_FEATURES` rows, small enough that the
-gathered weights, their running sums and the arg-min/max passes stay in the CPU caches, and
-it fills only the few tied positions (kept as flat indices) instead of masking whole rows. It
-returns exactly the stump of the plain chunked search: the same float32 running sums (torch
-sums in float64 and rounds each prefix, as before) and the same first-occurrence tie breaks.
+On the CPU the search is one compiled pass per feature row (numba): it gathers the signed
+weights in sorted order, keeps the running sum and the row's lowest and highest sums at open
+positions, so the (F, N) sums are never stored. It returns exactly the stump of the plain
+chunked search: the same float32 running sums (summed in float64 and rounded at each prefix,
+as torch's cumsum sums float32) and the same first-occurrence tie breaks.
 """
 
 from __future__ import annotations
@@ -25,46 +25,70 @@ import numpy as np
 # Features scored together in one round: bounds the (chunk, N) temporaries. Its first arg-min /
 # arg-max decides ties between features, so it is part of the result, not only of the speed.
 CHUNK_FEATURES = 2048
-# Rows per block of the CPU search (32 x 17,400 float32 samples: about 2 MiB, cache-sized).
-BLOCK_FEATURES = 32
 
 
 @dataclass
 class SortedFeatures:
-    """Feature values (F, N) float32, each row's ascending sample order (F, N), and ``closed``
-    (F, N) bool: no threshold fits after sorted position i because the next value is equal
-    (or there is no next value)."""
+    """Feature values (F, N) float32 and each row's ascending sample order (F, N), with
+    where no threshold fits after sorted position i because the next value is equal (or
+    there is no next value): "closed".
+
+    On a GPU device ``order`` is an int64 tensor and ``closed`` a bool tensor (F, N). On the
+    CPU ``closed`` is None and ``order`` packs both: sample index i at an open position, ~i
+    (-i - 1) at a closed one, as int16 when N <= 32,767 (else int32), so the stump search reads
+    a quarter of the bytes of an int32 order and a bool mask (its cost is memory traffic)."""
 
     values: np.ndarray
     order: Any
-    closed: Any
-    closed_flat: np.ndarray | None = None
+    closed: Any = None
 
     @classmethod
     def build(cls, values: np.ndarray, device: str = "cpu") -> SortedFeatures:
         """Sort on ``device`` (torch's sort, also the faster one on the CPU); on "cpu" the
-        order and ties are kept as numpy arrays, elsewhere as torch tensors there."""
+        order is packed as numpy (see the class), elsewhere kept as torch tensors there."""
         import torch
 
         ordered, order = torch.sort(torch.from_numpy(values).to(device), dim=1, stable=True)
         closed = torch.ones_like(ordered, dtype=torch.bool)
         closed[:, :-1] = ordered[:, 1:] == ordered[:, :-1]
         del ordered
-        if torch.device(device).type == "cpu":
-            return cls(values, order.numpy().astype(np.int32), closed.numpy())
-        return cls(values, order, closed)
+        if torch.device(device).type != "cpu":
+            return cls(values, order, closed)
+        packed = order.numpy().astype(index_type(values.shape[1]))
+        np.invert(packed, out=packed, where=closed.numpy())
+        return cls(values, packed)
 
-    def closed_positions(self) -> np.ndarray:
-        """Flat indices (into (F, N)) of the ``closed`` positions, ascending, int64 (cached)."""
-        if self.closed_flat is None:
-            self.closed_flat = np.flatnonzero(self.closed)
-        return self.closed_flat
+    @classmethod
+    def merged(cls, values: np.ndarray, first_order: np.ndarray, first_column: np.ndarray
+               ) -> SortedFeatures:
+        """``build(values)`` on the CPU, exactly, without sorting all of it: the columns of
+        ``values`` (F, N) are some samples of a first block, whose stable order
+        ``first_order`` (F, P) (:func:`stable_order`) is kept from stage to stage, then new
+        ones. ``first_column`` (P,) gives each first-block sample's column (-1: left out);
+        only the new columns are sorted, and the two orders merged
+        (:func:`pipeline.training.kernels.merge_orders`)."""
+        from pipeline.training.kernels import merge_orders
+
+        if np.isnan(values).any():
+            raise ValueError("feature values hold NaN: they cannot be ordered")
+        kept = int((first_column >= 0).sum())
+        packed = np.empty(values.shape, index_type(values.shape[1]))
+        merge_orders(values, first_order, first_column, stable_order(values[:, kept:]), packed)
+        return cls(values, packed)
+
+    def unpacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """The order (F, N) int64 and the closed positions (F, N) bool, as numpy arrays."""
+        if self.closed is not None:
+            return np.asarray(self.order.cpu()), np.asarray(self.closed.cpu())
+        closed = self.order < 0
+        return np.where(closed, ~self.order, self.order).astype(np.int64), closed
 
     def threshold(self, feature: int, position: int) -> float:
         """A float32 threshold strictly above sorted value ``position`` and at most the next."""
-        order = self.order[feature]
-        order = order.cpu().numpy() if hasattr(order, "cpu") else order
-        low, high = self.values[feature, order[position:position + 2]]
+        order = self.order[feature, position:position + 2]
+        order = order.cpu().numpy() if hasattr(order, "cpu") else np.where(order < 0, ~order,
+                                                                           order)
+        low, high = self.values[feature, order]
         middle = np.float32((np.float64(low) + np.float64(high)) / 2)
         if middle <= low:
             middle = np.nextafter(low, np.float32(np.inf))
@@ -98,8 +122,8 @@ def best_stump(features: SortedFeatures, labels: np.ndarray, weights: np.ndarray
     signed = np.where(labels == 1, weights, -weights).astype(np.float32)
     total_pos = float(weights[labels == 1].sum())
     total_neg = float(weights[labels != 1].sum())
-    if isinstance(features.order, np.ndarray):
-        extremes = _chunk_extremes_blocked(features, signed)
+    if features.closed is None:
+        extremes = _chunk_extremes_fused(features, signed)
     else:
         import torch
 
@@ -141,37 +165,39 @@ def _chunk_extremes(features: SortedFeatures, signed: Any) -> list[tuple[int, Ex
     return out
 
 
-def _chunk_extremes_blocked(features: SortedFeatures, signed: np.ndarray
-                            ) -> list[tuple[int, Extreme, Extreme]]:
-    """:func:`_chunk_extremes` for numpy arrays, block by block: a block's first extreme that
-    is strictly beyond the chunk's best so far is the chunk's first occurrence too."""
-    import torch
+def _chunk_extremes_fused(features: SortedFeatures, signed: np.ndarray
+                          ) -> list[tuple[int, Extreme, Extreme]]:
+    """:func:`_chunk_extremes` for the packed order, in one compiled pass per row
+    (:func:`pipeline.training.kernels.row_extremes`); each chunk's first extreme in row-major
+    order is the first of its rows' extremes that no earlier row beats."""
+    from pipeline.training.kernels import row_extremes
 
+    lows, low_at, highs, high_at = row_extremes(signed, features.order)
     n_features, width = features.values.shape
-    buffer = np.empty((min(BLOCK_FEATURES, n_features), width), np.float32)
-    closed_flat = features.closed_positions()
     out = []
     for start in range(0, n_features, CHUNK_FEATURES):
-        low, high = (math.inf, 0), (-math.inf, 0)
-        for first in range(start, min(start + CHUNK_FEATURES, n_features), BLOCK_FEATURES):
-            rows = min(BLOCK_FEATURES, n_features - first, start + CHUNK_FEATURES - first)
-            block = buffer[:rows]
-            np.take(signed, features.order[first:first + rows], out=block, mode="clip")
-            view = torch.from_numpy(block)
-            torch.cumsum(view, 1, out=view)
-            lo, hi = np.searchsorted(closed_flat, [first * width, (first + rows) * width])
-            tied = closed_flat[lo:hi] - first * width
-            offset = (first - start) * width
-            block.reshape(-1)[tied] = np.inf
-            flat = int(block.argmin())
-            if block.reshape(-1)[flat] < low[0]:
-                low = (float(block.reshape(-1)[flat]), offset + flat)
-            block.reshape(-1)[tied] = -np.inf
-            flat = int(block.argmax())
-            if block.reshape(-1)[flat] > high[0]:
-                high = (float(block.reshape(-1)[flat]), offset + flat)
-        out.append((start, low, high))
+        stop = min(start + CHUNK_FEATURES, n_features)
+        low_row = start + int(np.argmin(lows[start:stop]))   # first of equal values
+        high_row = start + int(np.argmax(highs[start:stop]))
+        out.append((start,
+                    (float(lows[low_row]), (low_row - start) * width + int(low_at[low_row])),
+                    (float(highs[high_row]),
+                     (high_row - start) * width + int(high_at[high_row]))))
     return out
+
+
+def index_type(samples: int) -> type:
+    """The smallest signed integer type the packed order of ``samples`` samples fits."""
+    return np.int16 if samples <= 32_767 else np.int32
+
+
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """Each row's stable ascending order of ``values`` (F, N), (F, N) of :func:`index_type`
+    (torch's sort, the faster one on the CPU)."""
+    import torch
+
+    order = torch.sort(torch.from_numpy(values), dim=1, stable=True)[1]
+    return order.numpy().astype(index_type(values.shape[1]))
 
 
 def _cumsum_rows(values: Any) -> Any:

@@ -1,8 +1,8 @@
 """Training a Viola-Jones attentional cascade of boosted Haar stumps, saved as OpenCV XML.
 
 Positives are the CNN's training faces with the same augmentation and draws
-(:func:`cascade_positives`); stage 0's negatives are
-random windows of the face-free scenes (and the dataset's face-free patches); every later
+(:func:`cascade_positives`); stage 0's negatives are random windows of the face-free scenes
+(and the dataset's face-free patches); every later
 stage's negatives are bootstrapped: windows of the face-free scenes that the cascade trained so
 far still accepts. Each stage boosts stumps until, with its threshold lowered to keep
 ``stage_detection_rate`` of the positives, it passes at most ``stage_false_positive_rate`` of
@@ -10,8 +10,9 @@ its negatives; stages are added until the product of the stage false positive ra
 ``target_false_positive_rate``, ``max_stages`` is reached, or the scenes run out of windows
 that the cascade accepts.
 
-Speed without changing the result: the positives' feature values are computed once (a stage
-takes the columns of the positives still passing), and mining remembers, per scene, the few
+Speed without changing the result: the positives' feature values are computed and sorted once
+(a stage takes the columns of the positives still passing and merges their order with its
+sorted negatives', :meth:`SortedFeatures.merged`), and mining remembers, per scene, the few
 windows the cascade accepted when it last scanned it (:class:`SceneWindows`): a cascade only
 grows, and OpenCV decides which windows it visits from the first stage alone, so the windows
 a longer cascade accepts are exactly those remembered that pass the stages added since, which
@@ -41,6 +42,7 @@ from pipeline.training.boosting import (
     best_stump,
     initial_weights,
     reweight,
+    stable_order,
     stump_weight,
 )
 from pipeline.training.resume import load_resume_state, resume_key, resume_path
@@ -248,9 +250,12 @@ def stage_rates(scores: np.ndarray, labels: np.ndarray, detection_rate: float
 
 
 def train_stage(values: np.ndarray, labels: np.ndarray, settings: dict[str, Any],
-                device: str, desc: str) -> tuple[Stage, dict[str, float]]:
-    """Boost stumps on feature values (F, N) until the stage meets its rate targets."""
-    sorted_features = SortedFeatures.build(values, device)
+                device: str, desc: str, sorted_features: SortedFeatures | None = None
+                ) -> tuple[Stage, dict[str, float]]:
+    """Boost stumps on feature values (F, N) until the stage meets its rate targets
+    (``sorted_features``: the values already sorted, else sorted here)."""
+    if sorted_features is None:
+        sorted_features = SortedFeatures.build(values, device)
     weights = initial_weights(labels)
     scores = np.zeros(len(labels))
     stumps: list[Stump] = []
@@ -331,9 +336,9 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         rng.bit_generator.state = state["rng"]
         LOG.info("resuming from %s after stage %d", state_file, len(history) - 1)
     count = settings["negatives_per_stage"]
-    # The positives that pass every stage so far: the next stage's positives.
-    passing = trained.compact().evaluate(positives)[0] == len(trained.stages)
+    passing = trained.compact().evaluate(positives)[0] == len(trained.stages)  # next stage's
     positive_values = feature_values(positives, candidates)  # (F, P), every stage's columns
+    positive_order = stable_order(positive_values) if device == "cpu" else None  # sorted once
     remembered: dict[int, SceneWindows] = {}
     while len(trained.stages) < settings["max_stages"]:
         overall_fpr = history[-1]["overall_false_positive_rate"] if history else 1.0
@@ -358,7 +363,9 @@ def train_cascade(settings: dict[str, Any], train_npz: str | Path,
         labels = np.r_[np.ones(len(stage_positives), int), np.zeros(len(negatives), int)]
         values = np.concatenate([positive_values[:, passing],
                                  feature_values(negatives, candidates)], axis=1)
-        stage, rates = train_stage(values, labels, settings, device, f"stage {index}")
+        merged = None if positive_order is None else SortedFeatures.merged(
+            values, positive_order, np.where(passing, np.cumsum(passing) - 1, -1))
+        stage, rates = train_stage(values, labels, settings, device, f"stage {index}", merged)
         trained.stages.append(stage)
         passing[passing] = (stage_sums(stage, values[:, :len(stage_positives)])
                             >= stage_threshold(stage.threshold))
