@@ -156,7 +156,7 @@ def _schema_keys(node: Any, name: str = "") -> list[tuple[str, dict[str, Any]]]:
 def test_every_scale_factor_in_the_schema_is_bounded_away_from_1():
     factors = [(key, spec) for key, spec in _schema_keys(load_yaml(SCHEMA_PATH))
                if key.endswith("scale_factor")]
-    assert len(factors) == 5  # haar, cnn_cascade, cnn, mtcnn, cascades' mining
+    assert len(factors) == 6  # haar, cnn_cascade, cnn, mtcnn, cascades' and models' mining
     for key, spec in factors:
         assert spec.get("minimum", 0) >= 1.01 or spec.get("maximum", 1) <= 0.99, (key, spec)
 
