@@ -77,7 +77,7 @@ def arm_aspects(config: dict[str, Any], arm: dict[str, str]) -> dict[str, tuple[
         "negative_budget": (
             f"{cnn['negatives_per_round']} random, then {rounds} x "
             f"{cnn['hard_negatives_per_round']} mined (pyramid step "
-            f"{cnn.get('mining_scale_factor', 1.25)})",
+            f"{cnn['mining_scale_factor']})",
             f"{haar['negatives_per_stage']} per stage (random, then mined; pyramid step "
             f"{haar['mining_scale_factor']}), up to {haar['max_stages']} stages"),
         "smallest_face": (_tuned(config, arm["cnn"], "min_size", cnn_detector["min_size"]),

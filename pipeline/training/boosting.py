@@ -35,8 +35,8 @@ class SortedFeatures:
 
     On a GPU device ``order`` is an int64 tensor and ``closed`` a bool tensor (F, N). On the
     CPU ``closed`` is None and ``order`` packs both: sample index i at an open position, ~i
-    (-i - 1) at a closed one, as int16 when N <= 32,767 (else int32), so the stump search reads
-    a quarter of the bytes of an int32 order and a bool mask (its cost is memory traffic)."""
+    (-i - 1) at a closed one, as int16 when N <= 32,767 (else int32): a quarter of the bytes
+    of an int32 order and a bool mask, for the stump search to read at every stump."""
 
     values: np.ndarray
     order: Any

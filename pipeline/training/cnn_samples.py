@@ -33,6 +33,7 @@ LOG = logging.getLogger(__name__)
 # Hard-negative mining scans each scene for faces from 24 px up (as the cascade trainer does).
 MINING_MIN_SIZE = 24
 
+
 def mine_hard_negatives(model: FaceNet, scenes: list[Scene], count: int,
                         device: torch.device, min_scenes: int = 0, seed: int = 0,
                         round_index: int = 0, scale_factor: float = 1.25) -> np.ndarray:
