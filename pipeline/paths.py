@@ -28,6 +28,17 @@ def seed_of(label: str) -> int | None:
     return int(label[4:])
 
 
+def training_faces(dataset: str) -> str:
+    """A built dataset's training faces and face-free patches (``build_dataset``): npz;
+    ``dataset`` may be the rules' ``"{dataset}"`` wildcard."""
+    return f"results/data/{dataset}/train.npz"
+
+
+def training_scenes(dataset: str) -> str:
+    """A built dataset's face-free training scenes (``build_dataset``): manifest JSON."""
+    return f"results/data/{dataset}/train_backgrounds.json"
+
+
 def models_folder(seed: int | str) -> str:
     """Where the models trained with ``seed`` are kept (one folder per training seed); ``seed``
     may be the rules' ``"{seed}"`` wildcard."""

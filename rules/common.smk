@@ -79,8 +79,8 @@ def training_inputs(section):
     def inputs(wc):
         dataset = config[section][wc.model]["train_dataset"]
         return {
-            "train": f"results/data/{dataset}/train.npz",
-            "backgrounds": f"results/data/{dataset}/train_backgrounds.json",
+            "train": paths.training_faces(dataset),
+            "backgrounds": paths.training_scenes(dataset),
         }
 
     return inputs
@@ -141,7 +141,7 @@ CONFIG_FILES = list(dict.fromkeys(  # each once: the default may also be given a
 
 # The training faces of each matched arm of the verdict table (the report states their count).
 ARM_TRAINING = {
-    arm: f"results/data/{dataset}/train.npz"
+    arm: paths.training_faces(dataset)
     for arm, detectors in config["report"]["arms"].items()
     for dataset in arm_training_sets(config, detectors)
 }

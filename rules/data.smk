@@ -6,8 +6,8 @@ rule build_dataset:
     output:
         test="results/data/{dataset}/test.json",
         test_images=directory("results/data/{dataset}/test"),
-        train="results/data/{dataset}/train.npz",
-        backgrounds="results/data/{dataset}/train_backgrounds.json",
+        train=paths.training_faces("{dataset}"),
+        backgrounds=paths.training_scenes("{dataset}"),
         background_images=directory("results/data/{dataset}/train_backgrounds"),
     params:
         settings=lambda wc: as_json(config["datasets"][wc.dataset]),
