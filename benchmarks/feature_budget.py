@@ -4,15 +4,16 @@ r"""AP on the tune sets against a trained cascade's Haar feature budget and its 
 For each ``--budgets`` value (``max_features``: a random sample of the candidate grid; 0: the
 whole grid) the ``cascades:`` entry ``--cascade`` of ``--configfile`` is trained with ``--seed``
 on a built training set, in this process, as ``python -m pipeline.training train-haar`` trains
-it, and kept in ``--out`` as ``budget<N>.xml`` with its per-stage record; a cascade already
-there, trained with the same settings, is reused, so a curve can grow over several calls.
+it, and kept in ``--out`` with its per-stage record; a cascade already there, trained with the
+same settings on the same files, is reused, so a curve can grow over several calls.
 
 Each cascade is then cut to its first ``--stages`` stages. A cascade cut to k stages is the
 one that training with ``max_stages: k`` gives: stages are added in turn, from one random
 stream, and ``max_stages`` only decides when to stop. Every cut runs as detector
 ``--detector`` over the tune sets' baseline images, its operating point chosen there from the
-configuration's ``tuning:`` grid exactly as the tuning stage chooses it
-(:func:`pipeline.tuning.operating_point.tune_operating_point`). Only tune sets are read: the
+configuration's ``tuning:`` grid as the tuning stage chooses it
+(:func:`pipeline.tuning.operating_point.tune_operating_point`; a detector without a grid runs
+at its own settings, with a warning). Only tune sets are read: the
 budget is a choice made from results, and no verdict is computed on the sets that made it.
 
 Every cascade trains on the workflow's built training set (``results/data/<train_dataset>/``
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,8 @@ def tune_truths(config: dict[str, Any], detector: str, workdir: Path) -> dict[st
     truths = {name: workdir / paths.variant_manifest(name, BASELINE_VARIANT) for name in names}
     missing = [str(path) for path in truths.values() if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"tune set images not built (run the workflow first): "
-                                f"{', '.join(missing)}")
+        raise FileNotFoundError("tune set images not built (run the workflow first): "
+                                + ", ".join(missing))
     return truths
 
 
@@ -90,24 +92,28 @@ def workflow_cascade(settings: dict[str, Any], cascade: str, workdir: Path
     return xml, record["stages"]
 
 
-def trained_budget(settings: dict[str, Any], train: Path, backgrounds: Path, out: Path
-                   ) -> tuple[Path, list[dict[str, Any]]]:
-    """The cascade ``settings`` (a full ``cascades:`` entry) train, in ``out`` as
-    ``budget<max_features>.xml``, and its per-stage record; reused when the record there was
-    written for the same settings and training files."""
+def trained_budget(settings: dict[str, Any], cascade: str, train: Path, backgrounds: Path,
+                   out: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The cascade ``settings`` (a full ``cascades:`` entry) train on the device they name,
+    kept in ``out`` as ``<cascade>_budget<max_features>_seed<seed>.xml`` with its per-stage
+    record; reused when that record was written for the same settings and the same bytes of
+    the training files."""
+    from pipeline.models.cnn import resolve_device
     from pipeline.training import train_cascade as trainer
+    from pipeline.training.resume import resume_key
 
-    xml = out / f"budget{settings['max_features']}.xml"
-    record_path = out / f"budget{settings['max_features']}.stages.json"
-    key = {"settings": settings, "train": str(train), "backgrounds": str(backgrounds)}
+    stem = f"{cascade}_budget{settings['max_features']}_seed{settings['seed']}"
+    xml, record_path = out / f"{stem}.xml", out / f"{stem}.stages.json"
+    key = resume_key(settings, train, backgrounds)
     if xml.is_file() and record_path.is_file():
         record = read_json(record_path)
         if record.get("key") == key:
-            LOG.info("reusing %s (same settings)", xml)
+            LOG.info("reusing %s (same settings and training files)", xml)
             return xml, record["history"]
-        LOG.info("%s was trained with other settings: training again", xml)
-    history = trainer.train_cascade(settings, train, backgrounds, xml)
-    write_json(record_path, {"key": key, "history": history})
+        LOG.info("%s was trained with other settings or files: training again", xml)
+    device = str(resolve_device(settings["device"]))
+    history = trainer.train_cascade(settings, train, backgrounds, xml, device)
+    write_json(record_path, {"key": key, "device": device, "history": history})
     return xml, history
 
 
@@ -124,39 +130,48 @@ def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: l
                  stage_counts: list[int], seed: int, out: Path, workdir: Path
                  ) -> list[dict[str, Any]]:
     """One row per trained budget and stage count: candidate features, stages, weak
-    classifiers, training seconds up to that stage, the tuned operating point and its AP per
-    tune set and mean (the tuning stage's score). A stage count beyond what a training
-    reached gives that training's full cascade once.
+    classifiers, training seconds up to that stage and where they were measured (``here``, or
+    ``workflow`` for the workflow's own cascade, timed beside its other jobs), the tuned
+    operating point and its AP per tune set and mean (the tuning stage's score). A stage count
+    beyond what a training reached gives that training's full cascade once.
 
     Every cascade trains on the workflow's built training set under ``workdir``; one the
     workflow has trained itself with the same settings and seed is read, not trained again."""
     from pipeline.defaults import with_defaults
+    from pipeline.detection.detectors import search_min_size
     from pipeline.tuning.operating_point import tune_operating_point
 
     detector_settings = config["detectors"][detector]
     if detector_settings.get("trained_cascade") != cascade:
         raise ValueError(f"detector {detector} does not run cascade {cascade}")
     grid = config.get("tuning", {}).get(detector, {}).get("grid", {})
+    if not grid:
+        LOG.warning("no tuning.%s grid: every cut runs at the detector's own settings",
+                    detector)
     truths = tune_truths(config, detector, workdir)
     dataset = config["cascades"][cascade]["train_dataset"]
     train = workdir / paths.training_faces(dataset)
     backgrounds = workdir / paths.training_scenes(dataset)
+    for path in (train, backgrounds):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: training set not built (run the workflow first)")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for budget in budgets:
         settings = with_defaults({**config["cascades"][cascade], "max_features": budget,
                                   "seed": seed}, "cascades.*")
-        xml, history = (workflow_cascade(settings, cascade, workdir)
-                        or trained_budget(settings, train, backgrounds, out))
+        reused = workflow_cascade(settings, cascade, workdir)
+        xml, history = reused or trained_budget(settings, cascade, train, backgrounds, out)
         for stages in sorted({min(count, len(history)) for count in stage_counts}):
-            cut = cut_cascade(xml, stages, out / f"budget{budget}_stages{stages}.xml")
+            cut = cut_cascade(xml, stages, out / f"{xml.stem}_stages{stages}.xml")
             record = tune_operating_point(detector_settings, grid, truths, [str(cut)],
                                           config["evaluation"], f"{detector} budget {budget}",
-                                          detector_settings.get("min_size"))
+                                          search_min_size(config["detectors"]))
             rows.append({"budget": budget, "features": candidate_count(settings),
                          "stages": stages,
                          "weak": sum(row["weak_classifiers"] for row in history[:stages]),
                          "train_seconds": sum(row["seconds"] for row in history[:stages]),
+                         "timed": "workflow" if reused else "here",
                          "choice": record["choice"], "score": record["score"],
                          "average_precision": next(
                              row["average_precision"] for row in record["candidates"]
@@ -167,11 +182,26 @@ def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: l
 def print_rows(rows: list[dict[str, Any]]) -> None:
     """The curve as a table: one line per budget and stage count."""
     print(f"{'budget':>7} {'features':>8} {'stages':>6} {'weak':>5} {'train s':>8} "
-          f"{'tuned AP':>8}  operating point")
+          f"{'timed':>8} {'tuned AP':>8}  operating point")
     for row in rows:
         score = "-" if row["score"] is None else f"{row['score']:.4f}"
         print(f"{row['budget']:>7} {row['features']:>8} {row['stages']:>6} {row['weak']:>5} "
-              f"{row['train_seconds']:>8.1f} {score:>8}  {row['choice']}")
+              f"{row['train_seconds']:>8.1f} {row['timed']:>8} {score:>8}  {row['choice']}")
+
+
+def count_argument(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+
+    return parse
 
 
 def main() -> None:
@@ -181,9 +211,10 @@ def main() -> None:
     parser.add_argument("--cascade", default="haar_trained", help="a name under cascades:")
     parser.add_argument("--detector", default="haar_trained",
                         help="a detectors: entry that runs the cascade (its tuning grid)")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000, 10000],
+    parser.add_argument("--budgets", type=count_argument(0), nargs="+",
+                        default=[1000, 3000, 10000],
                         help="max_features values to train (0: every feature of the grid)")
-    parser.add_argument("--stages", type=int, nargs="+", default=[5, 10, 15, 20],
+    parser.add_argument("--stages", type=count_argument(1), nargs="+", default=[5, 10, 15, 20],
                         help="stage counts to cut each cascade to")
     parser.add_argument("--max-stages", type=int, help="override the entry's max_stages")
     parser.add_argument("--seed", type=int, default=0, help="training seed")

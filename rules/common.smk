@@ -13,7 +13,14 @@ from pipeline.config import arm_training_sets
 from pipeline.data.datasets import dataset_inputs
 from pipeline.data.roles import evaluated_datasets
 from pipeline.data.variants import BASELINE_VARIANT, sweep_name, variant_instances
-from pipeline.detection.detectors import draws, model_files, model_names, role, trained_models
+from pipeline.detection.detectors import (
+    draws,
+    model_files,
+    model_names,
+    role,
+    search_min_size,
+    trained_models,
+)
 from pipeline.detection.detectors.haar import cascade_file
 from pipeline.evaluation.statistics import statistics_settings
 from pipeline.report.figures import FIGURES
@@ -36,7 +43,7 @@ TRAINED_CASCADES = sorted({name for d in DETECTORS.values()
                            for section, name in trained_models(d) if section == "cascades"})
 SWEEP = config["shadow_sweep"]
 # The smallest face every compared detector searches: smaller faces are counted per dataset.
-SEARCH_MIN_SIZE = max(d.get("min_size", 0) for d in DETECTORS.values())
+SEARCH_MIN_SIZE = search_min_size(DETECTORS)
 SHARDS = config["execution"]["detection_shards"]
 # Threads per training job: a number, or `auto` (half of --cores, so two trainings run at once).
 try:

@@ -28,11 +28,13 @@ def stage_decisions(cascade: Cascade) -> list:
 def test_a_cut_cascade_is_the_one_fewer_stages_train(tmp_path):
     train, scenes = write_synthetic_training_set(tmp_path / "data")
     settings = dict(TINY_CASCADE, max_stages=3, target_false_positive_rate=1e-9)
-    train_cascade(settings, train, scenes, tmp_path / "three.xml")
-    train_cascade(dict(settings, max_stages=2), train, scenes, tmp_path / "two.xml")
+    three = train_cascade(settings, train, scenes, tmp_path / "three.xml")
+    two = train_cascade(dict(settings, max_stages=2), train, scenes, tmp_path / "two.xml")
     cut = cut_cascade(tmp_path / "three.xml", 2, tmp_path / "cut.xml")
     assert stage_decisions(Cascade.read_xml(cut)) == stage_decisions(
         Cascade.read_xml(tmp_path / "two.xml"))
+    assert len(three) == 3 and [{**row, "seconds": 0} for row in three[:2]] == [
+        {**row, "seconds": 0} for row in two]  # the same negatives, rates, stumps
     for stages in (0, 4):
         with pytest.raises(ValueError, match="cannot cut 3 stages"):
             cut_cascade(tmp_path / "three.xml", stages, tmp_path / "bad.xml")
@@ -69,23 +71,27 @@ def curve_config(default_config: dict) -> dict:
 def test_the_curve_scores_each_budget_and_cut_on_tune_sets_only(tmp_path, default_config,
                                                                   monkeypatch):
     train, scenes = write_synthetic_training_set(tmp_path / "results" / "data" / "synthetic")
-    scenes.rename(tmp_path / paths.training_scenes("synthetic"))  # as the workflow names it
     config = curve_config(default_config)
     with pytest.raises(FileNotFoundError, match="synthetic_tune/original/manifest.json"):
         tune_truths(config, "tiny", tmp_path)
     write_tune_set(tmp_path, "synthetic_tune")
     assert list(tune_truths(config, "tiny", tmp_path)) == ["synthetic_tune"]  # never the test set
+    with pytest.raises(FileNotFoundError, match="train_backgrounds.json: training set not built"):
+        budget_curve(config, "tiny", "tiny", [300], [2], 0, tmp_path / "out", tmp_path)
+    scenes.rename(tmp_path / paths.training_scenes("synthetic"))  # as the workflow names it
 
     rows = budget_curve(config, "tiny", "tiny", [300, 1500], [2, 9], 0, tmp_path / "out",
                         tmp_path)
     assert [(row["budget"], row["stages"]) for row in rows] == [
         (300, 2), (300, 3), (1500, 2), (1500, 3)]  # 9 stages: the whole cascade, 3
     assert [row["features"] for row in rows] == [300, 300, 1500, 1500]
+    assert {row["timed"] for row in rows} == {"here"}
     for budget in (300, 1500):
         weak = [row["weak"] for row in rows if row["budget"] == budget]
         seconds = [row["train_seconds"] for row in rows if row["budget"] == budget]
         assert 0 < weak[0] < weak[1] and seconds[0] < seconds[1]
-        assert Cascade.read_xml(tmp_path / "out" / f"budget{budget}.xml").n_weak == weak[-1]
+        trained = tmp_path / "out" / f"tiny_budget{budget}_seed0.xml"
+        assert Cascade.read_xml(trained).n_weak == weak[-1]
     for row in rows:
         assert row["choice"]["min_neighbors"] in (1, 3)
         assert set(row["average_precision"]) == {"synthetic_tune"}
@@ -95,12 +101,12 @@ def test_the_curve_scores_each_budget_and_cut_on_tune_sets_only(tmp_path, defaul
 
     # Called again: budget 300 is reused from --out, budget 1500 (the configured one) read from
     # the workflow's own training of it, and the curve is the same; no training runs.
-    folder = tmp_path / paths.models_folder(0)
-    folder.mkdir(parents=True)
-    (tmp_path / "out" / "budget1500.xml").rename(tmp_path / paths.trained_cascade("tiny",
-                                                                                  folder))
-    record = read_json(tmp_path / "out" / "budget1500.stages.json")
-    (tmp_path / "out" / "budget1500.stages.json").unlink()
+    folder = paths.models_folder(0)
+    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "out" / "tiny_budget1500_seed0.xml").rename(
+        tmp_path / paths.trained_cascade("tiny", folder))
+    record = read_json(tmp_path / "out" / "tiny_budget1500_seed0.stages.json")
+    (tmp_path / "out" / "tiny_budget1500_seed0.stages.json").unlink()
     settings = {**config["cascades"]["tiny"], "seed": 0}
     write_json(tmp_path / paths.cascade_history("tiny", folder),
                {"settings": settings, "stages": record["history"]})
@@ -111,12 +117,17 @@ def test_the_curve_scores_each_budget_and_cut_on_tune_sets_only(tmp_path, defaul
     monkeypatch.setattr("pipeline.training.train_cascade.train_cascade", no_training)
     again = budget_curve(config, "tiny", "tiny", [300, 1500], [2, 9], 0, tmp_path / "out",
                          tmp_path)
-    assert again == rows
-    # The workflow's cascade trained with other settings is not taken for this budget.
+    assert [row["timed"] for row in again] == ["here", "here", "workflow", "workflow"]
+    assert [{**row, "timed": "here"} for row in again] == rows
+    # The workflow's cascade trained with other settings is not taken for this budget, nor one
+    # in --out trained with other settings.
     write_json(tmp_path / paths.cascade_history("tiny", folder),
                {"settings": {**settings, "max_weak_per_stage": 29}, "stages": record["history"]})
     with pytest.raises(RuntimeError, match="trained again"):
         budget_curve(config, "tiny", "tiny", [1500], [2], 0, tmp_path / "out", tmp_path)
+    other = {**config, "cascades": {"tiny": {**config["cascades"]["tiny"], "max_stages": 2}}}
+    with pytest.raises(RuntimeError, match="trained again"):
+        budget_curve(other, "tiny", "tiny", [300], [2], 0, tmp_path / "out", tmp_path)
     with pytest.raises(ValueError, match="does not run cascade"):
         budget_curve({**config, "cascades": {"other": TINY_CASCADE}}, "other", "tiny", [300],
                      [1], 0, tmp_path / "out", tmp_path)

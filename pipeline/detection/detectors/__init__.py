@@ -176,6 +176,13 @@ def draws(settings: dict[str, Any], seeds: list[int]) -> list[str]:
         paths.draw(None)]
 
 
+def search_min_size(detectors: dict[str, dict[str, Any]]) -> int:
+    """The smallest face every detector of ``detectors`` (a ``detectors:`` section) searches:
+    the largest ``min_size``, pixels (0: none sets one). The evaluation counts smaller faces
+    apart, so that every detector is scored on the faces all of them look for."""
+    return max((settings.get("min_size", 0) for settings in detectors.values()), default=0)
+
+
 def model_files(settings: dict[str, Any], folder: str) -> list[str]:
     """The trained files a detector needs, in the order its factory takes them: CNN
     checkpoints, or a trained cascade, in ``folder`` (one training seed's:
