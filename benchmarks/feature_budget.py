@@ -127,8 +127,8 @@ def cut_cascade(xml: Path, stages: int, out: Path) -> Path:
 
 
 def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: list[int],
-                 stage_counts: list[int], seed: int, out: Path, workdir: Path
-                 ) -> list[dict[str, Any]]:
+                 stage_counts: list[int], seed: int, out: Path, workdir: Path,
+                 train_only: bool = False) -> list[dict[str, Any]]:
     """One row per trained budget and stage count: candidate features, stages, weak
     classifiers, training seconds up to that stage and where they were measured (``here``, or
     ``workflow`` for the workflow's own cascade, timed beside its other jobs), the tuned
@@ -136,7 +136,9 @@ def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: l
     beyond what a training reached gives that training's full cascade once.
 
     Every cascade trains on the workflow's built training set under ``workdir``; one the
-    workflow has trained itself with the same settings and seed is read, not trained again."""
+    workflow has trained itself with the same settings and seed is read, not trained again.
+    ``train_only``: train (or find) the cascades, score nothing, return no rows (the tune sets
+    need not be built yet)."""
     from pipeline.defaults import with_defaults
     from pipeline.detection.detectors import search_min_size
     from pipeline.tuning.operating_point import tune_operating_point
@@ -148,7 +150,7 @@ def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: l
     if not grid:
         LOG.warning("no tuning.%s grid: every cut runs at the detector's own settings",
                     detector)
-    truths = tune_truths(config, detector, workdir)
+    truths = {} if train_only else tune_truths(config, detector, workdir)
     dataset = config["cascades"][cascade]["train_dataset"]
     train = workdir / paths.training_faces(dataset)
     backgrounds = workdir / paths.training_scenes(dataset)
@@ -162,6 +164,8 @@ def budget_curve(config: dict[str, Any], cascade: str, detector: str, budgets: l
                                   "seed": seed}, "cascades.*")
         reused = workflow_cascade(settings, cascade, workdir)
         xml, history = reused or trained_budget(settings, cascade, train, backgrounds, out)
+        if train_only:
+            continue
         for stages in sorted({min(count, len(history)) for count in stage_counts}):
             cut = cut_cascade(xml, stages, out / f"{xml.stem}_stages{stages}.xml")
             record = tune_operating_point(detector_settings, grid, truths, [str(cut)],
@@ -223,6 +227,8 @@ def main() -> None:
                         help="the workflow's folder: its results/ holds the built training "
                              "set and tune sets")
     parser.add_argument("--out", type=Path, required=True, help="folder for the cascades")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the cascades and stop (score them in a later call)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = load_config(args.configfile, args.data_root)
@@ -230,7 +236,7 @@ def main() -> None:
         config["cascades"][args.cascade]["max_stages"] = args.max_stages
     set_threads(args.threads)
     print_rows(budget_curve(config, args.cascade, args.detector, args.budgets, args.stages,
-                            args.seed, args.out, args.workdir))
+                            args.seed, args.out, args.workdir, args.train_only))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ def test_the_curve_scores_each_budget_and_cut_on_tune_sets_only(tmp_path, defaul
     with pytest.raises(FileNotFoundError, match="train_backgrounds.json: training set not built"):
         budget_curve(config, "tiny", "tiny", [300], [2], 0, tmp_path / "out", tmp_path)
     scenes.rename(tmp_path / paths.training_scenes("synthetic"))  # as the workflow names it
+    assert budget_curve(config, "tiny", "tiny", [300], [2], 0, tmp_path / "out", tmp_path,
+                        train_only=True) == []
+    assert (tmp_path / "out" / "tiny_budget300_seed0.xml").is_file()
 
     rows = budget_curve(config, "tiny", "tiny", [300, 1500], [2, 9], 0, tmp_path / "out",
                         tmp_path)
