@@ -34,14 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import paths
 from pipeline.commands import set_threads
 from pipeline.config import load_config
-from pipeline.data.roles import dataset_role, evaluated_datasets
 from pipeline.data.variants import BASELINE_VARIANT
 from pipeline.io import read_json, write_json
 from pipeline.models.cascade import Cascade
-from pipeline.models.haar_features import enumerate_features
 
 LOG = logging.getLogger(__name__)
 
@@ -51,11 +51,7 @@ def tune_truths(config: dict[str, Any], detector: str, workdir: Path) -> dict[st
     detector's ``tuning.<detector>.datasets``, else every evaluated set with role tune."""
     from pipeline.tuning.operating_point import tune_sets
 
-    if detector in config.get("tuning", {}):
-        names = tune_sets(config, detector)
-    else:
-        names = [name for name in evaluated_datasets(config)
-                 if dataset_role(config["datasets"][name]) == "tune"]
+    names = tune_sets(config, detector)
     if not names:
         raise ValueError(f"no evaluated dataset has role tune to measure {detector} on")
     truths = {name: workdir / paths.variant_manifest(name, BASELINE_VARIANT) for name in names}
@@ -67,11 +63,11 @@ def tune_truths(config: dict[str, Any], detector: str, workdir: Path) -> dict[st
 
 
 def candidate_count(settings: dict[str, Any]) -> int:
-    """How many features boosting chooses from: ``max_features`` of the grid (0: all)."""
-    grid = len(enumerate_features(settings["window"], settings["position_step"],
-                                  settings["size_step"]))
-    budget = settings["max_features"]
-    return grid if budget <= 0 else min(budget, grid)
+    """How many features boosting chooses from: ``max_features`` of the grid (0: all), as the
+    trainer draws them (:func:`pipeline.training.train_cascade.candidate_features`)."""
+    from pipeline.training.train_cascade import candidate_features
+
+    return len(candidate_features(settings, np.random.default_rng(0)))
 
 
 def workflow_cascade(settings: dict[str, Any], cascade: str, workdir: Path

@@ -31,10 +31,10 @@ def candidates(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def tune_sets(config: dict[str, Any], detector: str) -> list[str]:
     """The tune sets a detector's operating point is chosen on: its ``tuning.datasets``, or
-    every evaluated set with role ``tune``."""
+    (also for a detector without a ``tuning:`` entry) every evaluated set with role ``tune``."""
     from pipeline.data.roles import dataset_role, evaluated_datasets
 
-    entry = config.get("tuning", {})[detector]
+    entry = config.get("tuning", {}).get(detector, {})
     return list(entry.get("datasets") or [name for name in evaluated_datasets(config)
                                           if dataset_role(config["datasets"][name]) == "tune"])
 
