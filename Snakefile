@@ -39,6 +39,7 @@ from snakemake.logging import logger
 from pipeline.command_line_config import typed_command_line_values
 from pipeline.config import resolve_data_paths, validate_config
 from pipeline.detection.detectors import require_packages
+from pipeline.scheduler_wakeups import limit_scheduler_wakeups
 
 
 configfile: Path(workflow.basedir) / "config" / "default.yaml"
@@ -51,6 +52,9 @@ if typed:
 validate_config(config)
 require_packages([d["kind"] for d in config["detectors"].values()])
 resolve_data_paths(config)
+# one pending wake-up timer per scheduler, not one chain per finished job (CHANGELOG)
+if not limit_scheduler_wakeups():
+    logger.warning("Snakemake's wake-up timers are left as they are: they grow with the jobs run")
 
 
 include: "rules/common.smk"
