@@ -125,12 +125,14 @@ def test_stacked_opencv_check_equals_one_window_at_a_time(tmp_path):
     assert opencv_passes(cascade, patches[:0]).shape == (0,)
 
 
-def test_remembered_mining_windows_equal_a_rescan(monkeypatch):
+@pytest.mark.parametrize("budget_windows", [10**6, 12_000])
+def test_remembered_mining_windows_equal_a_rescan(monkeypatch, budget_windows):
     """Mining a longer cascade from the windows remembered at a shorter one finds exactly the
-    windows, counts and negatives of scanning every scene again."""
+    windows, counts and negatives of scanning every scene again, whether the memory budget
+    holds every scene's windows or only some scenes' (the others are rescanned)."""
     from pipeline.training import train_cascade
 
-    monkeypatch.setattr(train_cascade, "REMEMBERED_WINDOWS", 10**6)
+    monkeypatch.setattr(train_cascade, "REMEMBERED_BYTES", budget_windows * 24 * 24)
     monkeypatch.setattr(train_cascade, "STACKED_PATCHES", 97)  # several stacks per scene
     image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
     scenes = [Scene(image[:260, :300], np.zeros((0, 4))),
@@ -138,6 +140,7 @@ def test_remembered_mining_windows_equal_a_rescan(monkeypatch):
               Scene(cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2GRAY)[::2, ::2],
                     np.zeros((0, 4)))]
     remembered: dict = {}
+    held_by_depth: list[int] = []
     for depth in (2, 3, 5):
         cascade = bundled_stages(depth)
         fresh = mine_negatives(cascade, scenes, 80, 1.2, np.random.default_rng(depth))
@@ -146,7 +149,13 @@ def test_remembered_mining_windows_equal_a_rescan(monkeypatch):
         assert fresh[1:] == reused[1:] and fresh[1] > 0
         assert np.array_equal(fresh[0], reused[0])
         assert all(known.depth == depth for known in remembered.values())
-        assert len(remembered) == len(scenes)
+        assert sum(len(known.rects) for known in remembered.values()) <= budget_windows
+        if budget_windows >= 10**6:
+            assert len(remembered) == len(scenes)
+        else:  # the budget holds some scenes, not all: both paths are exercised
+            held_by_depth.append(len(remembered))
+    if budget_windows < 10**6:  # 9-16k windows a scene at depth 2, 1-3k at depth 5
+        assert 0 < held_by_depth[0] < len(scenes) == held_by_depth[-1], held_by_depth
 
 
 @pytest.mark.parametrize(("width", "dtype"), [(300, np.int16), (33_000, np.int32)])

@@ -12,11 +12,11 @@ that the cascade accepts.
 
 Speed without changing the result: the positives' feature values are computed and sorted once
 (a stage takes the columns of the positives still passing and merges their order with its
-sorted negatives', :meth:`SortedFeatures.merged`), and mining remembers, per scene, the few
-windows the cascade accepted when it last scanned it (:class:`SceneWindows`): a cascade only
-grows, and OpenCV decides which windows it visits from the first stage alone, so the windows
-a longer cascade accepts are exactly those remembered that pass the stages added since, which
-OpenCV tests on the remembered windows alone (:func:`opencv_passes`) instead of rescanning.
+sorted negatives', :meth:`SortedFeatures.merged`), and mining remembers, per scene, the windows
+the cascade accepted when it last scanned it (:class:`SceneWindows`, within
+:data:`REMEMBERED_BYTES`): a cascade only grows, and OpenCV decides which windows it visits from
+the first stage alone, so the windows a longer cascade accepts are exactly those remembered that
+pass the stages added since, which OpenCV tests on them alone (:func:`opencv_passes`).
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ from pipeline.training.samples import (
 
 LOG = logging.getLogger(__name__)
 
-# A scanned scene's accepted windows are remembered when there are at most this many (each
-# costs one window of memory): later stages then test only them (:func:`mine_negatives`).
-REMEMBERED_WINDOWS = 2000
+# Memory for the accepted windows remembered over all scenes of one training (a window of
+# pixels each; 24x24: 466,000 windows); later stages test them instead of rescanning.
+REMEMBERED_BYTES = 256 * 2**20
 # Patches stacked in one image for :func:`opencv_passes` (under OpenCV's 32,767-row limits).
 STACKED_PATCHES = 1200
 
@@ -207,7 +207,8 @@ def mine_negatives(cascade: Cascade, scenes: list[Scene], count: int, scale_fact
 
     def remember(index: int, scene: Scene, rects: np.ndarray) -> None:
         remembered.pop(index, None)
-        if len(rects) <= REMEMBERED_WINDOWS:
+        held = sum(len(known.rects) for known in remembered.values())
+        if held + len(rects) <= REMEMBERED_BYTES // (cascade.window[0] * cascade.window[1]):
             patches = opencv_windows(scene.image, rects, cascade.window, scale_factor)
             if len(patches) == len(rects):  # none clipped away
                 remembered[index] = SceneWindows(depth, rects, patches)
