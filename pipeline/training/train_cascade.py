@@ -58,8 +58,7 @@ from pipeline.training.samples import (
 
 LOG = logging.getLogger(__name__)
 
-# Memory for the accepted windows remembered over all scenes of one training (a window of
-# pixels each; 24x24: 466,000 windows); later stages test them instead of rescanning.
+# Memory for the accepted windows remembered over all scenes of one training (24x24: 466,000)
 REMEMBERED_BYTES = 256 * 2**20
 # Patches stacked in one image for :func:`opencv_passes` (under OpenCV's 32,767-row limits).
 STACKED_PATCHES = 1200
