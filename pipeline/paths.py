@@ -77,6 +77,12 @@ def tuning(detector: str, draw: str) -> str:
     return f"results/tuning/{detector}/{draw}.json"
 
 
+def box_calibration(detector: str, draw: str, dataset: str) -> str:
+    """One detector draw's box calibration fitted on ``dataset`` (``calibrate``): every
+    candidate's AP there and the choice, JSON."""
+    return f"results/tuning/box_calibration/{detector}/{draw}/{dataset}.json"
+
+
 def image_name(index: int, source: str | PurePath) -> str:
     """The file name of the ``index``-th image of a set written under ``results/``, e.g.
     ``00007_photo.png`` for ``../elsewhere/photo.jpg``.

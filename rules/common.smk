@@ -135,7 +135,7 @@ def calibration_file(wc):
     """The detector draw's box calibration for this dataset, when the dataset names a fitting
     set (each training draw is calibrated on its own detections)."""
     source = config["datasets"][wc.dataset].get("calibration")
-    return [f"results/calibration/{wc.detector}/{wc.draw}/{source}.json"] if source else []
+    return [paths.box_calibration(wc.detector, wc.draw, source)] if source else []
 
 
 # The config files of this run in the order they were merged: the Snakefile's default, then

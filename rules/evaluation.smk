@@ -1,13 +1,19 @@
 rule calibrate:
+    # a choice made from results: the box calibration with the highest AP on the fitting set
+    # (never a test set), every candidate's AP written beside it
     input:
         truth=paths.variant_manifest("{dataset}", BASELINE_VARIANT),
         detections=paths.detections("{detector}", "{draw}", "{dataset}", BASELINE_VARIANT),
     output:
-        "results/calibration/{detector}/{draw}/{dataset}.json",
+        paths.box_calibration("{detector}", "{draw}", "{dataset}"),
+    params:
+        settings=as_json(config["evaluation"]),
     log:
         "results/logs/calibrate/{detector}/{draw}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/calibrate/{detector}/{draw}/{dataset}.tsv"
     shell:
-        "$PYTHON -m pipeline.evaluation calibrate "
+        "$PYTHON -m pipeline.evaluation calibrate --settings {params.settings:q} "
         "--truth {input.truth} --detections {input.detections} "
         "--detector {wildcards.detector} --draw {wildcards.draw} --dataset {wildcards.dataset} "
         "--out {output} "

@@ -35,6 +35,22 @@ def test_stage_chain_from_the_command_line(tiny_dataset, tiny_model, tiny_config
               "--out", str(tmp_path / f"{name}_metrics.json")])
     metrics = read_json(tmp_path / "cnn_metrics.json")
     assert metrics["detector"] == "cnn" and 0 <= metrics["average_precision"] <= 1
+    # a box calibration fitted on a set scores there what its search reported
+    main(["calibrate", "--config", "config/default.yaml", "--section", "evaluation",
+          "--truth", str(manifest), "--detections", str(tmp_path / "cnn.json"),
+          "--detector", "cnn", "--dataset", "embedded", "--out", str(tmp_path / "cal.json")])
+    fitted = read_json(tmp_path / "cal.json")
+    assert fitted["average_precision"] >= fitted["average_precision_uncalibrated"]
+    assert fitted["average_precision_uncalibrated"] == metrics["average_precision"]
+    assert len(fitted["candidates"]) > 1
+    main(["evaluate", "--config", "config/default.yaml", "--section", "evaluation",
+          "--truth", str(manifest), "--detections", str(tmp_path / "cnn.json"),
+          "--calibration", str(tmp_path / "cal.json"),
+          "--detector", "cnn", "--dataset", "embedded", "--variant", "shadow",
+          "--out", str(tmp_path / "cnn_calibrated.json")])
+    calibrated = read_json(tmp_path / "cnn_calibrated.json")
+    assert calibrated["average_precision"] == fitted["average_precision"]
+    assert "candidates" not in calibrated["box_calibration"]
     metrics_files = [str(tmp_path / f"{n}_metrics.json") for n in ("haar", "cnn")]
     main(["summarise", "--metrics", *metrics_files,
           "--timings", *[str(tmp_path / f"{n}_time.json") for n in ("haar", "cnn")],

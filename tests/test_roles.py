@@ -82,6 +82,18 @@ def test_a_set_both_tuned_and_tested_on_is_refused(tune, test, refused):
                             "{part: b}, part a's fraction at most part b's)"]
 
 
+def test_a_box_calibration_set_counts_as_choosing_even_when_not_evaluated():
+    """A calibration is fitted for AP on its set: over a test set's images it is refused."""
+    fitting = annotated(evaluate=False)
+    test = annotated(role="test", calibration="fit")
+    messages = role_conflicts({"fit": fitting, "final": test})
+    assert messages and messages[0].startswith(
+        "datasets.fit (box calibration) and datasets.final (test) hold the same images")
+    assert not role_conflicts({"fit": {**fitting, "split": {"part": "a"}},
+                               "final": {**test, "split": {"part": "b"}}})
+    assert not role_conflicts({"fit": fitting, "final": {**test, "calibration": None}})
+
+
 def test_yale_b_entries_of_other_subjects_may_tune_and_test():
     yale = {"kind": "yale_b", "folder": "/data/yaleb", "evaluate": True}
     assert not role_conflicts({"dev": {**yale, "subjects": [1, 2], "role": "tune"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from itertools import combinations
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,20 @@ def _disjoint_parts(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def role_conflicts(datasets: dict[str, dict[str, Any]]) -> list[str]:
-    """Messages for evaluated datasets that would be both tuned and tested on: two entries
-    over the same images, one ``tune`` and one ``test``."""
-    evaluated = {n: d for n, d in datasets.items() if d.get("evaluate", True)}
+    """Messages for images that would be both chosen on and tested on: a set that chooses
+    (an evaluated ``tune`` set, or a set a box calibration is fitted on, evaluated or not) and
+    a ``test`` set over the same images."""
+    tested = {n: d for n, d in datasets.items()
+              if d.get("evaluate", True) and dataset_role(d) == "test"}
+    fitting = {d["calibration"] for d in datasets.values() if d.get("calibration")}
+    choosing = {n: d for n, d in datasets.items()
+                if n in fitting or (d.get("evaluate", True) and dataset_role(d) == "tune")}
     messages = []
-    for (name_a, a), (name_b, b) in combinations(sorted(evaluated.items()), 2):
-        if (dataset_role(a) != dataset_role(b) and _same_images(a, b)
-                and not _disjoint_parts(a, b)):
-            tune, test = (name_a, name_b) if dataset_role(a) == "tune" else (name_b, name_a)
+    for (tune, a), (test, b) in product(sorted(choosing.items()), sorted(tested.items())):
+        if tune != test and _same_images(a, b) and not _disjoint_parts(a, b):
+            what = "tune" if tune not in fitting else "box calibration"
             messages.append(
-                f"datasets.{tune} (tune) and datasets.{test} (test) hold the same images: "
+                f"datasets.{tune} ({what}) and datasets.{test} (test) hold the same images: "
                 "a set that chose anything cannot be judged; give them a split with "
                 "different parts by the same unit (split: {part: a} and {part: b}, part a's "
                 "fraction at most part b's)")

@@ -19,18 +19,33 @@ LOG = logging.getLogger("pipeline.evaluation")
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from pipeline.boxes import Manifest
     from pipeline.evaluation.calibration import fit_calibration
+    from pipeline.evaluation.metrics import Criterion
     from pipeline.io import write_json
 
+    settings = stage_settings(args)
     truth = Manifest.load(args.truth)
-    fitted = fit_calibration(truth, Manifest.load(args.detections))
-    LOG.info("%s calibrated on %s: %s", args.detector, args.truth, fitted)
+    try:
+        fit = fit_calibration(truth, Manifest.load(args.detections),
+                              Criterion.from_settings(settings), settings.get("min_face_size"))
+    except ValueError as error:
+        raise SystemExit(f"{args.truth}: {error}") from None
+    LOG.info("%s calibrated on %s (%d candidates, starting from the %s): AP there %.4f -> "
+             "%.4f; %s", args.detector, args.dataset, len(fit.candidates), fit.start,
+             fit.average_precision_uncalibrated, fit.average_precision, fit.chosen)
+    if fit.average_precision == 0:
+        LOG.warning("%s: no detection lies on a face of %s under any candidate; its boxes are "
+                    "left as drawn", args.detector, args.truth)
     write_json(args.out, {"detector": args.detector, "seed": args.seed, "fitted_on": args.dataset,
-                          **fitted.to_dict()})
+                          **fit.chosen.to_dict(), "start": fit.start,
+                          "n_paired_faces": fit.n_paired_faces,
+                          "average_precision_uncalibrated": fit.average_precision_uncalibrated,
+                          "average_precision": fit.average_precision,
+                          "candidates": fit.candidates})
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.boxes import Manifest
-    from pipeline.evaluation.calibration import BoxCalibration
+    from pipeline.evaluation.calibration import BoxCalibration, calibrated
     from pipeline.evaluation.contracts import stamped
     from pipeline.evaluation.metrics import evaluate_as_configured
     from pipeline.io import read_json, write_json
@@ -39,7 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     truth, detections = Manifest.load(args.truth), Manifest.load(args.detections)
     fitted = read_json(args.calibration) if args.calibration else None
     if fitted is not None:
-        BoxCalibration.from_dict(fitted).apply_to(detections)
+        detections = calibrated(BoxCalibration.from_dict(fitted), detections)
     try:
         metrics = evaluate_as_configured(truth, detections, settings, args.search_min_size,
                                          args.resample_unit)
@@ -50,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "seed": args.seed,
         "dataset": args.dataset,
         "variant": args.variant,
-        "box_calibration": fitted,
+        "box_calibration": fitted and {k: v for k, v in fitted.items() if k != "candidates"},
         **metrics,
     }
     LOG.info(
@@ -97,7 +112,9 @@ def cmd_summarise(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add this stage's commands to ``commands``."""
-    sub = add_command(commands, "calibrate", cmd_calibrate, "fit a detector's box calibration")
+    sub = add_stage(commands, "calibrate", cmd_calibrate,
+                    "fit a detector's box calibration for AP under the evaluation's criterion",
+                    "evaluation")
     sub.add_argument("--truth", required=True, help="ground truth of a training/dev set")
     sub.add_argument("--detections", required=True, help="the detector's boxes on it")
     sub.add_argument("--detector", required=True)
