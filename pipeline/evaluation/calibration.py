@@ -101,10 +101,13 @@ def median_calibration(truth: Manifest, detections: Manifest, size_factor: float
 # The search's grid, in steps k from its starting point: a size scale is the start's times
 # 2 ** (k / 8), a centre shift the start's plus 0.025 k of the box. A round tries, for each of
 # sw, sh, dx, dy in turn, the steps k +- 1 .. +- 4 from the current point, nearest first, and
-# moves when AP rises by at least half of one face's share (0.5 / faces scored): a smaller
-# gain is a re-ranking, not a face found. At most MAX_ROUNDS rounds.
+# moves when AP rises by at least MIN_GAIN, and by at least half of one face's share (0.5 /
+# faces scored): smaller gains are re-rankings that do not carry to other images. MIN_GAIN
+# was chosen on development data only (held-out subjects of yaleb_dev, held-out halves of
+# louie_calibration; docs/results/2026-12-07-research-6eaacb1.md). At most MAX_ROUNDS rounds.
 SCALE_STEP, SHIFT_STEP = 2 ** (1 / 8), 0.025
 STEPS = (-1, 1, -2, 2, -3, 3, -4, 4)
+MIN_GAIN = 0.01
 MAX_ROUNDS = 6
 NAMES = ("sw", "sh", "dx", "dy")
 
@@ -156,7 +159,7 @@ def fit_calibration(truth: Manifest, detections: Manifest, criterion: Criterion 
     if not n_scored:
         raise ValueError("the fitting set has no face to score"
                          + (f" (none of at least {min_face_size} px)" if min_face_size else ""))
-    min_gain = 0.5 / n_scored
+    min_gain = max(MIN_GAIN, 0.5 / n_scored)
     candidates: list[dict[str, float]] = []
 
     def score(candidate: BoxCalibration) -> float:
