@@ -104,7 +104,7 @@ def median_calibration(truth: Manifest, detections: Manifest, size_factor: float
 # moves when AP rises by at least MIN_GAIN, and by at least half of one face's share (0.5 /
 # faces scored): smaller gains are re-rankings that do not carry to other images. MIN_GAIN
 # was chosen on development data only (held-out subjects of yaleb_dev, held-out halves of
-# louie_calibration; docs/results/2026-12-07-research-6eaacb1.md). At most MAX_ROUNDS rounds.
+# louie_calibration; docs/results/2026-12-07-box-calibration-dev.md). At most MAX_ROUNDS rounds.
 SCALE_STEP, SHIFT_STEP = 2 ** (1 / 8), 0.025
 STEPS = (-1, 1, -2, 2, -3, 3, -4, 4)
 MIN_GAIN = 0.01
