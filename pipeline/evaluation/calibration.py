@@ -144,10 +144,11 @@ def on_grid(start: BoxCalibration, steps: tuple[int, int, int, int]) -> BoxCalib
 
 
 def fit_calibration(truth: Manifest, detections: Manifest, criterion: Criterion | None = None,
-                    min_face_size: float | None = None, size_factor: float = 2.0
-                    ) -> CalibrationFit:
+                    min_face_size: float | None = None, size_factor: float = 2.0,
+                    min_gain: float = MIN_GAIN) -> CalibrationFit:
     """The calibration with the highest AP on ``truth`` under ``criterion`` (IoU >= 0.5 by
-    default; faces under ``min_face_size`` not scored), by the search the module describes.
+    default; faces under ``min_face_size`` not scored), by the search the module describes
+    (a move must gain at least ``min_gain`` AP, and half of one face's share).
 
     Of equal candidates the one tried first is kept, so the boxes as drawn beat the medians at
     equal AP. With no face paired and none matched under any candidate, the boxes stay as
@@ -159,7 +160,7 @@ def fit_calibration(truth: Manifest, detections: Manifest, criterion: Criterion 
     if not n_scored:
         raise ValueError("the fitting set has no face to score"
                          + (f" (none of at least {min_face_size} px)" if min_face_size else ""))
-    min_gain = max(MIN_GAIN, 0.5 / n_scored)
+    min_gain = max(min_gain, 0.5 / n_scored)
     candidates: list[dict[str, float]] = []
 
     def score(candidate: BoxCalibration) -> float:
