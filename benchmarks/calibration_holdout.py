@@ -7,7 +7,9 @@ there, where it was chosen. Here the set's units (``--unit``: subjects, or image
 into ``--folds`` folds in sorted order; each fold's detections are calibrated by a fit on the
 other folds, and the held-out detections of all folds are scored together as one AP. Columns:
 the boxes as drawn, the paired medians (the calibration before issue 29), and the search
-(:func:`pipeline.evaluation.calibration.fit_calibration`) for each ``--min-gain``.
+(:func:`pipeline.evaluation.calibration.fit_calibration`) for each ``--min-gain`` (as in the
+workflow, a move must also gain half of one face's share, 0.5 / faces in the fitting folds,
+so ``--min-gain 0`` is that share alone).
 
 Run in a workflow folder after its detections on the set exist, e.g. on the research
 configuration's Yale B development subjects and cartoon calibration frames:
@@ -17,7 +19,7 @@ configuration's Yale B development subjects and cartoon calibration frames:
     python benchmarks/calibration_holdout.py --configfile config/research.yaml \
         --data-root /path/to/data --dataset louie_calibration --folds 2
 
-``--score-only light_angle<=20`` scores only the held-out images whose attribute passes (the
+``--score-only 'light_angle<=20'`` scores only the held-out images whose attribute passes (the
 fits still use every image of the other folds).
 """
 
@@ -51,7 +53,11 @@ from pipeline.io import progress
 
 
 def folds_of(truth: Manifest, unit: str, folds: int) -> list[int]:
-    """Each image's fold: its unit's position among the sorted units, modulo ``folds``."""
+    """Each image's fold: its unit's position among the sorted units, modulo ``folds``
+    (at least 2). Sorted neighbours (a show's consecutive frames) land in different folds, which
+    flatters a calibration; a coarser ``unit`` (subject) avoids that."""
+    if folds < 2:
+        raise ValueError(f"--folds {folds}: at least 2 (one to fit on, one to score)")
     keys = [split_key(record, unit) for record in truth.images]
     position = {key: i for i, key in enumerate(sorted(set(keys)))}
     if len(position) < folds:
@@ -101,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unit", default="image", help="what a fold holds: image, subject")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--min-gain", type=float, nargs="+", default=[MIN_GAIN])
-    parser.add_argument("--score-only", help="e.g. light_angle<=20")
+    parser.add_argument("--score-only", metavar="ATTRIBUTE<=NUMBER",
+                        help="score only these images, e.g. 'light_angle<=20' (quoted)")
     parser.add_argument("--detectors", nargs="*", help="default: every one with detections")
     args = parser.parse_args(argv)
     try:
@@ -114,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         fold = folds_of(truth, args.unit, args.folds)
         keep = parse_filter(args.score_only)
         scored = {r.file for r in truth.images if keep(r)}
+        if not scored:
+            raise ValueError(f"--score-only {args.score_only}: no image of {truth_path} passes")
         found = sorted(Path("results/detections").glob(
             f"*/*/{args.dataset}/{BASELINE_VARIANT}.json"))
         found = [p for p in found if not args.detectors or p.parts[-4] in args.detectors]
@@ -122,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, ConfigError) as error:
         sys.exit(f"calibration_holdout: {error}")
 
-    fits: dict[str, Fit] = {"as drawn": lambda t, d: BoxCalibration(),
-            "medians": lambda t, d: median_calibration(t, d, 2.0, min_face)[0]
-            or BoxCalibration()}
+    fits: dict[str, Fit] = {
+        "as drawn": lambda t, d: BoxCalibration(),
+        "medians": lambda t, d: median_calibration(t, d, 2.0, min_face)[0] or BoxCalibration()}
     for gain in args.min_gain:
         fits[f"search >= {gain:g}"] = (lambda t, d, gain=gain: fit_calibration(
             t, d, criterion, min_face, min_gain=gain).chosen)
@@ -133,11 +142,14 @@ def main(argv: list[str] | None = None) -> None:
           + (f", {args.score_only}" if args.score_only else "") + ")")
     print("detector | draw | " + " | ".join(fits))
     for path in progress(found, desc="detector draws"):
-        detections = Manifest.load(path)
-        aps = [held_out_ap(truth, detections, fold, fit, scored, criterion, min_face)
-               for fit in fits.values()]
-        print(f"{path.parts[-4]} | {path.parts[-3]} | " + " | ".join(f"{ap:.3f}" for ap in aps),
-              flush=True)
+        try:
+            detections = Manifest.load(path)
+            row = " | ".join(
+                f"{held_out_ap(truth, detections, fold, fit, scored, criterion, min_face):.3f}"
+                for fit in fits.values())
+        except ValueError as error:   # a fold without a face to fit on, a file lacking images
+            row = f"not scored: {error}"
+        print(f"{path.parts[-4]} | {path.parts[-3]} | {row}", flush=True)
 
 
 if __name__ == "__main__":

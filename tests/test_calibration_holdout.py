@@ -37,6 +37,8 @@ def test_folds_deal_sorted_units_in_turn():
     assert folds_of(truth, "subject", 2) == [0, 0, 0, 0, 1, 1]
     with pytest.raises(ValueError, match="3 subject units cannot make 4 folds"):
         folds_of(truth, "subject", 4)
+    with pytest.raises(ValueError, match="at least 2"):
+        folds_of(truth, "subject", 1)
 
 
 def test_a_shared_convention_carries_over_and_a_private_one_does_not():
@@ -76,3 +78,23 @@ def test_the_benchmark_prints_held_out_ap_per_detector_draw(tmp_path, monkeypatc
     assert "cnn | seed0 | 0.000 | 1.000 | 1.000 | 1.000" in out
     with pytest.raises(SystemExit, match="no such manifest"):
         main(["--configfile", CONFIG, "--dataset", "absent"])
+
+
+def test_only_the_images_asked_for_are_scored(tmp_path, monkeypatch, capsys):
+    """Subject 01 draws 1.5x boxes, the others face-sized: scoring only subjects 02-03 (by an
+    attribute) leaves out the faces a calibration fitted on them misses."""
+    truth, found = subjects_set({"01": 1.5, "02": 1.0, "03": 1.0})
+    for record in truth.images:
+        record.attributes["light_angle"] = 10.0 if record.attributes["subject"] == "01" else 0
+    monkeypatch.chdir(tmp_path)
+    truth.save(paths.variant_manifest("dev", "original"))
+    found.save(paths.detections("cnn", "seed0", "dev", "original"))
+    common = ["--configfile", CONFIG, "--dataset", "dev", "--unit", "subject"]
+    main(common)
+    assert "cnn | seed0 | 0.667 |" in capsys.readouterr().out
+    main([*common, "--score-only", "light_angle<=5"])
+    out = capsys.readouterr().out
+    assert "4 of 6 images scored, light_angle<=5" in out
+    assert "cnn | seed0 | 1.000 |" in out
+    with pytest.raises(SystemExit, match="no image of .* passes"):
+        main([*common, "--score-only", "light_angle<=-1"])

@@ -7,8 +7,9 @@ tight brow-to-mouth box, say). The calibration maps a detection ``(x, y, w, h)``
 It is fitted for the criterion it serves: the four numbers that give the highest AP on the
 fitting set (a training or development set, never a test set), under the run's matching
 criterion. The search starts from the better of the boxes as drawn and the medians over the
-faces paired with a detection (:func:`pair_faces`), then moves one number at a time over a
-grid (:data:`STEPS`) while AP rises. The medians alone are not enough: a face pairs with its
+faces paired with a detection (:func:`pair_faces`; one comparison, so no minimum gain), then
+moves one number at a time over a grid (:data:`STEPS`) while AP rises by at least
+:data:`MIN_GAIN`. The medians alone are not enough: a face pairs with its
 highest-scoring detection centred in it, which for a trained cascade is often a window on part
 of the face (0.65-0.82 of its width on Yale B), so the medians enlarge every box and the
 face-sized ones then miss.
@@ -100,11 +101,12 @@ def median_calibration(truth: Manifest, detections: Manifest, size_factor: float
 
 # The search's grid, in steps k from its starting point: a size scale is the start's times
 # 2 ** (k / 8), a centre shift the start's plus 0.025 k of the box. A round tries, for each of
-# sw, sh, dx, dy in turn, the steps k +- 1 .. +- 4 from the current point, nearest first, and
-# moves when AP rises by at least MIN_GAIN, and by at least half of one face's share (0.5 /
-# faces scored): smaller gains are re-rankings that do not carry to other images. MIN_GAIN
-# was chosen on development data only (held-out subjects of yaleb_dev, held-out halves of
-# louie_calibration; docs/results/2026-12-07-box-calibration-dev.md). At most MAX_ROUNDS rounds.
+# sw, sh, dx, dy in turn, the steps k +- 1 .. +- 4 from that number's step when its turn
+# starts, nearest first (the others at the current point), and moves when AP rises by at least
+# MIN_GAIN, and by at least half of one face's share (0.5 / faces scored): smaller gains are
+# re-rankings that do not carry to other images. MIN_GAIN was chosen on development data only
+# (held-out subjects of yaleb_dev, held-out halves of louie_calibration;
+# docs/results/2026-12-07-box-calibration-dev.md). At most MAX_ROUNDS rounds.
 SCALE_STEP, SHIFT_STEP = 2 ** (1 / 8), 0.025
 STEPS = (-1, 1, -2, 2, -3, 3, -4, 4)
 MIN_GAIN = 0.01

@@ -32,7 +32,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     LOG.info("%s calibrated on %s (%d candidates, starting from the %s): AP there %.4f -> "
              "%.4f; %s", args.detector, args.dataset, len(fit.candidates), fit.start,
              fit.average_precision_uncalibrated, fit.average_precision, fit.chosen)
-    if fit.average_precision == 0:
+    if max(candidate["average_precision"] for candidate in fit.candidates) == 0:
         LOG.warning("%s: no detection lies on a face of %s under any candidate; its boxes are "
                     "left as drawn", args.detector, args.truth)
     write_json(args.out, {"detector": args.detector, "seed": args.seed, "fitted_on": args.dataset,
