@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         scored = {r.file for r in truth.images if keep(r)}
         if not scored:
             raise ValueError(f"--score-only {args.score_only}: no image of {truth_path} passes")
-        found = sorted(Path("results/detections").glob(
-            f"*/*/{args.dataset}/{BASELINE_VARIANT}.json"))
+        found = sorted(Path().glob(paths.detections("*", "*", args.dataset, BASELINE_VARIANT)))
         found = [p for p in found if not args.detectors or p.parts[-4] in args.detectors]
         if not found:
             raise ValueError(f"no detections on {args.dataset} under results/detections/")
@@ -133,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     fits: dict[str, Fit] = {
         "as drawn": lambda t, d: BoxCalibration(),
-        "medians": lambda t, d: median_calibration(t, d, 2.0, min_face)[0] or BoxCalibration()}
+        "medians": lambda t, d: median_calibration(t, d, min_face_size=min_face)[0]
+        or BoxCalibration()}
     for gain in args.min_gain:
         fits[f"search >= {gain:g}"] = (lambda t, d, gain=gain: fit_calibration(
             t, d, criterion, min_face, min_gain=gain).chosen)
